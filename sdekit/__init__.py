@@ -1,0 +1,1 @@
+"""sdekit: stochastic differential equations in PyTorch."""

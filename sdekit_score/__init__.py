@@ -1,0 +1,1 @@
+"""sdekit_score: score-based generative sampling built from sdekit parts."""
