@@ -1,1 +1,45 @@
-"""sdekit: stochastic differential equations in PyTorch."""
+"""sdekit: stochastic differential equations in PyTorch.
+
+Problems (:class:`SDE`, :class:`ODE`), schemes as data (Butcher and stochastic Runge–Kutta
+tableaux), step-size controllers, Brownian sources that keep one path under rejection, and one
+solve loop (:func:`solve`) for fixed and adaptive, shared-time and per-sample stepping.
+"""
+
+from . import brownian, solvers, tableaux
+from .controllers import IController, PIController, PIDController
+from .problems import ODE, SDE, as_problem
+from .solution import Solution, SolveError
+from .solve import solve
+from .solvers import (
+    AbstractSolver,
+    Euler,
+    EulerHeun,
+    ExplicitRungeKutta,
+    Heun,
+    ImprovedEuler,
+    Milstein,
+)
+from .tableaux.butcher import ButcherTableau
+
+__all__ = [
+    "AbstractSolver",
+    "ButcherTableau",
+    "Euler",
+    "EulerHeun",
+    "ExplicitRungeKutta",
+    "Heun",
+    "IController",
+    "ImprovedEuler",
+    "Milstein",
+    "ODE",
+    "PIController",
+    "PIDController",
+    "SDE",
+    "Solution",
+    "SolveError",
+    "as_problem",
+    "brownian",
+    "solve",
+    "solvers",
+    "tableaux",
+]

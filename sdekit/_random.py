@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 import torch
 
-GeneratorLike = Union[None, int, torch.Generator, Sequence[torch.Generator]]
+GeneratorLike = None | int | torch.Generator | Sequence[torch.Generator]
 
 
 def as_generator(generator: GeneratorLike, device: torch.device | str | None = None):

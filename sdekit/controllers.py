@@ -1,0 +1,222 @@
+"""Step-size controllers: from an error estimate to (accept, next step size).
+
+A controller never steps. Given the current state, the proposed state and the solver's embedded
+error estimate it returns whether to accept and the next ``|h|``. All work happens on tensors: the
+error is a per-sample tensor, and with ``per_sample=False`` the batch takes one decision from its
+worst sample. No host synchronisation happens here.
+
+Error norm. With the scale :math:`\\delta = a + r\\max(|y_{\\rm ref}|, |y_{\\rm cand}|)`
+(``combine="sum"``, the usual mixed tolerance) or :math:`\\max(a, r\\max(\\ldots))`
+(``combine="max"``, the Gotta Go Fast paper's form), the scaled error of one sample is
+
+.. math::
+    E = \\sqrt{\\tfrac1n \\textstyle\\sum_i (e_i/\\delta_i)^2} \\quad (\\text{norm}=\\text{"rms"})
+    \\qquad\\text{or}\\qquad E = \\max_i |e_i|/\\delta_i \\quad (\\text{norm}=\\text{"max"}),
+
+accepted iff :math:`E \\le 1` and everything is finite. ``y_ref`` is the current state
+(``reference="current"``) or the previous attempt's candidate (``"previous_proposal"``, the
+paper's variant); ``y_cand`` is the returned solution (``candidate="solution"``) or the embedded
+lower-order one, ``y_next - error`` (``candidate="embedded"``).
+
+Step-size update (Söderlind 2003; parametrised as diffrax's ``PIDController``). With
+:math:`k` = the solver's ``error_order`` (or ``1/exponent``) and :math:`\\varepsilon_n = 1/E_n`:
+
+.. math::
+    h_{n+1} = h_n \\cdot \\mathrm{clip}\\big(s\\,\\varepsilon_n^{\\beta_1}\\varepsilon_{n-1}^{\\beta_2}
+              \\varepsilon_{n-2}^{\\beta_3}, f_{\\min}, f_{\\max}\\big),\\quad
+    \\beta_1 = \\tfrac{p+i+d}{k},\\ \\beta_2 = -\\tfrac{p+2d}{k},\\ \\beta_3 = \\tfrac{d}{k}
+
+After a rejection only the integral term is used and the step never grows
+(:math:`h \\leftarrow h\\,\\min(1, s\\,\\varepsilon_n^{i/k})`), as in Hairer & Wanner; the memory of
+past errors moves only on acceptance. A non-finite error is a rejection with ``h`` quartered.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+NORMS = ("rms", "max")
+COMBINES = ("sum", "max")
+REFERENCES = ("current", "previous_proposal")
+CANDIDATES = ("solution", "embedded")
+NONFINITE_FACTOR = 0.25
+
+
+@dataclass
+class ControllerState:
+    inv_err_prev: torch.Tensor
+    inv_err_prev2: torch.Tensor
+    reference: torch.Tensor | None
+
+
+def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
+    if value not in options:
+        raise ValueError(f"{name}={value!r}: choose one of {', '.join(options)}")
+    return value
+
+
+class PIDController:
+    """Adaptive step-size control with proportional, integral and derivative terms.
+
+    Args:
+        rtol, atol: relative and absolute tolerances (floats, or tensors broadcastable to ``y``).
+        pcoeff, icoeff, dcoeff: Söderlind's coefficients (see the module docstring).
+        exponent: override ``1/k``, e.g. ``0.9`` for the Gotta Go Fast sampler's ``r``.
+        norm: ``"rms"`` (root mean square over a sample's elements) or ``"max"``.
+        combine: ``"sum"`` (``atol + rtol|y|``) or ``"max"`` (``max(atol, rtol|y|)``).
+        reference, candidate: which states set the tolerance scale (module docstring).
+        safety: factor ``s`` applied to every proposed step.
+        factor_min, factor_max: bounds on ``h_{n+1}/h_n``.
+        dt0: initial ``|h|``; default ``|t1 - t0|/100``, or ``dt`` given to ``solve``.
+        dt_min: a rejected step whose next ``|h|`` would fall below ``dt_min`` ends the solve for
+            that sample with an error. ``dt_max`` caps ``|h|``.
+        per_sample: one step size, decision and memory per sample (``t`` reaches the problem as a
+            ``(batch,)`` tensor), instead of one for the batch set by its worst sample.
+    """
+
+    def __init__(
+        self,
+        rtol: float = 1e-3,
+        atol: float = 1e-6,
+        *,
+        pcoeff: float = 0.0,
+        icoeff: float = 1.0,
+        dcoeff: float = 0.0,
+        exponent: float | None = None,
+        norm: str = "rms",
+        combine: str = "sum",
+        reference: str = "current",
+        candidate: str = "solution",
+        safety: float = 0.9,
+        factor_min: float = 0.2,
+        factor_max: float = 10.0,
+        dt0: float | None = None,
+        dt_min: float = 0.0,
+        dt_max: float = math.inf,
+        per_sample: bool = False,
+    ):
+        for name, value in (("rtol", rtol), ("atol", atol)):
+            if not isinstance(value, torch.Tensor) and not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name}={value!r}: must be finite and non-negative")
+        if not isinstance(rtol, torch.Tensor) and not isinstance(atol, torch.Tensor):
+            if rtol == 0 and atol == 0:
+                raise ValueError("rtol and atol are both 0: give at least one positive tolerance")
+        if exponent is not None and not exponent > 0:
+            raise ValueError(f"exponent={exponent!r}: must be positive")
+        if not 0 < safety <= 1:
+            raise ValueError(f"safety={safety!r}: must be in (0, 1]")
+        if not 0 <= factor_min < 1 < factor_max:
+            raise ValueError(
+                f"factor_min={factor_min}, factor_max={factor_max}: need 0 <= factor_min < 1 < factor_max"
+            )
+        if dt0 is not None and not (dt0 > 0 and math.isfinite(dt0)):
+            raise ValueError(f"dt0={dt0!r}: must be positive and finite")
+        if not 0 <= dt_min < dt_max:
+            raise ValueError(f"dt_min={dt_min}, dt_max={dt_max}: need 0 <= dt_min < dt_max")
+        self.rtol, self.atol = rtol, atol
+        self.pcoeff, self.icoeff, self.dcoeff = pcoeff, icoeff, dcoeff
+        self.exponent = exponent
+        self.norm = _choice("norm", norm, NORMS)
+        self.combine = _choice("combine", combine, COMBINES)
+        self.reference = _choice("reference", reference, REFERENCES)
+        self.candidate = _choice("candidate", candidate, CANDIDATES)
+        self.safety = safety
+        self.factor_min, self.factor_max = factor_min, factor_max
+        self.dt0, self.dt_min, self.dt_max = dt0, dt_min, dt_max
+        self.per_sample = per_sample
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(rtol={self.rtol}, atol={self.atol}, "
+            f"pid=({self.pcoeff}, {self.icoeff}, {self.dcoeff}), per_sample={self.per_sample})"
+        )
+
+    def init(self, solver, y0: torch.Tensor, span: float, dt0: float | None):
+        """Initial ``|h|`` (a tensor of the decision's shape) and controller state."""
+        if solver.error_order is None:
+            raise ValueError(
+                f"{solver.name} has no embedded error estimate, so it cannot be used with a "
+                f"controller; use fixed steps (dt=...) or an adaptive solver such as 'dopri5', "
+                f"'improved_euler', 'sosri' or 'sosra'"
+            )
+        k = solver.error_order if self.exponent is None else 1 / self.exponent
+        self._beta = (
+            (self.pcoeff + self.icoeff + self.dcoeff) / k,
+            -(self.pcoeff + 2 * self.dcoeff) / k,
+            self.dcoeff / k,
+        )
+        self._beta_reject = self.icoeff / k
+        shape = (y0.shape[0],) if self.per_sample else ()
+        h0 = dt0 if dt0 is not None else self.dt0 if self.dt0 is not None else abs(span) / 100
+        h0 = min(h0, self.dt_max)
+        ones = torch.ones(shape, dtype=y0.dtype, device=y0.device)
+        reference = y0.abs() if self.reference == "previous_proposal" else None
+        return ones * h0, ControllerState(ones, ones, reference)
+
+    def error(self, y, y_next, y_error, state: ControllerState) -> torch.Tensor:
+        """Scaled error ``E`` per sample, ``(batch,)``; non-finite values give ``inf``."""
+        ref = y.abs() if state.reference is None else state.reference
+        cand = (y_next - y_error if self.candidate == "embedded" else y_next).abs()
+        tol = self.rtol * torch.maximum(ref, cand)
+        scale = self.atol + tol if self.combine == "sum" else torch.clamp(tol, min=self.atol)
+        ratio = (y_error / scale).flatten(1)
+        if self.norm == "rms":
+            err = ratio.square().mean(1).sqrt()
+        else:
+            err = ratio.abs().amax(1)
+        finite = torch.isfinite(err) & torch.isfinite(y_next.flatten(1)).all(1)
+        return torch.where(finite, err, torch.full_like(err, math.inf))
+
+    def adapt(self, y, y_next, y_error, h_abs: torch.Tensor, state: ControllerState):
+        """``(accept, next |h|, state)`` for a step of size ``h_abs`` with estimate ``y_error``."""
+        err = self.error(y, y_next, y_error, state)
+        if not self.per_sample:
+            err = err.max()
+        accept = err <= 1
+        inv_err = 1 / err.clamp(min=1e-10)  # a zero error would give an infinite factor
+        b1, b2, b3 = self._beta
+        factor = self.safety * inv_err**b1
+        if b2:
+            factor = factor * state.inv_err_prev**b2
+        if b3:
+            factor = factor * state.inv_err_prev2**b3
+        factor = factor.clamp(self.factor_min, self.factor_max)
+        reject_factor = (self.safety * inv_err**self._beta_reject).clamp(self.factor_min, 1.0)
+        reject_factor = torch.where(torch.isfinite(err), reject_factor, NONFINITE_FACTOR)
+        h_next = h_abs * torch.where(accept, factor, reject_factor)
+        h_next = h_next.clamp(max=self.dt_max)
+        reference = state.reference
+        if reference is not None:
+            proposal = y_next - y_error if self.candidate == "embedded" else y_next
+            reference = proposal.abs()
+        state = ControllerState(
+            torch.where(accept, inv_err, state.inv_err_prev),
+            torch.where(accept, state.inv_err_prev, state.inv_err_prev2),
+            reference,
+        )
+        return accept, h_next, state
+
+
+class IController(PIDController):
+    """Integral (elementary) control: :math:`h_{n+1} = h_n\\, s\\, E_n^{-1/k}`."""
+
+    def __init__(self, rtol: float = 1e-3, atol: float = 1e-6, **kwargs):
+        super().__init__(rtol, atol, pcoeff=0.0, icoeff=1.0, dcoeff=0.0, **kwargs)
+
+
+class PIController(PIDController):
+    """Proportional–integral control; the defaults ``(0.4, 0.3)`` give Hairer's ``β = (0.7, 0.4)/k``."""
+
+    def __init__(
+        self,
+        rtol: float = 1e-3,
+        atol: float = 1e-6,
+        *,
+        pcoeff: float = 0.4,
+        icoeff: float = 0.3,
+        **kwargs,
+    ):
+        super().__init__(rtol, atol, pcoeff=pcoeff, icoeff=icoeff, dcoeff=0.0, **kwargs)

@@ -1,0 +1,30 @@
+"""Euler–Maruyama."""
+
+from __future__ import annotations
+
+from .._util import bcast
+from .base import AbstractSolver
+
+
+class Euler(AbstractSolver):
+    r"""Euler–Maruyama: :math:`y_{n+1} = y_n + f(t_n, y_n) h + g(t_n, y_n) \Delta W_n`.
+
+    Itô, any noise. Strong order 0.5 (1.0 under additive noise), weak order 1. On an ODE problem
+    it is the explicit Euler method (pass an ``ODE`` and ``solver="euler"``).
+    """
+
+    strong_order = 0.5
+    calculus = frozenset({"ito"})
+    noise = frozenset({"diagonal", "scalar", "additive", "general"})
+
+    def check(self, problem) -> None:
+        if problem.noise is None:
+            return
+        super().check(problem)
+
+    def step(self, problem, t, y, h, inc, state):
+        drift = problem.f(t, y)
+        if inc is None:
+            return y + bcast(h, y) * drift, None, state
+        noise = problem.g_prod(problem.g(t, y), inc.dW)
+        return y + bcast(h, y) * drift + noise, None, state

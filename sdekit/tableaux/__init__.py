@@ -1,0 +1,1 @@
+"""Schemes as data: Butcher tableaux and stochastic Runge–Kutta tableaux."""
