@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.autograd.forward_ad as fwAD
 
 from .._util import bcast
 from .base import AbstractSolver
@@ -20,7 +21,7 @@ class Milstein(AbstractSolver):
         \qquad \ldots + \tfrac12 (g'g) \Delta W^2 \quad\text{(Stratonovich)}
 
     where :math:`g'g = J_g g` (for diagonal noise, component-wise :math:`g_i\,\partial g_i/\partial y_i`).
-    ``derivative="autograd"`` computes :math:`J_g g` with a forward-mode product (counted as a
+    ``derivative="autograd"`` computes :math:`J_g g` by automatic differentiation (counted as a
     second diffusion evaluation);
     ``"finite_difference"`` is the derivative-free variant (Kloeden & Platen 1992, eq. 11.1.5),
     :math:`J_g g \approx (g(\bar y) - g(y))/\sqrt{h}` with :math:`\bar y = y + f h + g\sqrt{h}`,
@@ -58,7 +59,21 @@ class Milstein(AbstractSolver):
 def _jvp(fn, y):
     """``(fn(y), J_fn(y) fn(y))``: the directional derivative of ``fn`` along its own value.
 
-    Forward mode composes with reverse mode, so gradients still flow to ``y`` and to parameters.
+    When gradients flow (backpropagation through the solve), forward mode is used, which composes
+    with reverse mode. Otherwise the cheaper double-vjp trick on a detached copy of ``y`` gives the
+    same product: ``u -> J^T u`` is linear in ``u``, and its vjp with ``g`` is ``J g``.
     """
     g = fn(y)
-    return g, torch.func.jvp(fn, (y,), (g,))[1]
+    if g.requires_grad:
+        with fwAD.dual_level():
+            tangent = fwAD.unpack_dual(fn(fwAD.make_dual(y, g))).tangent
+        return g, tangent
+    with torch.enable_grad():
+        y_leaf = y.detach().requires_grad_(True)
+        out = fn(y_leaf)
+        if not out.requires_grad:  # g does not depend on y
+            return g, torch.zeros_like(g)
+        u = torch.zeros_like(out, requires_grad=True)
+        (vjp,) = torch.autograd.grad(out, y_leaf, u, create_graph=True)
+        (jvp,) = torch.autograd.grad(vjp, u, g)
+    return g, jvp
