@@ -386,7 +386,9 @@ def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
 
         dx = [f(x, t) - g(t)^2 s(x, t)] dt + g(t) dW,
 
-    (Anderson 1982; Song et al. 2021, eq. 6) with diagonal noise ``g(t)`` on every element.
+    (Anderson 1982; Song et al. 2021, eq. 6). The noise ``g(t)`` on every element does not depend
+    on ``x``, so the problem is declared additive: additive-noise schemes (improved Euler, SRA)
+    apply, and Itô and Stratonovich readings coincide.
     ``score_fn`` always receives ``t`` of shape ``(batch,)``, also in a shared-time solve.
     """
 
@@ -399,7 +401,7 @@ def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
         t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
         return broadcast_batch(process.diffusion(t), y).expand_as(y)
 
-    return sdekit.SDE(drift, diffusion, noise="diagonal", calculus="ito")
+    return sdekit.SDE(drift, diffusion, noise="additive", calculus="ito")
 
 
 def probability_flow(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.ODE:
