@@ -151,7 +151,7 @@ def test_reverse_problems_match_hand_written_formulas(process, shared_time):
     calls = []
     sde = ss.reverse_sde(process, _recording_score(calls))
     assert isinstance(sde, sdekit.SDE)
-    assert (sde.noise, sde.calculus) == ("diagonal", "ito")
+    assert (sde.noise, sde.calculus) == ("additive", "ito")
     torch.testing.assert_close(sde.f(t, y), f - g**2 * s)
     torch.testing.assert_close(sde.g(t, y), g.expand_as(y))
     ode = ss.probability_flow(process, _recording_score(calls))
