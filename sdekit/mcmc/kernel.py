@@ -1,0 +1,149 @@
+"""The kernel interface: what every MCMC kernel takes, and what it gives back.
+
+A kernel is a small immutable object holding its settings (friction, target acceptance, ...).
+Calling it advances every chain of a batch by one step::
+
+    x, info, state = kernel(x, target, step_size, generator, state)
+
+- ``x``: the chains, shape ``(batch, *event)``; any floating dtype and device, which the result
+  follows.
+- ``target``: a :class:`~sdekit.mcmc.target.Target`.
+- ``step_size``: a positive float, or a tensor of shape ``(batch,)`` (one step size per chain; it
+  broadcasts over the event dims). Tensor step sizes are not checked for positivity, as that would
+  cost a device synchronisation every step.
+- ``generator``: ``None``, an ``int`` seed, a ``torch.Generator``, or a list with one generator
+  per chain (then chain ``i`` draws only from ``generator[i]``, so its path does not depend on the
+  rest of the batch). An ``int`` seeds a fresh generator for this one call: in a loop, pass a
+  ``torch.Generator`` (``sdekit._random.as_generator(seed)``) or every step repeats its noise.
+- ``state``: what the kernel carried over from its previous call (``None`` at the start). Kernels
+  that need no memory return ``None``.
+
+Kernels that evaluate the score at the point they return (MALA, underdamped Langevin) keep that
+evaluation in their state and reuse it on the next call when it is made with the same target
+object and the very tensor they returned; any other call re-evaluates. Do not modify a returned
+state tensor in place.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+import torch
+
+from sdekit._random import GeneratorLike
+from sdekit.mcmc.target import Target
+
+StepSize = float | torch.Tensor
+
+
+@dataclass(frozen=True)
+class KernelInfo:
+    """Per-chain diagnostics of one kernel step; every field has shape ``(batch,)``.
+
+    Attributes:
+        evaluations: score evaluations this step spent on each chain (int64).
+        step_size: the step size each chain actually used (after adaptation or, for the Langevin
+            corrector, the signal-to-noise rule).
+        acceptance: Metropolis acceptance probability ``min(1, r)``; ``None`` for kernels without
+            a Metropolis correction.
+        accepted: whether each chain moved to its proposal; ``None`` likewise.
+    """
+
+    evaluations: torch.Tensor
+    step_size: torch.Tensor
+    acceptance: torch.Tensor | None = None
+    accepted: torch.Tensor | None = None
+
+
+class KernelStep(NamedTuple):
+    """What a kernel returns: the new chains, this step's diagnostics, and the carried state."""
+
+    x: torch.Tensor
+    info: KernelInfo
+    state: Any
+
+
+class Kernel(Protocol):
+    """One MCMC step for a batch of chains (see the module docstring for the arguments)."""
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        target: Target,
+        step_size: StepSize,
+        generator: GeneratorLike = None,
+        state: Any = None,
+    ) -> KernelStep: ...
+
+
+def check_chains(x: torch.Tensor, target: Target) -> None:
+    """Reject a state that is not a floating tensor with a batch dimension, or a non-Target."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(
+            f"x must be a torch.Tensor of shape (batch, *event), got {type(x).__name__}"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"x must have a floating dtype, got {x.dtype}: convert it with x.double()")
+    if x.dim() < 1:
+        raise ValueError("x must have a leading batch dimension: shape (batch, *event)")
+    if not isinstance(target, Target):
+        raise TypeError(
+            f"target must be an sdekit.mcmc.Target(score=..., log_prob=...), "
+            f"got {type(target).__name__}"
+        )
+
+
+def positive_float(value: float, name: str) -> float:
+    """``value`` as a float, or a clear error if it is not a finite positive number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a positive float, got {type(value).__name__}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite positive number, got {value}")
+    return float(value)
+
+
+def per_chain(step_size: StepSize, x: torch.Tensor, name: str = "step_size") -> torch.Tensor:
+    """``step_size`` as a tensor of shape ``(batch,)`` in ``x``'s dtype and on its device."""
+    batch = x.shape[0]
+    if isinstance(step_size, torch.Tensor):
+        if step_size.dim() == 0:
+            step_size = step_size.expand(batch)
+        if step_size.shape != (batch,):
+            raise ValueError(
+                f"{name} must be a float or a tensor of shape (batch,) = ({batch},), "
+                f"got shape {tuple(step_size.shape)}"
+            )
+        return step_size.to(dtype=x.dtype, device=x.device)
+    value = positive_float(step_size, name)
+    return torch.full((batch,), value, dtype=x.dtype, device=x.device)
+
+
+def over_event(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """View a ``(batch,)`` tensor as ``(batch, 1, ..., 1)`` so it broadcasts over ``x``."""
+    return v.view((-1,) + (1,) * (x.dim() - 1))
+
+
+def sum_event(v: torch.Tensor) -> torch.Tensor:
+    """Sum over every dim but the batch dim: ``(batch, *event) -> (batch,)``."""
+    return v.reshape(v.shape[0], -1).sum(dim=1)
+
+
+def count(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``n`` evaluations for every chain, as an int64 tensor of shape ``(batch,)``."""
+    return torch.full((x.shape[0],), n, dtype=torch.int64, device=x.device)
+
+
+@dataclass(frozen=True)
+class ScoreCache:
+    """The score (and log density) at a point, tied to the target and tensor they belong to."""
+
+    x: torch.Tensor
+    target: Target
+    score: torch.Tensor
+    log_prob: torch.Tensor | None = None
+
+    def holds(self, x: torch.Tensor, target: Target) -> bool:
+        """Whether this cache was filled for exactly this tensor and target object."""
+        return self.x is x and self.target is target
