@@ -1,0 +1,269 @@
+"""Sample-quality metrics that need no download.
+
+- Fréchet distance between Gaussians fitted to two feature sets (the FID formula, Heusel et al.
+  2017), computed exactly in float64:
+
+      FD = ||mu_a - mu_b||^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^(1/2) S_b S_a^(1/2))^(1/2)),
+
+  either on raw samples (:func:`gaussian_frechet`) or in the penultimate layer of a small digits
+  classifier (:func:`digits_fd`, a "digits FID").
+- Classifier confidence: the fraction of samples the classifier labels with probability >= 0.9,
+  and the mean predictive entropy (low for clean, recognisable digits).
+- Sliced Wasserstein distance (Rabin et al. 2011) for low-dimensional data.
+
+The digits classifier is trained once (seeded, a few seconds on a CPU) on scikit-learn's digits in
+``[-1, 1]`` and cached in ``cache_dir``; images in another range are rescaled by ``data_range``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sdekit._random import GeneratorLike, as_generator
+from sdekit_score.data import digits
+
+__all__ = [
+    "Confidence",
+    "DigitsClassifier",
+    "classifier_confidence",
+    "digits_classifier",
+    "digits_fd",
+    "frechet_distance",
+    "gaussian_frechet",
+    "held_out_accuracy",
+    "sliced_wasserstein",
+    "train_digits_classifier",
+]
+
+# Bump when DigitsClassifier or its training changes, so stale cached weights are not loaded.
+_CLASSIFIER_VERSION = 1
+
+
+class DigitsClassifier(nn.Module):
+    """A small CNN for 8x8 digits in ``[-1, 1]``: three 3x3 convolutions (8x8 -> 4x4 -> 2x2), a
+    128-unit feature layer (:meth:`features`, used by :func:`digits_fd`) and 10 logits."""
+
+    def __init__(self, width: int = 32, feature_dim: int = 128):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, width, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(2 * width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(8 * width, feature_dim),
+            nn.ReLU(),
+        )
+        self.head = nn.Linear(feature_dim, 10)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate-layer features ``(batch, feature_dim)`` of images ``(batch, 1, 8, 8)``."""
+        if x.shape[1:] != (1, 8, 8):
+            raise ValueError(f"expected digits of shape (batch, 1, 8, 8), got {tuple(x.shape)}")
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _split(seed: int, test_fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the training and held-out digits, a permutation seeded by ``seed``."""
+    order = torch.randperm(1797, generator=torch.Generator().manual_seed(seed))
+    n_test = int(test_fraction * len(order))
+    return order[n_test:], order[:n_test]
+
+
+def train_digits_classifier(
+    seed: int = 0, epochs: int = 30, test_fraction: float = 0.2
+) -> DigitsClassifier:
+    """Train a :class:`DigitsClassifier` on the digits outside the held-out split of ``seed``.
+
+    Adam (lr 1e-3), batches of 64, random shifts of up to one pixel as augmentation, 30 epochs (a
+    few seconds on a CPU; about 98% held-out accuracy). The global RNG is left untouched.
+    """
+    images, labels = digits((-1.0, 1.0)).tensors
+    train, _ = _split(seed, test_fraction)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DigitsClassifier()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    for _ in range(epochs):
+        for batch in train[torch.randperm(len(train), generator=gen)].split(64):
+            loss = F.cross_entropy(model(_random_shift(images[batch], gen)), labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def held_out_accuracy(
+    classifier: DigitsClassifier, seed: int = 0, test_fraction: float = 0.2
+) -> float:
+    """Accuracy of ``classifier`` on the digits held out by :func:`train_digits_classifier`."""
+    images, labels = digits((-1.0, 1.0)).tensors
+    _, test = _split(seed, test_fraction)
+    predictions = classifier.eval()(images[test]).argmax(dim=1)
+    return (predictions == labels[test]).float().mean().item()
+
+
+def _random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Shift each image by -1, 0 or 1 pixel in each direction, filling with the background (-1)."""
+    padded = F.pad(x, (1, 1, 1, 1), value=-1.0)
+    dy, dx = torch.randint(3, (2, len(x)), generator=generator)
+    rows = (dy[:, None] + torch.arange(8))[:, None, :, None].expand(-1, 1, 8, 10)
+    shifted = padded.gather(2, rows)
+    cols = (dx[:, None] + torch.arange(8))[:, None, None, :].expand(-1, 1, 8, 8)
+    return shifted.gather(3, cols)
+
+
+def digits_classifier(cache_dir: str | os.PathLike, *, seed: int = 0) -> DigitsClassifier:
+    """The digits classifier for ``seed``: loaded from ``cache_dir``, or trained and cached there.
+
+    The cache file is written atomically and loaded with ``weights_only=True``.
+    """
+    path = Path(cache_dir) / f"digits_classifier_v{_CLASSIFIER_VERSION}_seed{seed}.pt"
+    model = DigitsClassifier()
+    if path.exists():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+        return model.eval()
+    model = train_digits_classifier(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".digits-classifier-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({"model": model.state_dict()}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return model
+
+
+def _to_unit_range(x: torch.Tensor, data_range: tuple[float, float]) -> torch.Tensor:
+    """Map images from ``data_range`` to the classifier's ``[-1, 1]``."""
+    lo, hi = data_range
+    return 2.0 * (x - lo) / (hi - lo) - 1.0
+
+
+def _flat(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Samples ``(N, *event)`` as float64 ``(N, D)``; at least two are needed for a covariance."""
+    if x.ndim < 2 or x.shape[0] < 2:
+        raise ValueError(f"{name} must have shape (N, *event) with N >= 2, got {tuple(x.shape)}")
+    return x.detach().flatten(1).to(torch.float64)
+
+
+def _features(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Features ``(N, D)`` as float64 (samples ``(N, *event)`` go to :func:`gaussian_frechet`)."""
+    if x.ndim != 2:
+        raise ValueError(
+            f"{name} must be features of shape (N, D), got {tuple(x.shape)}; "
+            "for samples (N, *event) use gaussian_frechet"
+        )
+    return _flat(x, name)
+
+
+def _sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
+    """Symmetric square root of a symmetric positive semi-definite matrix by eigendecomposition."""
+    eigenvalues, vectors = torch.linalg.eigh(a)
+    return (vectors * eigenvalues.clamp_min(0.0).sqrt()) @ vectors.T
+
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """Fréchet distance of Gaussians fitted to features ``(N, D)`` and ``(M, D)``.
+
+    The trace term uses ``tr((S_a^(1/2) S_b S_a^(1/2))^(1/2))``, whose argument is symmetric PSD,
+    so two symmetric eigendecompositions in float64 give it exactly (no scipy ``sqrtm``).
+    """
+    a, b = _features(feats_a, "feats_a"), _features(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
+    root_a = _sqrtm_psd(cov_a)
+    cross = torch.linalg.eigvalsh(root_a @ cov_b @ root_a).clamp_min(0.0).sqrt().sum()
+    distance = (mu_a - mu_b).square().sum() + cov_a.trace() + cov_b.trace() - 2.0 * cross
+    return distance.clamp_min(0.0).item()
+
+
+def gaussian_frechet(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to raw samples ``(N, *event)`` and ``(M, *event)``
+    (each sample flattened to a vector)."""
+    return frechet_distance(_flat(a, "a"), _flat(b, "b"))
+
+
+@torch.no_grad()
+def digits_fd(
+    samples: torch.Tensor,
+    reference: torch.Tensor,
+    classifier: DigitsClassifier,
+    *,
+    data_range: tuple[float, float] = (-1.0, 1.0),
+) -> float:
+    """Fréchet distance of ``samples`` to ``reference`` (both ``(N, 1, 8, 8)`` in ``data_range``)
+    in the classifier's penultimate features: a digits analogue of FID."""
+    classifier = classifier.eval()
+    feats_a = classifier.features(_to_unit_range(samples.float(), data_range))
+    feats_b = classifier.features(_to_unit_range(reference.float(), data_range))
+    return frechet_distance(feats_a, feats_b)
+
+
+class Confidence(NamedTuple):
+    """``confident``: fraction of samples with max class probability >= the threshold;
+    ``entropy``: mean predictive entropy in nats (``log 10 = 2.30`` at most)."""
+
+    confident: float
+    entropy: float
+
+
+@torch.no_grad()
+def classifier_confidence(
+    samples: torch.Tensor,
+    classifier: DigitsClassifier,
+    *,
+    threshold: float = 0.9,
+    data_range: tuple[float, float] = (-1.0, 1.0),
+) -> Confidence:
+    """How confidently the classifier recognises ``samples`` ``(N, 1, 8, 8)`` in ``data_range``."""
+    log_probs = classifier.eval()(_to_unit_range(samples.float(), data_range)).log_softmax(dim=1)
+    confident = (log_probs.max(dim=1).values.exp() >= threshold).float().mean()
+    entropy = -(log_probs.exp() * log_probs).sum(dim=1).mean()
+    return Confidence(confident.item(), entropy.item())
+
+
+def sliced_wasserstein(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    n_projections: int = 256,
+    generator: GeneratorLike = None,
+) -> float:
+    """Sliced 2-Wasserstein distance between the empirical distributions of ``a`` and ``b``.
+
+        SW_2(a, b)^2 = E_theta W_2(theta . a, theta . b)^2,   theta uniform on the unit sphere,
+
+    with the expectation over ``n_projections`` random directions and each 1-D ``W_2`` computed
+    exactly from the sorted projections (``a`` and ``b`` need not have the same size: both
+    quantile functions are read at ``max(N, M)`` evenly spaced levels).
+    """
+    a, b = _flat(a, "a"), _flat(b, "b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"dimensions differ: {a.shape[1]} and {b.shape[1]}")
+    gen = as_generator(generator)
+    if isinstance(gen, list):
+        raise TypeError("sliced_wasserstein takes one generator or seed, not a list of them")
+    theta = torch.randn(a.shape[1], n_projections, generator=gen, dtype=torch.float64)
+    theta = (theta / theta.norm(dim=0)).to(a.device)
+    levels = (torch.arange(max(len(a), len(b)), device=a.device) + 0.5) / max(len(a), len(b))
+    qa = (a @ theta).sort(dim=0).values[(levels * len(a)).long()]
+    qb = (b @ theta).sort(dim=0).values[(levels * len(b)).long()]
+    return (qa - qb).square().mean().sqrt().item()

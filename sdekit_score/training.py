@@ -1,0 +1,448 @@
+"""Training a score model: DSM or the hybrid DSM + adversarial objective, with EMA and checkpoints.
+
+``train(config, data, out_dir)`` builds everything from a :class:`TrainConfig` (so a checkpoint,
+which stores the config as a plain dict, can rebuild its model: :func:`load_checkpoint`), trains,
+and returns the EMA model as a score function.
+
+Reproducibility: the model is initialised from ``config.seed``; the data order of epoch ``e`` comes
+from a generator seeded with ``(seed, e)``; times and noise come from one ``torch.Generator``;
+dropout draws from torch's default generators, which run on a private state (seeded, saved in
+checkpoints, and restored afterwards, so the caller's global RNG is left untouched). A run resumed
+from a checkpoint therefore continues exactly as the uninterrupted run would have.
+
+Optimisation follows the papers: Adam with ``betas = (0.9, 0.999)`` and ``lr = 2e-4`` for DSM;
+``betas = (0, 0.9)`` and ``lr = 1e-4`` for the score network under the hybrid objective, whose
+critic has its own Adam (same settings) and takes one step per score step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset, TensorDataset
+from tqdm.auto import tqdm
+
+from sdekit_score.losses import WEIGHTINGS, dsm_loss, hybrid_loss
+from sdekit_score.nets import MLP, Discriminator, MLPDiscriminator, UNet
+from sdekit_score.processes import VESDE, VPSDE, EDMProcess, ForwardProcess, SubVPSDE
+from sdekit_score.scores import ScoreModel
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "build_model",
+    "build_process",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "train",
+]
+
+NETS: dict[str, type[nn.Module]] = {"unet": UNet, "mlp": MLP}
+PROCESSES: dict[str, type[ForwardProcess]] = {
+    "vp": VPSDE,
+    "subvp": SubVPSDE,
+    "ve": VESDE,
+    "edm": EDMProcess,
+}
+_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
+_CHECKPOINT_GLOB = "checkpoint_*.pt"
+# Changing these does not change the run, so a run may be resumed with other values.
+_RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints")
+
+
+def _check_choice(name: str, value: Any, options) -> None:
+    if value not in options:
+        raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run; stored in every checkpoint as a plain dict.
+
+    Model: ``net`` (``"unet"`` or ``"mlp"``) built with ``net_kwargs`` (the MLP needs ``dim``),
+    ``process`` (``"vp"``, ``"subvp"``, ``"ve"``, ``"edm"``) built with ``process_kwargs``, and the
+    :class:`~sdekit_score.scores.ScoreModel` convention ``output`` / ``conditioning``.
+
+    Objective: ``"dsm"`` or ``"hybrid"`` (DSM + ``adv_weight`` times the adversarial loss, critic
+    built with ``disc_kwargs``); ``weighting`` of DSM; ``levels``: train on ``L`` discrete noise
+    levels ``sigma(t_i)`` at equally spaced times from ``T`` to ``eps`` (geometric sigmas for VE)
+    instead of continuous times.
+
+    Optimisation: ``steps`` (total, counting those before a resume), ``batch_size``; ``lr`` and
+    ``betas`` default by objective (see the module docstring); the critic's ``disc_lr`` and
+    ``disc_betas``; ``grad_clip`` (max global gradient norm, ``None`` for none); ``ema_decay``;
+    ``amp``: ``"bf16"``, ``"fp16"`` or ``"none"``, used on CUDA only (CPU trains in float32).
+
+    Bookkeeping: ``seed``; a checkpoint every ``checkpoint_every`` steps and at the end, keeping
+    the newest ``keep_checkpoints``.
+    """
+
+    net: str = "unet"
+    net_kwargs: dict[str, Any] = field(default_factory=dict)
+    process: str = "vp"
+    process_kwargs: dict[str, Any] = field(default_factory=dict)
+    output: str = "noise"
+    conditioning: str = "999t"
+    objective: str = "dsm"
+    weighting: str = "sigma2"
+    levels: int | None = None
+    adv_weight: float = 1.0
+    disc_kwargs: dict[str, Any] = field(default_factory=dict)
+    steps: int = 10_000
+    batch_size: int = 128
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+    disc_lr: float = 1e-4
+    disc_betas: tuple[float, float] = (0.0, 0.9)
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.999
+    amp: str = "bf16"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        _check_choice("net", self.net, NETS)
+        _check_choice("process", self.process, PROCESSES)
+        _check_choice("objective", self.objective, ("dsm", "hybrid"))
+        _check_choice("weighting", self.weighting, WEIGHTINGS)
+        _check_choice("amp", self.amp, _AMP_DTYPES)
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, name) < (0 if name == "steps" else 1):
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.levels is not None and self.levels < 1:
+            raise ValueError(f"levels must be None or a positive count, got {self.levels}")
+        adversarial = self.objective == "hybrid"
+        if self.lr is None:
+            self.lr = 1e-4 if adversarial else 2e-4
+        self.betas = tuple(self.betas or ((0.0, 0.9) if adversarial else (0.9, 0.999)))
+        self.disc_betas = tuple(self.disc_betas)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    ``score_fn``: the EMA model, a :class:`~sdekit_score.scores.ScoreModel` in eval mode;
+    ``history``: per-step losses by name (``"loss"``; for the hybrid objective also ``"dsm"``,
+    ``"generator"`` and ``"discriminator"``), from step 1 even after a resume; ``step``: the
+    number of steps done; ``checkpoint``: the last checkpoint written (``None`` without
+    ``out_dir``).
+    """
+
+    score_fn: ScoreModel
+    history: dict[str, list[float]]
+    step: int
+    checkpoint: Path | None
+
+
+def build_process(config: TrainConfig) -> ForwardProcess:
+    """The forward process ``PROCESSES[config.process](**config.process_kwargs)``."""
+    return PROCESSES[config.process](**config.process_kwargs)
+
+
+def build_model(config: TrainConfig) -> ScoreModel:
+    """The score model of ``config``, initialised from ``config.seed`` (global RNG untouched)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        net = NETS[config.net](**config.net_kwargs)
+    return ScoreModel(net, build_process(config), config.output, config.conditioning)
+
+
+def _build_discriminator(config: TrainConfig) -> nn.Module:
+    """The critic matching ``config.net``: a CNN for the U-Net, an MLP for the MLP."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed + 1)
+        if config.net == "mlp":
+            return MLPDiscriminator(config.net_kwargs["dim"], **config.disc_kwargs)
+        return Discriminator(config.net_kwargs.get("channels", 1), **config.disc_kwargs)
+
+
+def _as_tensor(data: torch.Tensor | Dataset) -> torch.Tensor:
+    """The whole data set as one tensor ``(N, *event)`` (of pairs, the first items)."""
+    if isinstance(data, TensorDataset):
+        data = data.tensors[0]
+    elif isinstance(data, Dataset):
+        data = torch.stack([item[0] if isinstance(item, tuple | list) else item for item in data])
+    if not isinstance(data, torch.Tensor) or not data.is_floating_point():
+        raise TypeError(
+            "data must be a floating tensor (N, *event) or a Dataset of such items "
+            f"(or of (item, label) pairs), got {type(data).__name__}"
+        )
+    return data
+
+
+def _batches(data: torch.Tensor, batch_size: int, seed: int, step: int) -> Iterator[torch.Tensor]:
+    """Batches from ``step`` on, in epochs of ``N // batch_size`` shuffled by ``(seed, epoch)``."""
+    per_epoch = len(data) // batch_size
+    if per_epoch == 0:
+        raise ValueError(f"the data set has {len(data)} items, fewer than batch_size={batch_size}")
+    epoch, start = divmod(step, per_epoch)
+    while True:
+        epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0])
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch_seed))
+        for k in range(start, per_epoch):
+            yield data[order[k * batch_size : (k + 1) * batch_size].to(data.device)]
+        epoch, start = epoch + 1, 0
+
+
+def _default_generators(device: torch.device) -> list[torch.Generator]:
+    """The generators dropout draws from: the CPU's default one, and the CUDA device's."""
+    generators = [torch.default_generator]
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        generators.append(torch.cuda.default_generators[index])
+    return generators
+
+
+@contextlib.contextmanager
+def _private_rng(generators: list[torch.Generator], states: list[torch.Tensor]):
+    """Run with ``generators`` in ``states``; put their previous states back afterwards."""
+    previous = [g.get_state() for g in generators]
+    try:
+        for g, state in zip(generators, states, strict=True):
+            g.set_state(state)
+        yield
+    finally:
+        for g, state in zip(generators, previous, strict=True):
+            g.set_state(state)
+
+
+@torch.no_grad()
+def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for parameters; buffers are copied."""
+    for e, p in zip(ema.parameters(), model.parameters(), strict=True):
+        e.lerp_(p, 1.0 - decay)
+    for e, b in zip(ema.buffers(), model.buffers(), strict=True):
+        e.copy_(b)
+
+
+class _Run:
+    """The mutable state of one training run: modules, optimisers, RNG states, step and history."""
+
+    def __init__(self, config: TrainConfig, device: torch.device):
+        self.config = config
+        self.device = device
+        self.model = build_model(config).to(device)
+        self.ema = copy.deepcopy(self.model).requires_grad_(False).eval()
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=config.betas)
+        self.discriminator = self.disc_optimizer = None
+        if config.objective == "hybrid":
+            self.discriminator = _build_discriminator(config).to(device)
+            self.disc_optimizer = torch.optim.Adam(
+                self.discriminator.parameters(), lr=config.disc_lr, betas=config.disc_betas
+            )
+        amp = device.type == "cuda" and config.amp != "none"
+        self.autocast_dtype = _AMP_DTYPES[config.amp] if amp else None
+        self.scaler = torch.amp.GradScaler(device.type, enabled=amp and config.amp == "fp16")
+        self.noise = torch.Generator(device).manual_seed(config.seed)
+        self.rng_states = [
+            torch.Generator(g.device).manual_seed(config.seed).get_state()
+            for g in _default_generators(device)
+        ]
+        self.step = 0
+        self.history: dict[str, list[float]] = {}
+
+    def modules(self) -> dict[str, Any]:
+        """Everything with a ``state_dict``, by checkpoint key."""
+        parts = {
+            "model": self.model,
+            "ema": self.ema,
+            "optimizer": self.optimizer,
+            "scaler": self.scaler,
+        }
+        if self.discriminator is not None:
+            parts["discriminator"] = self.discriminator
+            parts["disc_optimizer"] = self.disc_optimizer
+        return parts
+
+    def state_dict(self) -> dict[str, Any]:
+        state = {name: part.state_dict() for name, part in self.modules().items()}
+        state["config"] = dataclasses.asdict(self.config)
+        state["step"] = self.step
+        state["history"] = self.history
+        state["rng"] = {"noise": self.noise.get_state(), "default": self.rng_states}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        stored, current = state["config"], dataclasses.asdict(self.config)
+        changed = [
+            k for k in current if k not in _RESUMABLE_CHANGES and stored.get(k) != current[k]
+        ]
+        if changed:
+            raise ValueError(
+                f"the checkpoint was written by a run with a different config "
+                f"({', '.join(changed)} differ): resume with the same config, or train into a new "
+                "out_dir"
+            )
+        for name, part in self.modules().items():
+            part.load_state_dict(state[name])
+        self.step = state["step"]
+        self.history = state["history"]
+        self.noise.set_state(state["rng"]["noise"])
+        self.rng_states = state["rng"]["default"]
+
+    def train_step(self, x0: torch.Tensor, levels: torch.Tensor | None) -> dict[str, float]:
+        """One optimisation step; under the hybrid objective the critic steps alongside."""
+        config, process = self.config, self.model.process
+        options = dict(generator=self.noise, weighting=config.weighting, levels=levels)
+        with torch.autocast(
+            self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None
+        ):
+            if self.discriminator is None:
+                loss = dsm_loss(self.model, process, x0, **options)
+                parts = [(loss, self.optimizer, self.model)]
+                losses = {"loss": loss}
+            else:
+                terms = hybrid_loss(
+                    self.model,
+                    process,
+                    x0,
+                    self.discriminator,
+                    adv_weight=config.adv_weight,
+                    **options,
+                )
+                parts = [
+                    (terms.score, self.optimizer, self.model),
+                    (terms.discriminator, self.disc_optimizer, self.discriminator),
+                ]
+                losses = {
+                    "loss": terms.score,
+                    "dsm": terms.dsm,
+                    "generator": terms.generator,
+                    "discriminator": terms.discriminator,
+                }
+        self._optimise(parts)
+        _update_ema(self.ema, self.model, config.ema_decay)
+        return {name: value.item() for name, value in losses.items()}
+
+    def _optimise(self, parts: list[tuple[torch.Tensor, torch.optim.Optimizer, nn.Module]]) -> None:
+        """Backpropagate each loss into its module only, clip, and step every optimiser."""
+        for _, optimizer, _ in parts:
+            optimizer.zero_grad(set_to_none=True)
+        for loss, _, module in parts:
+            self.scaler.scale(loss).backward(inputs=list(module.parameters()))
+        for _, optimizer, module in parts:
+            if self.config.grad_clip is not None:
+                self.scaler.unscale_(optimizer)
+                nn.utils.clip_grad_norm_(module.parameters(), self.config.grad_clip)
+            self.scaler.step(optimizer)
+        self.scaler.update()
+
+
+def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
+    """The checkpoint with the highest step in ``out_dir``, or ``None`` if there is none."""
+    paths = sorted(Path(out_dir).glob(_CHECKPOINT_GLOB))
+    return paths[-1] if paths else None
+
+
+def _write_checkpoint(out_dir: Path, state: dict[str, Any], keep: int) -> Path:
+    """Write ``checkpoint_<step>.pt`` atomically (temp file + ``os.replace``); prune old ones."""
+    path = out_dir / f"checkpoint_{state['step']:09d}.pt"
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".checkpoint-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for old in sorted(out_dir.glob(_CHECKPOINT_GLOB))[:-keep]:
+        old.unlink()
+    return path
+
+
+def _levels(
+    config: TrainConfig, process: ForwardProcess, device: torch.device
+) -> torch.Tensor | None:
+    if config.levels is None:
+        return None
+    return process.sigma(torch.linspace(process.T, process.eps, config.levels, device=device))
+
+
+def train(
+    config: TrainConfig,
+    data: torch.Tensor | Dataset,
+    out_dir: str | os.PathLike | None = None,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train the score model of ``config`` on ``data`` for ``config.steps`` steps in all.
+
+    Args:
+        config: the run (see :class:`TrainConfig`).
+        data: a floating tensor ``(N, *event)`` or a data set of such items (or ``(item, label)``
+            pairs, e.g. :func:`sdekit_score.data.digits`), in ``process.data_range``. It is held in
+            memory on ``device``.
+        out_dir: where checkpoints go. If it already holds checkpoints of the same config, training
+            resumes from the latest one.
+        device: where to train; mixed precision (``config.amp``) is used on CUDA only.
+        progress: show a tqdm progress bar with the loss.
+        callback: ``callback(step, losses)`` after every step (and after its checkpoint, if any).
+            An exception raised there stops training; calling :func:`train` again resumes.
+
+    Returns a :class:`TrainResult` with the EMA model as the score function.
+    """
+    device = torch.device(device)
+    data = _as_tensor(data).to(device)
+    run = _Run(config, device)
+    out = Path(out_dir) if out_dir is not None else None
+    checkpoint = None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        checkpoint = latest_checkpoint(out)
+        if checkpoint is not None:
+            run.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+    levels = _levels(config, run.model.process, device)
+    batches = _batches(data, config.batch_size, config.seed, run.step)
+    generators = _default_generators(device)
+    with (
+        _private_rng(generators, run.rng_states),
+        tqdm(total=config.steps, initial=run.step, disable=not progress, desc="train") as bar,
+    ):
+        run.model.train()
+        while run.step < config.steps:
+            losses = run.train_step(next(batches), levels)
+            run.step += 1
+            for name, value in losses.items():
+                run.history.setdefault(name, []).append(value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses['loss']:.4g}", refresh=False)
+            if out is not None and (
+                run.step % config.checkpoint_every == 0 or run.step == config.steps
+            ):
+                run.rng_states = [g.get_state() for g in generators]
+                checkpoint = _write_checkpoint(out, run.state_dict(), config.keep_checkpoints)
+            if callback is not None:
+                callback(run.step, losses)
+    return TrainResult(run.ema, run.history, run.step, checkpoint)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, *, device: torch.device | str = "cpu", ema: bool = True
+) -> ScoreModel:
+    """The score model stored in a checkpoint, rebuilt from its config, in eval mode.
+
+    ``ema=True`` loads the EMA weights (the ones to sample with), ``ema=False`` the raw weights.
+    """
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = build_model(TrainConfig(**state["config"]))
+    model.load_state_dict(state["ema" if ema else "model"])
+    return model.to(device).eval()

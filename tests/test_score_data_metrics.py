@@ -1,0 +1,127 @@
+"""Data sets and sample-quality metrics."""
+
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from sdekit_score.data import TOY2D, digits, sample_toy2d, toy2d
+from sdekit_score.metrics import (
+    classifier_confidence,
+    digits_classifier,
+    digits_fd,
+    frechet_distance,
+    gaussian_frechet,
+    held_out_accuracy,
+    sliced_wasserstein,
+)
+
+
+def test_digits_are_1797_images_in_the_requested_range_with_labels():
+    images, labels = digits((0.0, 1.0)).tensors
+    assert images.shape == (1797, 1, 8, 8) and images.dtype == torch.float32
+    assert images.min() == 0.0 and images.max() == 1.0
+    assert labels.shape == (1797,) and set(labels.tolist()) == set(range(10))
+    assert digits().tensors[0].min() == -1.0
+
+
+def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
+    with pytest.raises(ImportError, match=r'pip install "sdekit\[data\]"'):
+        digits()
+
+
+@pytest.mark.parametrize("name", TOY2D)
+def test_toy2d_is_reproducible_and_lies_in_about_the_unit_square(name):
+    points, labels = toy2d(name, 4000, generator=0).tensors
+    assert points.shape == (4000, 2) and labels.shape == (4000,)
+    assert points.abs().max() < 1.3 and points.abs().max() > 0.8
+    assert torch.equal(points, sample_toy2d(name, 4000, torch.Generator().manual_seed(0))[0])
+    assert not torch.equal(points, sample_toy2d(name, 4000, 1)[0])
+
+
+def test_unknown_toy_is_a_clear_error():
+    with pytest.raises(ValueError, match="choose one of"):
+        toy2d("spiral", 10)
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    feats = torch.randn(500, 16, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_matches_the_closed_form_on_the_sample_moments():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(400, 5, generator=gen) @ torch.randn(5, 5, generator=gen)
+    b = 0.5 + torch.randn(300, 5, generator=gen) @ torch.randn(5, 5, generator=gen)
+    a64, b64 = a.double().numpy(), b.double().numpy()
+    cov_a, cov_b = np.cov(a64, rowvar=False), np.cov(b64, rowvar=False)
+    cross = scipy.linalg.sqrtm(cov_a @ cov_b).real
+    expected = np.sum((a64.mean(0) - b64.mean(0)) ** 2) + np.trace(cov_a + cov_b - 2 * cross)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-8)
+
+
+def test_gaussian_frechet_approaches_the_population_value_for_two_gaussians():
+    # N(m1, diag(s1^2)) vs N(m2, diag(s2^2)): FD = |m1 - m2|^2 + sum (s1 - s2)^2.
+    gen = torch.Generator().manual_seed(0)
+    m1, m2 = torch.tensor([0.0, 1.0, 0.0]), torch.tensor([1.0, -1.0, 0.5])
+    s1, s2 = torch.tensor([1.0, 2.0, 0.5]), torch.tensor([0.5, 1.0, 1.5])
+    a = (m1 + s1 * torch.randn(200_000, 3, generator=gen)).reshape(-1, 1, 3)
+    b = (m2 + s2 * torch.randn(200_000, 3, generator=gen)).reshape(-1, 1, 3)
+    expected = ((m1 - m2) ** 2).sum() + ((s1 - s2) ** 2).sum()
+    assert gaussian_frechet(a, b) == pytest.approx(expected.item(), rel=0.02)
+
+
+def test_frechet_distance_wants_features_not_images():
+    with pytest.raises(ValueError, match="gaussian_frechet"):
+        frechet_distance(torch.randn(10, 1, 8, 8), torch.randn(10, 1, 8, 8))
+
+
+def test_sliced_wasserstein_detects_a_shift():
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2000, 2, generator=gen), torch.randn(1500, 2, generator=gen)
+    same = sliced_wasserstein(a, b, generator=1)
+    shifted = sliced_wasserstein(a, b + torch.tensor([0.6, 0.0]), generator=1)
+    # A shift by v moves each projection by theta . v: SW_2 = |v| sqrt(E cos^2) = 0.6 / sqrt(2).
+    assert same < 0.08
+    assert shifted == pytest.approx(0.6 / 2**0.5, abs=0.08)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("metrics")
+
+
+@pytest.fixture(scope="module")
+def classifier(cache_dir):
+    return digits_classifier(cache_dir)
+
+
+@pytest.mark.slow
+def test_digits_classifier_reaches_95_percent_held_out_accuracy(classifier):
+    assert held_out_accuracy(classifier) >= 0.95
+
+
+@pytest.mark.slow
+def test_digits_classifier_is_cached_and_reloaded_identically(classifier, cache_dir):
+    assert len(list(cache_dir.glob("digits_classifier_*.pt"))) == 1
+    reloaded = digits_classifier(cache_dir)
+    for (name, p), q in zip(
+        classifier.state_dict().items(), reloaded.state_dict().values(), strict=True
+    ):
+        assert torch.equal(p, q), name
+
+
+@pytest.mark.slow
+def test_digits_metrics_separate_real_digits_from_noise(classifier):
+    images = digits((0.0, 1.0)).tensors[0]
+    noise = torch.rand(800, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    real_fd = digits_fd(images[:900], images[900:], classifier, data_range=(0.0, 1.0))
+    noise_fd = digits_fd(noise, images[900:], classifier, data_range=(0.0, 1.0))
+    assert real_fd < 0.2 * noise_fd
+    real = classifier_confidence(images, classifier, data_range=(0.0, 1.0))
+    fake = classifier_confidence(noise, classifier, data_range=(0.0, 1.0))
+    assert real.confident > 0.8 > fake.confident
+    assert real.entropy < fake.entropy

@@ -1,0 +1,237 @@
+"""Losses and training: DSM and hybrid objectives, checkpoints and exact resumption."""
+
+import numpy as np
+import pytest
+import torch
+
+from sdekit_score.data import digits, toy2d
+from sdekit_score.losses import dsm_loss, hybrid_loss, sample_times
+from sdekit_score.processes import VESDE, VPSDE
+from sdekit_score.scores import ScoreModel
+from sdekit_score.training import TrainConfig, latest_checkpoint, load_checkpoint, train
+
+TINY_UNET = dict(base_width=8, width_mults=(1,), attention=False)
+
+
+def _standard_normal_score(x, t):
+    return -x
+
+
+def test_dsm_loss_matches_its_formula_at_given_times():
+    process = VPSDE()
+    x0 = torch.randn(6, 3, generator=torch.Generator().manual_seed(1))
+    t = torch.linspace(0.1, 0.9, 6)
+    loss = dsm_loss(_standard_normal_score, process, x0, t=t, generator=7)
+    z = torch.randn(6, 3, generator=torch.Generator().manual_seed(7))
+    alpha, sigma = process.alpha(t)[:, None], process.sigma(t)[:, None]
+    x = alpha * x0 + sigma * z
+    expected = 0.5 * (sigma * -x + z).pow(2).sum(1).mean()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_likelihood_weighting_multiplies_by_g2_over_sigma2():
+    process = VESDE()
+    x0, t = torch.rand(1, 4), torch.tensor([0.3])
+    plain = dsm_loss(_standard_normal_score, process, x0, t=t, generator=0)
+    weighted = dsm_loss(
+        _standard_normal_score, process, x0, t=t, generator=0, weighting="likelihood"
+    )
+    torch.testing.assert_close(
+        weighted, plain * ((process.diffusion(t) / process.sigma(t)) ** 2).item()
+    )
+
+
+def test_dsm_loss_at_the_true_score_has_its_closed_form_value():
+    # x0 ~ N(0, I) under VP keeps p_t = N(0, I): with s = -x the residual sigma s + z has
+    # variance alpha^2 per dimension, so the loss is D alpha(t)^2 / 2; a wrong score does worse.
+    process, t = VPSDE(), torch.tensor(0.2)
+    x0 = torch.randn(200_000, 2, generator=torch.Generator().manual_seed(0))
+    loss = dsm_loss(_standard_normal_score, process, x0, t=t, generator=1)
+    assert loss.item() == pytest.approx(process.alpha(t).item() ** 2, rel=0.01)
+    worse = dsm_loss(lambda x, t: -0.8 * x, process, x0, t=t, generator=1)
+    assert worse > loss
+
+
+def test_levels_give_the_network_exactly_the_levels_as_sigma():
+    process = VESDE()
+    levels = torch.tensor([50.0, 5.0, 0.5, 0.05])
+    seen = []
+
+    def net(x, c):
+        seen.append(c)
+        return torch.zeros_like(x)
+
+    model = ScoreModel(net, process, output="sigma_score", conditioning="sigma")
+    dsm_loss(model, process, torch.rand(64, 3), levels=levels, generator=0)
+    distance = (seen[0][:, None] - levels).abs().min(dim=1).values
+    assert distance.max() < 1e-4 * seen[0].max()
+    assert len(torch.unique(sample_times(process, 1000, levels=levels, generator=0))) == 4
+
+
+def test_levels_that_are_not_noise_levels_of_the_process_are_a_clear_error():
+    with pytest.raises(ValueError, match="not noise levels"):
+        sample_times(VPSDE(), 8, levels=torch.tensor([0.5, 2.0]))
+
+
+def test_hybrid_loss_terms_and_gradient_paths():
+    process = VPSDE()
+    net = torch.nn.Linear(2, 2)
+    model = ScoreModel(lambda x, c: net(x), process, output="noise")
+    critic = torch.nn.Linear(2, 1)
+    critic.weight.data.zero_()
+    critic.bias.data.zero_()
+    seen = []
+
+    def discriminator(x):
+        seen.append(x)
+        return critic(x).squeeze(1)
+
+    x0 = toy2d("ring", 64, generator=0).tensors[0]
+    terms = hybrid_loss(model, process, x0, discriminator, adv_weight=0.5, generator=0)
+    # A critic that says 0 everywhere: L_D = 1 + 1, L_G = 1.
+    assert terms.discriminator.item() == pytest.approx(2.0)
+    assert terms.generator.item() == pytest.approx(1.0)
+    torch.testing.assert_close(terms.score, terms.dsm + 0.5)
+    assert all(x.min() >= -1.0 and x.max() <= 1.0 for x in seen)
+    terms.discriminator.backward(retain_graph=True)
+    assert net.weight.grad is None and critic.weight.grad is not None
+    terms.score.backward(inputs=list(net.parameters()))
+    assert net.weight.grad is not None
+
+
+def _first_and_last(history, window):
+    return np.mean(history[:window]), np.mean(history[-window:])
+
+
+def test_dsm_training_lowers_the_loss_on_the_ring():
+    config = TrainConfig(
+        net="mlp", net_kwargs=dict(dim=2, hidden=64), steps=200, batch_size=128, lr=1e-3
+    )
+    result = train(config, toy2d("ring", 4096, generator=0), progress=False)
+    first, last = _first_and_last(result.history["loss"], 25)
+    assert last < 0.6 * first
+    assert result.step == 200 and result.checkpoint is None
+
+
+@pytest.mark.slow
+def test_dsm_training_lowers_the_loss_on_digits():
+    config = TrainConfig(net_kwargs=TINY_UNET, steps=80, batch_size=64, lr=2e-3)
+    result = train(config, digits(), progress=False)
+    first, last = _first_and_last(result.history["loss"], 15)
+    assert last < 0.6 * first
+    assert result.score_fn(torch.zeros(2, 1, 8, 8), torch.full((2,), 0.5)).shape == (2, 1, 8, 8)
+
+
+@pytest.mark.slow
+def test_hybrid_training_moves_critic_and_generator_losses_in_opposite_directions():
+    config = TrainConfig(
+        net_kwargs=TINY_UNET,
+        objective="hybrid",
+        disc_kwargs=dict(base_width=16),
+        steps=80,
+        batch_size=64,
+    )
+    history = train(config, digits(), progress=False).history
+    critic_first, critic_last = _first_and_last(history["discriminator"], 20)
+    gen_first, gen_last = _first_and_last(history["generator"], 20)
+    assert critic_last < critic_first - 0.1
+    assert gen_last > gen_first + 0.1
+    assert set(history) == {"loss", "dsm", "generator", "discriminator"}
+
+
+def test_config_defaults_follow_the_objective_and_bad_values_are_rejected():
+    assert TrainConfig().betas == (0.9, 0.999) and TrainConfig().lr == 2e-4
+    hybrid = TrainConfig(objective="hybrid")
+    assert hybrid.betas == (0.0, 0.9) and hybrid.lr == 1e-4
+    with pytest.raises(ValueError, match="objective must be one of"):
+        TrainConfig(objective="gan")
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
+def _small_config(**overrides):
+    options = dict(
+        net="mlp",
+        net_kwargs=dict(dim=2, hidden=32, depth=2),
+        steps=10,
+        batch_size=32,
+        checkpoint_every=4,
+        ema_decay=0.9,
+    )
+    return TrainConfig(**(options | overrides))
+
+
+def _assert_state_dicts_equal(a, b):
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_checkpoints_round_trip_exactly_and_are_pruned(tmp_path):
+    config = _small_config(keep_checkpoints=2)
+    result = train(config, toy2d("moons", 512, generator=0), tmp_path, progress=False)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["checkpoint_000000008.pt", "checkpoint_000000010.pt"]
+    assert result.checkpoint == latest_checkpoint(tmp_path) == tmp_path / names[-1]
+    state = torch.load(result.checkpoint, weights_only=True)
+    assert TrainConfig(**state["config"]) == config and state["step"] == 10
+    _assert_state_dicts_equal(
+        load_checkpoint(result.checkpoint).state_dict(), result.score_fn.state_dict()
+    )
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _interrupt_at(step):
+    def callback(current, losses):
+        if current == step:
+            raise _Interrupt
+
+    return callback
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        dict(
+            net="unet",
+            net_kwargs=TINY_UNET | dict(dropout=0.2),
+            objective="hybrid",
+            disc_kwargs=dict(base_width=8),
+            batch_size=16,
+        ),
+    ],
+    ids=["mlp-dsm", "unet-dropout-hybrid"],
+)
+def test_an_interrupted_run_resumes_exactly_like_an_uninterrupted_one(tmp_path, overrides):
+    config = _small_config(**overrides)
+    data = toy2d("ring", 512, generator=0) if config.net == "mlp" else digits()
+    whole = train(config, data, tmp_path / "whole", progress=False)
+    with pytest.raises(_Interrupt):
+        train(config, data, tmp_path / "split", progress=False, callback=_interrupt_at(6))
+    assert latest_checkpoint(tmp_path / "split").name == "checkpoint_000000004.pt"
+    resumed = train(config, data, tmp_path / "split", progress=False)
+    assert resumed.step == whole.step == 10
+    assert resumed.history == whole.history
+    _assert_state_dicts_equal(resumed.score_fn.state_dict(), whole.score_fn.state_dict())
+
+
+def test_training_leaves_the_global_rng_untouched():
+    before = torch.get_rng_state()
+    train(_small_config(steps=3), toy2d("ring", 128, generator=0), progress=False)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_resuming_with_a_different_config_is_a_clear_error(tmp_path):
+    data = toy2d("ring", 128, generator=0)
+    train(_small_config(steps=4), data, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="lr differ"):
+        train(_small_config(steps=8, lr=1e-2), data, tmp_path, progress=False)
+
+
+def test_too_little_data_for_one_batch_is_a_clear_error():
+    with pytest.raises(ValueError, match="fewer than batch_size"):
+        train(_small_config(batch_size=64), toy2d("ring", 10, generator=0), progress=False)
