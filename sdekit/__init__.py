@@ -5,7 +5,7 @@ tableaux), step-size controllers, Brownian sources that keep one path under reje
 solve loop (:func:`solve`) for fixed and adaptive, shared-time and per-sample stepping.
 """
 
-from . import brownian, solvers, tableaux
+from . import brownian, mcmc, solvers, tableaux
 from .controllers import IController, PIController, PIDController
 from .problems import ODE, SDE, as_problem
 from .solution import Solution, SolveError
@@ -39,6 +39,7 @@ __all__ = [
     "SolveError",
     "as_problem",
     "brownian",
+    "mcmc",
     "solve",
     "solvers",
     "tableaux",

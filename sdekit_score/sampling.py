@@ -1,0 +1,461 @@
+"""The samplers of Song et al. (2021) and of the two Jolicoeur-Martineau et al. papers.
+
+Each sampler is a short composition of sdekit parts: it builds a problem from the process and the
+score (:func:`~sdekit_score.processes.reverse_sde`, :func:`~sdekit_score.processes.probability_flow`
+or a ladder of noise levels), picks a scheme, a controller or MCMC kernels from ``sdekit``, and
+runs :func:`sdekit.solve` or an :mod:`sdekit.mcmc` schedule. None of them steps by itself.
+
+Every sampler has the signature ``sampler(score_fn, process, x, *, generator, progress, **options)
+-> (x, stats, last)`` where ``x`` enters as the initial state, ``stats["nfe"]`` counts score
+evaluations per sample, and ``last`` is ``(x_eval, score, sigma)`` when the sampler's last score
+evaluation can serve the final denoising (else ``None``). :func:`sample` draws the initial state,
+dispatches by name and applies the final denoising.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable
+
+import torch
+
+import sdekit
+from sdekit import mcmc
+from sdekit._random import GeneratorLike, as_generator, rand
+from sdekit_score.processes import (
+    ForwardProcess,
+    batch_time,
+    broadcast_batch,
+    probability_flow,
+    reverse_sde,
+)
+from sdekit_score.scores import check_score_output
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def sample(
+    score_fn: ScoreFn,
+    process: ForwardProcess,
+    shape: tuple[int, ...],
+    *,
+    sampler: str,
+    generator: GeneratorLike = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+    denoise: bool = True,
+    progress: bool = False,
+    **options,
+) -> tuple[torch.Tensor, dict]:
+    """Draw ``shape[0]`` samples of event shape ``shape[1:]`` with the named sampler.
+
+    Args:
+        score_fn: ``score_fn(x, t) -> score`` with ``t`` of shape ``(batch,)``.
+        process: the forward process the score belongs to (``VPSDE``, ``VESDE``, ...).
+        shape: ``(batch, *event_shape)``.
+        sampler: one of ``em``, ``pc``, ``ode``, ``ggf``, ``als``, ``cas`` (see ``SAMPLERS``).
+        generator: ``None``, an int seed, a ``torch.Generator`` or one per sample.
+        device, dtype: of the samples (default: the score's conventions, CPU and float32).
+        denoise: apply the final denoising step ``x + σ² s(x)`` (divided by ``α`` for VP).
+        progress: show a progress bar.
+        **options: the sampler's own options; the defaults are the papers'.
+
+    Returns:
+        ``(x, stats)``; ``stats["nfe"]`` is a ``(batch,)`` tensor of score evaluations per sample,
+        rejected attempts and the denoising evaluation included.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if not isinstance(process, ForwardProcess):
+        raise TypeError(
+            f"process must be a sdekit_score process (VPSDE, VESDE, ...), got {type(process).__name__}"
+        )
+    shape = _check_shape(shape)
+    dtype = dtype or torch.get_default_dtype()
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    generator = as_generator(generator, device)
+    run = SAMPLERS[sampler]
+    init = options.pop("init", "uniform" if sampler in ("als", "cas") else "prior")
+    _check_options(run, sampler, options)
+    checked = _checked(score_fn)
+    x = _initial_state(sampler, process, shape, init, generator, dtype, device)
+    x, stats, last = run(checked, process, x, generator=generator, progress=progress, **options)
+    if denoise:
+        x, extra = _denoise(checked, process, x, last)
+        stats["nfe"] = stats["nfe"] + extra
+    return x, stats
+
+
+# --------------------------------------------------------------------------- the samplers
+
+
+def em(score_fn, process, x, *, generator, progress=False, steps: int = 1000, brownian=None):
+    """Euler–Maruyama on the reverse-time SDE, ``steps`` equal steps from ``T`` to ``eps``."""
+    steps = _positive_int(steps, "steps")
+    sol = sdekit.solve(
+        reverse_sde(process, score_fn),
+        x,
+        process.T,
+        process.eps,
+        solver="euler",
+        dt=(process.T - process.eps) / steps,
+        brownian=brownian,
+        generator=generator,
+        progress=progress,
+    )
+    return sol.ys, {"nfe": _per_sample(sol.stats["nfe_drift"], x)}, None
+
+
+def pc(
+    score_fn,
+    process,
+    x,
+    *,
+    generator,
+    progress=False,
+    steps: int = 1000,
+    snr: float = 0.16,
+    corrector_steps: int = 1,
+    batch_mean_norms: bool = True,
+):
+    """Reverse-diffusion predictor + Langevin corrector (Song et al. 2021, Algorithms 2–3).
+
+    The predictor is Euler–Maruyama on :func:`reverse_diffusion_problem`, whose coefficients are
+    those of the forward process's own discretisation (so one step is exactly Song et al.'s
+    ``ReverseDiffusionPredictor``). After each predictor step, ``corrector_steps`` steps of
+    :class:`sdekit.mcmc.LangevinCorrector` at the new time, with ``α = 1`` (VE) or ``α = 1 − β_i``
+    (VP).
+
+    The corrector's step ``2α(snr·‖z‖/‖s‖)²`` uses batch-mean norms by default, as Song et al.'s
+    code does: per sample (``batch_mean_norms=False``) the step blows up wherever ``‖s‖`` nearly
+    vanishes, which in low dimensions (near a mode) is common.
+    """
+    steps = _positive_int(steps, "steps")
+    corrector_steps = _positive_int(corrector_steps, "corrector_steps", allow_zero=True)
+    dt = (process.T - process.eps) / steps
+    corrector = mcmc.LangevinCorrector(snr=snr, batch_mean_norms=batch_mean_norms)
+    predictor = reverse_diffusion_problem(process, score_fn, dt)
+    times = torch.linspace(process.T, process.eps, steps + 1, dtype=torch.float64).tolist()
+    for t_from, t_to in _progress(zip(times, times[1:], strict=False), steps, progress, "pc"):
+        x = sdekit.solve(
+            predictor, x, t_from, t_to, solver="euler", dt=abs(t_from - t_to), generator=generator
+        ).ys
+        t = torch.full(x.shape[:1], t_to, dtype=x.dtype, device=x.device)
+        target = mcmc.Target(score=lambda y, t=t: score_fn(y, t))
+        alpha = _corrector_alpha(process, t, dt)
+        for _ in range(corrector_steps):
+            x = corrector(x, target, alpha, generator).x
+    return x, {"nfe": _per_sample(steps * (1 + corrector_steps), x)}, None
+
+
+def ode(
+    score_fn,
+    process,
+    x,
+    *,
+    generator,
+    progress=False,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    solver: str = "dopri5",
+    per_sample: bool = True,
+):
+    """The probability-flow ODE with an adaptive Runge–Kutta pair (Dormand–Prince 5(4)).
+
+    Song et al. use scipy's RK45 (the same pair and controller) with ``rtol = atol = 1e-5`` on
+    the whole batch; here each sample has its own step sizes unless ``per_sample=False``.
+    """
+    sol = sdekit.solve(
+        probability_flow(process, score_fn),
+        x,
+        process.T,
+        process.eps,
+        solver=solver,
+        controller=sdekit.IController(rtol=rtol, atol=atol, per_sample=per_sample),
+        progress=progress,
+    )
+    stats = {k: _per_sample(sol.stats[k], x) for k in ("accepted", "rejected")}
+    return sol.ys, {"nfe": _per_sample(sol.stats["nfe_drift"], x), **stats}, None
+
+
+def ggf(
+    score_fn,
+    process,
+    x,
+    *,
+    generator,
+    progress=False,
+    eps_rel: float = 0.01,
+    eps_abs: float | None = None,
+    h_init: float = 0.01,
+    safety: float = 0.9,
+    exponent: float = 0.9,
+    norm: str = "rms",
+    tolerance: str = "current",
+    extrapolate: bool = True,
+    drift_only: bool = False,
+    brownian: str = "redraw",
+    max_steps: int | None = None,
+):
+    """Gotta Go Fast (Jolicoeur-Martineau et al. 2021): adaptive per-sample reverse-SDE solve.
+
+    The improved-Euler pair with its Euler–Maruyama embedding (:class:`sdekit.ImprovedEuler`)
+    under a per-sample integral controller configured as the paper: tolerance
+    ``δ = max(eps_abs, eps_rel·max(|x|, |x'|))`` with ``x'`` the EM proposal, scaled L2 norm,
+    ``h ← min(t − eps, θ h E^(−r))`` with ``θ = safety`` and ``r = exponent``. NFE is two per
+    attempted step, rejections included.
+
+    Options (ablations of the paper): ``eps_abs`` defaults to one grey level of the process's data
+    range (0.0078 on [−1, 1], 0.0039 on [0, 1]); ``tolerance="previous_proposal"`` uses the
+    previous EM proposal instead of ``x``; ``extrapolate=False`` keeps ``x'``; ``norm="max"``;
+    ``drift_only=True`` (a Lamba-like pair); ``brownian="bridge"`` keeps one Brownian path per
+    sample under rejection instead of re-drawing the noise (the paper's code re-draws).
+    """
+    if eps_abs is None:
+        low, high = process.data_range
+        eps_abs = (high - low) / 256
+    controller = sdekit.IController(
+        rtol=eps_rel,
+        atol=eps_abs,
+        exponent=exponent,
+        safety=safety,
+        norm=norm,
+        combine="max",
+        reference=tolerance,
+        candidate="embedded" if extrapolate else "solution",
+        factor_min=0.0,
+        factor_max=math.inf,
+        dt0=h_init,
+        per_sample=True,
+    )
+    sol = sdekit.solve(
+        reverse_sde(process, score_fn),
+        x,
+        process.T,
+        process.eps,
+        solver=sdekit.ImprovedEuler(extrapolate=extrapolate, drift_only=drift_only),
+        controller=controller,
+        brownian=brownian,
+        generator=generator,
+        max_steps=max_steps,
+        progress=progress,
+    )
+    stats = {"nfe": sol.stats["nfe_drift"]}
+    stats.update({k: sol.stats[k] for k in ("accepted", "rejected")})
+    return sol.ys, stats, None
+
+
+def als(
+    score_fn,
+    process,
+    x,
+    *,
+    generator,
+    progress=False,
+    n_levels: int = 232,
+    step_lr: float | None = None,
+    n_steps_each: int = 1,
+):
+    """Annealed Langevin sampling on the VE process's geometric ladder of ``n_levels`` levels.
+
+    ``x ← x + α_i s(x, σ_i) + √(2α_i) z`` with ``α_i = step_lr·σ_i²/σ_L²``, ``n_steps_each`` times
+    per level (:func:`sdekit.mcmc.annealed_langevin`). Default ``step_lr``: the paper's CIFAR-10
+    values, 1.8e-5 (one step per level) or 3.6e-6 (five).
+    """
+    step_lr = _default_step_lr(step_lr, n_steps_each, {1: 1.8e-5, 5: 3.6e-6}, "als")
+    result = mcmc.annealed_langevin(
+        _level_score(score_fn, process),
+        x,
+        _ladder(process, n_levels),
+        step_lr,
+        n_steps_each,
+        generator=generator,
+        progress=progress,
+    )
+    return result.x, {"nfe": result.evaluations}, (result.score_x, result.score, result.level)
+
+
+def cas(
+    score_fn,
+    process,
+    x,
+    *,
+    generator,
+    progress=False,
+    n_levels: int = 232,
+    step_lr: float | None = None,
+    n_steps_each: int = 1,
+):
+    """Consistent annealed sampling on the VE process's geometric ladder of ``n_levels`` levels.
+
+    ``x ← x + η σ_i² s(x, σ_i) + β σ_{i+1} z`` (:func:`sdekit.mcmc.consistent_annealed_sampling`);
+    with ``n_steps_each = n`` a finer ladder of ``(L − 1)·n + 1`` levels. Default ``step_lr``: the
+    paper's CIFAR-10 values, 5.6e-6 (n = 1) or 1.1e-6 (n = 5).
+    """
+    step_lr = _default_step_lr(step_lr, n_steps_each, {1: 5.6e-6, 5: 1.1e-6}, "cas")
+    result = mcmc.consistent_annealed_sampling(
+        _level_score(score_fn, process),
+        x,
+        _ladder(process, n_levels),
+        step_lr,
+        n_steps_each,
+        generator=generator,
+        progress=progress,
+    )
+    return result.x, {"nfe": result.evaluations}, (result.score_x, result.score, result.level)
+
+
+SAMPLERS = {"em": em, "pc": pc, "ode": ode, "ggf": ggf, "als": als, "cas": cas}
+
+
+# --------------------------------------------------------------------------- problems and pieces
+
+
+def reverse_diffusion_problem(process: ForwardProcess, score_fn: ScoreFn, dt: float) -> sdekit.SDE:
+    """The reverse SDE with the coefficients of the forward process's discretisation over ``dt``.
+
+    For a forward step ``x_i = x_{i−1} + F_i(x_{i−1}) + G_i z`` (VE: ``F = 0``,
+    ``G² = σ(t)² − σ(t − dt)²``; VP: ``F = (√(1 − β_i) − 1) x``, ``G² = β_i = β(t)·dt``; other
+    processes: ``F = f·dt``, ``G = g√dt``), the reverse-diffusion step is
+    ``x ← x − F + G² s + G z``. Written as an SDE solved backward with Euler–Maruyama at step
+    ``dt``, its drift is ``(F − G² s)/dt`` and its diffusion ``G/√dt``.
+    """
+
+    def coefficients(t, x):
+        t = batch_time(t, x)
+        if process.kind == "ve":
+            g2 = process.sigma(t) ** 2 - process.sigma((t - dt).clamp(min=0)) ** 2
+            return torch.zeros_like(x), broadcast_batch(g2, x)
+        if process.kind == "vp":
+            beta = broadcast_batch(process.beta(t) * dt, x)
+            return (torch.sqrt(1 - beta) - 1) * x, beta
+        g2 = broadcast_batch(process.diffusion(t) ** 2 * dt, x)
+        return process.drift(x, t) * dt, g2
+
+    def drift(t, x):
+        shift, g2 = coefficients(t, x)
+        return (shift - g2 * score_fn(x, batch_time(t, x))) / dt
+
+    def diffusion(t, x):
+        return (coefficients(t, x)[1] / dt).sqrt().expand_as(x)
+
+    return sdekit.SDE(drift, diffusion, noise="additive")
+
+
+def _corrector_alpha(process: ForwardProcess, t: torch.Tensor, dt: float) -> torch.Tensor:
+    if process.kind == "vp":
+        return 1 - process.beta(t) * dt
+    return torch.ones_like(t)
+
+
+def _ladder(process: ForwardProcess, n_levels: int) -> torch.Tensor:
+    if process.kind != "ve":
+        raise ValueError(
+            f"annealed Langevin and consistent annealed sampling run on the noise levels of a VE "
+            f"process, got a {process.kind.upper()} process; use VESDE(sigma_min, sigma_max), or "
+            f"the 'ggf', 'em', 'pc' or 'ode' samplers"
+        )
+    n_levels = _positive_int(n_levels, "n_levels")
+    return mcmc.geometric_sigmas(process.sigma_max, process.sigma_min, n_levels)
+
+
+def _level_score(score_fn: ScoreFn, process: ForwardProcess):
+    """``s(x, σ)`` from ``s(x, t)`` through the process's ``t(σ)``."""
+    return lambda x, sigma: score_fn(x, process.sigma_to_t(sigma).to(x.dtype))
+
+
+def _default_step_lr(step_lr, n_steps_each, defaults: dict, name: str) -> float:
+    if step_lr is not None:
+        return step_lr
+    if n_steps_each not in defaults:
+        raise ValueError(
+            f"{name}: the paper gives step_lr only for n_steps_each in {sorted(defaults)}; pass "
+            f"step_lr=... for n_steps_each={n_steps_each}"
+        )
+    return defaults[n_steps_each]
+
+
+def _initial_state(sampler, process, shape, init, generator, dtype, device) -> torch.Tensor:
+    """The prior, or for the annealed samplers optionally U[0, 1] as in the paper."""
+    if init == "prior":
+        return process.prior_sample(shape, generator=generator, device=device, dtype=dtype)
+    if init == "uniform" and sampler in ("als", "cas"):
+        return rand(shape, generator, dtype, device)
+    valid = "'prior' or 'uniform'" if sampler in ("als", "cas") else "'prior'"
+    raise ValueError(f"init={init!r} for sampler {sampler!r}: choose {valid}")
+
+
+def _check_options(run, sampler: str, options: dict) -> None:
+    known = [p for p in inspect.signature(run).parameters if p not in ("score_fn", "process", "x")]
+    known = [p for p in known if p not in ("generator", "progress")]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for sampler {sampler!r}; its options are "
+            f"{', '.join(known + (['init'] if sampler in ('als', 'cas') else []))}"
+        )
+
+
+def _denoise(score_fn, process, x, last):
+    """Tweedie's denoising ``(x + σ² s(x))/α`` at the last time; free when ``last`` is given."""
+    if last is not None:
+        x_eval, score, sigma = last
+        return x_eval + sigma**2 * score, 0
+    t = torch.full(x.shape[:1], process.eps, dtype=x.dtype, device=x.device)
+    sigma = broadcast_batch(process.sigma(t), x)
+    alpha = broadcast_batch(process.alpha(t), x)
+    return (x + sigma**2 * score_fn(x, t)) / alpha, 1
+
+
+def _checked(score_fn: ScoreFn) -> ScoreFn:
+    """The score function, with its first output checked for shape and finiteness."""
+    if not callable(score_fn):
+        raise TypeError(
+            f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}"
+        )
+    first = True
+
+    def checked(x, t):
+        nonlocal first
+        out = score_fn(x, t)
+        if first:
+            check_score_output(out, x, t)
+            first = False
+        return out
+
+    return checked
+
+
+def _check_shape(shape) -> tuple[int, ...]:
+    if isinstance(shape, torch.Size):
+        shape = tuple(shape)
+    if (
+        not isinstance(shape, tuple | list)
+        or not shape
+        or not all(isinstance(s, int) for s in shape)
+    ):
+        raise TypeError(f"shape must be a tuple of ints (batch, *event_shape), got {shape!r}")
+    if any(s < 1 for s in shape):
+        raise ValueError(f"shape must have positive sizes, got {tuple(shape)}")
+    return tuple(shape)
+
+
+def _positive_int(value, name: str, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise ValueError(
+            f"{name}={value!r}: must be a {'non-negative' if allow_zero else 'positive'} int"
+        )
+    return value
+
+
+def _per_sample(n, x: torch.Tensor) -> torch.Tensor:
+    if isinstance(n, torch.Tensor):
+        return n.to(x.device)
+    return torch.full(x.shape[:1], int(n), dtype=torch.long, device=x.device)
+
+
+def _progress(iterable, total, enabled, desc):
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, disable=not enabled, desc=desc)
