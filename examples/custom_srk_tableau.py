@@ -16,11 +16,8 @@ import torch
 import torchsde
 
 import sdekit as sk
-from sdekit.solvers.srk import SRA
-from sdekit.tableaux.conditions import sra_order_conditions
-from sdekit.tableaux.stochastic import SRATableau
 
-ENDPOINT_SRA = SRATableau(
+ENDPOINT_SRA = sk.SRATableau(
     c0=None,  # computed: the row sums of A0
     c1=(0, 1),
     A0=((), (3 / 4,)),
@@ -32,12 +29,12 @@ ENDPOINT_SRA = SRATableau(
 
 
 def main() -> None:
-    conditions = sra_order_conditions(ENDPOINT_SRA)
+    conditions = sk.sra_order_conditions(ENDPOINT_SRA)
     print(conditions)
     assert conditions.all_hold
 
     typo = dataclasses.replace(ENDPOINT_SRA, beta2=(1, 1))
-    print("\nwith a sign typo in beta2:", [c.name for c in sra_order_conditions(typo).failed])
+    print("\nwith a sign typo in beta2:", [c.name for c in sk.sra_order_conditions(typo).failed])
 
     # dX = -(sin 3X + X) dt + (1 + t) dW: additive noise, nonlinear drift.
     sde = sk.SDE(
@@ -55,7 +52,7 @@ def main() -> None:
         dt=2**-11,
         levy_area_approximation="space-time",
     )
-    solver = SRA(ENDPOINT_SRA)
+    solver = sk.SRA(ENDPOINT_SRA)
     reference = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=2**-11, brownian=bm).ys
     print(
         f"\n{solver.name}: {solver.nfe_drift} drift + {solver.nfe_diffusion} diffusion calls/step"

@@ -11,6 +11,8 @@ from .problems import ODE, SDE, as_problem
 from .solution import Solution, SolveError
 from .solve import solve
 from .solvers import (
+    SRA,
+    SRI,
     AbstractSolver,
     Euler,
     EulerHeun,
@@ -20,6 +22,8 @@ from .solvers import (
     Milstein,
 )
 from .tableaux.butcher import ButcherTableau
+from .tableaux.conditions import sra_order_conditions, sri_order_conditions
+from .tableaux.stochastic import SRATableau, SRITableau
 
 __all__ = [
     "AbstractSolver",
@@ -35,6 +39,10 @@ __all__ = [
     "PIController",
     "PIDController",
     "SDE",
+    "SRA",
+    "SRATableau",
+    "SRI",
+    "SRITableau",
     "Solution",
     "SolveError",
     "as_problem",
@@ -42,5 +50,7 @@ __all__ = [
     "mcmc",
     "solve",
     "solvers",
+    "sra_order_conditions",
+    "sri_order_conditions",
     "tableaux",
 ]

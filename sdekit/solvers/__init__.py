@@ -8,6 +8,7 @@ from .heun import EulerHeun, Heun
 from .improved_euler import ImprovedEuler
 from .milstein import Milstein
 from .runge_kutta import ExplicitRungeKutta, bosh3, dopri5, midpoint, rk4, rk_euler, rk_heun
+from .srk import SRA, SRI, SRK_SOLVERS
 
 SDE_SOLVERS = {
     "euler": Euler,
@@ -15,6 +16,7 @@ SDE_SOLVERS = {
     "heun": Heun,
     "euler_heun": EulerHeun,
     "improved_euler": ImprovedEuler,
+    **SRK_SOLVERS,
 }
 
 ODE_SOLVERS = {
@@ -63,5 +65,8 @@ __all__ = [
     "Milstein",
     "ODE_SOLVERS",
     "SDE_SOLVERS",
+    "SRA",
+    "SRI",
+    "SRK_SOLVERS",
     "resolve_solver",
 ]
