@@ -78,12 +78,22 @@ def sample(
     run = SAMPLERS[sampler]
     init = options.pop("init", "uniform" if sampler in ("als", "cas") else "prior")
     _check_options(run, sampler, options)
-    checked = _checked(score_fn)
+    checked = _Checked(score_fn)
     x = _initial_state(sampler, process, shape, init, generator, dtype, device)
-    x, stats, last = run(checked, process, x, generator=generator, progress=progress, **options)
-    if denoise:
-        x, extra = _denoise(checked, process, x, last)
-        stats["nfe"] = stats["nfe"] + extra
+    try:
+        x, stats, last = run(checked, process, x, generator=generator, progress=progress, **options)
+        if denoise:
+            x, extra = _denoise(checked, process, x, last)
+            stats["nfe"] = stats["nfe"] + extra
+    except sdekit.SolveError as err:
+        checked.raise_if_nonfinite(sampler, err)
+        raise
+    if not bool(torch.isfinite(x).all()):
+        checked.raise_if_nonfinite(sampler)
+        raise sdekit.SolveError(
+            f"sampler {sampler!r} produced non-finite samples (NaN/Inf) from finite score values; "
+            f"its step sizes are too large for this score (see the sampler's options)"
+        )
     return x, stats
 
 
@@ -408,23 +418,39 @@ def _denoise(score_fn, process, x, last):
     return (x + sigma**2 * score_fn(x, t)) / alpha, 1
 
 
-def _checked(score_fn: ScoreFn) -> ScoreFn:
-    """The score function, with its first output checked for shape and finiteness."""
-    if not callable(score_fn):
-        raise TypeError(
-            f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}"
-        )
-    first = True
+class _Checked:
+    """The score function, its first output checked for shape and finiteness.
 
-    def checked(x, t):
-        nonlocal first
-        out = score_fn(x, t)
-        if first:
+    Later outputs are not checked one by one (that would synchronise with the device at every
+    evaluation); instead their sums accumulate, without synchronising, into one number that is
+    non-finite as soon as any output held a NaN or an Inf. :func:`sample` reads it once, when the
+    samples came out non-finite or the solve failed, to name the score as the cause.
+    """
+
+    def __init__(self, score_fn: ScoreFn):
+        if not callable(score_fn):
+            raise TypeError(
+                f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}"
+            )
+        self.score_fn = score_fn
+        self.total: torch.Tensor | None = None
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = self.score_fn(x, t)
+        if self.total is None:
             check_score_output(out, x, t)
-            first = False
+            self.total = out.detach().sum(dtype=torch.float32)
+        else:
+            self.total = self.total + out.detach().sum(dtype=torch.float32)
         return out
 
-    return checked
+    def raise_if_nonfinite(self, sampler: str, cause: Exception | None = None) -> None:
+        if self.total is not None and not bool(torch.isfinite(self.total)):
+            raise ValueError(
+                f"the score function returned non-finite values (NaN/Inf) during sampling with "
+                f"{sampler!r} (its first output was finite); check the network and the times or "
+                f"noise levels it is evaluated at"
+            ) from cause
 
 
 def _check_shape(shape) -> tuple[int, ...]:
@@ -433,7 +459,7 @@ def _check_shape(shape) -> tuple[int, ...]:
     if (
         not isinstance(shape, tuple | list)
         or not shape
-        or not all(isinstance(s, int) for s in shape)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
     ):
         raise TypeError(f"shape must be a tuple of ints (batch, *event_shape), got {shape!r}")
     if any(s < 1 for s in shape):
