@@ -24,8 +24,18 @@ class Milstein(AbstractSolver):
     ``derivative="autograd"`` computes :math:`J_g g` by automatic differentiation (counted as a
     second diffusion evaluation);
     ``"finite_difference"`` is the derivative-free variant (Kloeden & Platen 1992, eq. 11.1.5),
-    :math:`J_g g \approx (g(\bar y) - g(y))/\sqrt{h}` with :math:`\bar y = y + f h + g\sqrt{h}`,
-    one extra diffusion evaluation and still strong order 1.0.
+    :math:`J_g g \approx (g(\bar y) - g(y))/(s\sqrt{|h|})` with
+    :math:`\bar y = y + f h + s\,g\sqrt{|h|}`, one extra diffusion evaluation and still strong
+    order 1.0. Itô: :math:`s = 1`. Stratonovich: :math:`s = \operatorname{sign}\Delta W`. The
+    quotient is off by :math:`s\sqrt{|h|}(g'f + \tfrac12 g''g^2)`; Itô multiplies it by
+    :math:`\Delta W^2 - |h|` (mean zero), but Stratonovich by :math:`\Delta W^2` (mean
+    :math:`|h|`), so a fixed :math:`s` would leave an :math:`|h|^{3/2}` bias per step and strong
+    order 0.5 (as torchsde 0.2.6's derivative-free Stratonovich Milstein has). A random sign
+    independent of :math:`\Delta W^2` cancels it at no extra cost; a central difference would
+    too, at one more evaluation.
+
+    A backward step (:math:`h < 0`) is the forward step of the time-reversed problem on the
+    mirrored path, so the Itô correction is :math:`\Delta W^2 - |h|`.
     """
 
     strong_order = 1.0
@@ -40,19 +50,30 @@ class Milstein(AbstractSolver):
             )
         self.derivative = derivative
 
+    def check(self, problem) -> None:
+        super().check(problem)
+        # Under additive noise g'g = 0: the step is Euler–Maruyama, one diffusion evaluation.
+        self.nfe_diffusion = 1 if problem.additive else 2
+
     def step(self, problem, t, y, h, inc, state):
         hb = bcast(h, y)
         drift = problem.f(t, y)
         dW = inc.dW
         if problem.additive:
             return y + hb * drift + problem.g_prod(problem.g(t, y), dW), None, state
+        stratonovich = problem.calculus == "stratonovich"
         if self.derivative == "autograd":
             g, gdg = _jvp(lambda x: problem.g(t, x), y)
         else:
             g = problem.g(t, y)
             sqrt_h = hb.abs().sqrt() if isinstance(hb, torch.Tensor) else math.sqrt(abs(h))
+            if stratonovich:
+                sqrt_h = torch.copysign(
+                    torch.as_tensor(sqrt_h, dtype=dW.dtype, device=dW.device), dW
+                )
             gdg = (problem.g(t, y + hb * drift + g * sqrt_h) - g) / sqrt_h
-        dW2 = dW * dW if problem.calculus == "stratonovich" else dW * dW - hb
+        abs_h = hb.abs() if isinstance(hb, torch.Tensor) else abs(h)
+        dW2 = dW * dW if stratonovich else dW * dW - abs_h
         return y + hb * drift + g * dW + 0.5 * gdg * dW2, None, state
 
 
