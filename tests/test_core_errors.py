@@ -1,0 +1,325 @@
+"""Misuse fails early, with the exception type and a message that says what is wrong."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+import torch
+
+import sdekit as sk
+from sdekit.solvers import ODE_SOLVERS, SDE_SOLVERS
+
+
+def _sde(drift=None, diffusion=None, **kwargs) -> sk.SDE:
+    return sk.SDE(
+        drift or (lambda t, y: -y),
+        diffusion or (lambda t, y: 0.1 * torch.ones_like(y)),
+        **kwargs,
+    )
+
+
+Y0 = torch.zeros(4, 2, dtype=torch.float64)
+
+
+# --------------------------------------------------------------------- shapes
+
+
+def test_drift_of_the_wrong_shape_names_expected_and_actual_shapes():
+    sde = _sde(drift=lambda t, y: torch.zeros(4, 3, dtype=y.dtype))
+    with pytest.raises(ValueError, match=r"drift returned shape \(4, 3\), expected \(4, 2\)"):
+        sk.solve(sde, Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+def test_diffusion_of_the_wrong_shape_names_expected_and_actual_shapes():
+    sde = _sde(diffusion=lambda t, y: torch.ones(4, dtype=y.dtype))
+    with pytest.raises(ValueError, match=r"diffusion returned shape \(4,\), expected \(4, 2\)"):
+        sk.solve(sde, Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+def test_general_diffusion_of_the_wrong_shape_names_expected_and_actual_shapes():
+    bad = _sde(diffusion=lambda t, y: torch.ones(4, 3, dtype=y.dtype), noise="general")
+    with pytest.raises(ValueError, match=r"\(4, 2, m\), got \(4, 3\)"):
+        sk.solve(bad, Y0, 0.0, 1.0, solver="euler", dt=0.1)
+    declared = _sde(
+        diffusion=lambda t, y: torch.ones(4, 2, 5, dtype=y.dtype), noise="general", noise_dim=3
+    )
+    with pytest.raises(
+        ValueError, match=r"diffusion returned shape \(4, 2, 5\), expected \(4, 2, 3\)"
+    ):
+        sk.solve(declared, Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+def test_ode_vector_field_of_the_wrong_shape_names_expected_and_actual_shapes():
+    ode = sk.ODE(lambda t, y: y.sum(-1))
+    with pytest.raises(ValueError, match=r"returned shape \(4,\), expected \(4, 2\)"):
+        sk.solve(ode, Y0, 0.0, 1.0, solver="dopri5", dt=0.1)
+
+
+def test_non_tensor_output_is_a_type_error():
+    sde = _sde(drift=lambda t, y: 0.0)
+    with pytest.raises(TypeError, match="drift returned float, expected a torch.Tensor"):
+        sk.solve(sde, Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+@pytest.mark.parametrize(
+    "y0, message",
+    [
+        (torch.tensor(1.0), "batch dimension"),
+        (torch.zeros(3, 2, dtype=torch.long), "floating point"),
+        ([[0.0]], "torch.Tensor"),
+    ],
+    ids=["0-d", "integer", "list"],
+)
+def test_bad_initial_state_is_rejected(y0, message):
+    error = ValueError if isinstance(y0, torch.Tensor) and y0.dim() == 0 else TypeError
+    with pytest.raises(error, match=message):
+        sk.solve(_sde(), y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+# --------------------------------------------------------------------- dtype and device
+
+
+def test_dtype_mismatch_between_y0_and_drift_is_named():
+    sde = _sde(drift=lambda t, y: torch.zeros(y.shape, dtype=torch.float32))
+    with pytest.raises(
+        TypeError, match=r"drift returned torch.float32 on cpu, but y0 is torch.float64"
+    ):
+        sk.solve(sde, Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+def test_dtype_mismatch_between_y0_and_diffusion_is_named():
+    sde = _sde(diffusion=lambda t, y: torch.ones(y.shape, dtype=torch.float32))
+    with pytest.raises(
+        TypeError, match=r"diffusion returned torch.float32 on cpu, but y0 is torch.float64"
+    ):
+        sk.solve(sde, Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+def test_device_mismatch_between_y0_and_drift_is_named():
+    # The meta device stands in for an accelerator: the check happens before any arithmetic.
+    sde = _sde(drift=lambda t, y: torch.zeros(y.shape, dtype=y.dtype, device="meta"))
+    with pytest.raises(
+        TypeError, match=r"drift returned torch.float64 on meta, but y0 is torch.float64 on cpu"
+    ):
+        sk.solve(sde, Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+# --------------------------------------------------------------------- scheme names
+
+
+def test_unknown_sde_solver_lists_the_known_ones():
+    with pytest.raises(ValueError) as info:
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="eulr", dt=0.1)
+    message = str(info.value)
+    assert "unknown SDE solver 'eulr'" in message
+    assert all(name in message for name in SDE_SOLVERS)
+
+
+def test_unknown_ode_solver_lists_the_known_ones():
+    with pytest.raises(ValueError) as info:
+        sk.solve(sk.ODE(lambda t, y: -y), Y0, 0.0, 1.0, solver="rk45", dt=0.1)
+    message = str(info.value)
+    assert "unknown ODE solver 'rk45'" in message
+    assert all(name in message for name in ODE_SOLVERS)
+
+
+def test_unknown_milstein_derivative_lists_the_known_ones():
+    with pytest.raises(ValueError, match="autograd, finite_difference"):
+        sk.Milstein(derivative="symbolic")
+
+
+def test_solver_of_the_wrong_type_is_a_type_error():
+    with pytest.raises(TypeError, match="solver must be a name or an sdekit solver instance"):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver=42, dt=0.1)
+
+
+# --------------------------------------------------------------------- step sizes and times
+
+
+@pytest.mark.parametrize("dt", [0.0, -0.1, math.nan, math.inf, -math.inf])
+def test_non_positive_or_non_finite_dt_is_rejected(dt):
+    with pytest.raises(ValueError, match="step size must be a positive finite number"):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=dt)
+
+
+def test_missing_dt_and_controller_is_rejected():
+    with pytest.raises(ValueError, match="give dt=... for fixed steps or controller=..."):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler")
+
+
+@pytest.mark.parametrize("name, value", [("t0", math.nan), ("t1", math.inf)])
+def test_non_finite_time_is_rejected(name, value):
+    times = {"t0": 0.0, "t1": 1.0, name: value}
+    with pytest.raises(ValueError, match=f"{name}=.*must be a finite number"):
+        sk.solve(_sde(), Y0, times["t0"], times["t1"], solver="euler", dt=0.1)
+
+
+@pytest.mark.parametrize(
+    "t0, t1, saveat", [(0.0, 1.0, [0.5, 1.5]), (0.0, 1.0, [-0.1]), (1.0, 0.0, [0.5, 1.2])]
+)
+def test_saveat_outside_the_time_span_is_rejected(t0, t1, saveat):
+    with pytest.raises(ValueError, match=r"saveat times \[.*\] lie outside \[0.0, 1.0\]"):
+        sk.solve(_sde(), Y0, t0, t1, solver="euler", dt=0.1, saveat=saveat)
+
+
+@pytest.mark.parametrize(
+    "t0, t1, saveat, order",
+    [
+        (0.0, 1.0, [0.5, 0.2], "strictly increasing"),
+        (0.0, 1.0, [0.5, 0.5], "strictly increasing"),
+        (1.0, 0.0, [0.2, 0.5], "strictly decreasing"),
+    ],
+)
+def test_unsorted_saveat_is_rejected(t0, t1, saveat, order):
+    with pytest.raises(ValueError, match=f"saveat must be {order}"):
+        sk.solve(_sde(), Y0, t0, t1, solver="euler", dt=0.1, saveat=saveat)
+
+
+def test_empty_saveat_is_rejected():
+    with pytest.raises(ValueError, match="saveat is empty"):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=0.1, saveat=[])
+
+
+# --------------------------------------------------------------------- non-finite results
+
+
+def _blows_up_after(t_bad: float) -> sk.SDE:
+    def drift(t, y):
+        return torch.where(t >= t_bad, torch.full_like(y, math.nan), -y)
+
+    return _sde(drift=drift)
+
+
+def test_non_finite_result_names_the_time_interval():
+    sde = _blows_up_after(0.5)
+    with pytest.raises(sk.SolveError, match=r"non-finite between t=0 and t=1\b"):
+        sk.solve(sde, Y0, 0.0, 1.0, solver="euler", dt=0.25)
+    # With save points the interval narrows to the one where it happened.
+    with pytest.raises(sk.SolveError, match=r"non-finite between t=0.5 and t=0.75\b"):
+        sk.solve(sde, Y0, 0.0, 1.0, solver="euler", dt=0.25, saveat=[0.25, 0.5, 0.75, 1.0])
+
+
+def test_non_finite_result_is_returned_with_check_finite_false():
+    sol = sk.solve(_blows_up_after(0.5), Y0, 0.0, 1.0, solver="euler", dt=0.25, check_finite=False)
+    assert torch.isnan(sol.ys).all()
+
+
+def test_overflow_to_inf_is_caught_as_well():
+    ode = sk.ODE(lambda t, y: y * y)  # y' = y^2 from 1 blows up at t = 1
+    y0 = torch.ones(2, 1, dtype=torch.float64)
+    with pytest.raises(sk.SolveError, match=r"non-finite between t=0 and t=3"):
+        sk.solve(ode, y0, 0.0, 3.0, solver="euler", dt=0.1)
+
+
+def test_adaptive_solve_that_cannot_get_past_a_blow_up_says_where():
+    # A non-finite step is a rejection; the step shrinks until it falls below dt_min (or until
+    # t + h == t with the default dt_min=0), and the error names the time it got stuck at.
+    ode = sk.ODE(lambda t, y: torch.where(t >= 0.5, torch.full_like(y, math.nan), -y))
+    controller = sk.PIController(rtol=1e-4, atol=1e-6, dt_min=1e-6)
+    with pytest.raises(sk.SolveError, match=r"dt_min=1e-06 at t=0\.4999"):
+        sk.solve(ode, Y0, 0.0, 1.0, solver="dopri5", controller=controller)
+    with pytest.raises(sk.SolveError, match=r"dt_min=0 at t=0\.5 "):
+        sk.solve(ode, Y0, 0.0, 1.0, solver="dopri5", controller=sk.PIController())
+    sol = sk.solve(ode, Y0, 0.0, 1.0, solver="dopri5", controller=sk.PIController(), throw=False)
+    assert sol.status.tolist() == [1, 1, 1, 1]
+    assert torch.isfinite(sol.ys).all()
+
+
+# --------------------------------------------------------------------- incompatible combinations
+
+
+@pytest.mark.parametrize(
+    "sde, solver, names",
+    [
+        (_sde(calculus="ito"), "heun", ["Heun", "stratonovich", "ito"]),
+        (_sde(calculus="ito"), "euler_heun", ["EulerHeun", "stratonovich", "ito"]),
+        (_sde(calculus="stratonovich"), "euler", ["Euler", "ito", "stratonovich"]),
+        (
+            _sde(diffusion=lambda t, y: torch.ones(*y.shape, 3, dtype=y.dtype), noise="general"),
+            "milstein",
+            ["Milstein", "general noise"],
+        ),
+        (
+            _sde(calculus="ito", noise="diagonal"),
+            "improved_euler",
+            ["improved_euler", "Itô", "diagonal"],
+        ),
+        (_sde(), "dopri5", ["'dopri5' is for ODEs", "SDE solver"]),
+        (_sde(), sk.solvers.runge_kutta.rk4(), ["ODE solver", "SDE (diagonal noise)"]),
+        (sk.ODE(lambda t, y: -y), "milstein", ["'milstein' is for SDEs", "ODE solver"]),
+        (sk.ODE(lambda t, y: -y), sk.Heun(), ["Heun is an SDE solver", "ODE"]),
+    ],
+    ids=[
+        "heun-on-ito",
+        "euler_heun-on-ito",
+        "euler-on-stratonovich",
+        "milstein-on-general",
+        "improved_euler-on-ito-diagonal",
+        "ode-name-on-sde",
+        "ode-instance-on-sde",
+        "sde-name-on-ode",
+        "sde-instance-on-ode",
+    ],
+)
+def test_incompatible_solver_and_problem_is_a_value_error_naming_both(sde, solver, names):
+    with pytest.raises(ValueError) as info:
+        sk.solve(sde, Y0, 0.0, 1.0, solver=solver, dt=0.1)
+    for name in names:
+        assert name in str(info.value), f"{name!r} missing from: {info.value}"
+
+
+def test_solver_without_error_estimate_cannot_be_adaptive():
+    with pytest.raises(ValueError, match="has no embedded error estimate.*dopri5"):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", controller=sk.PIController())
+
+
+# --------------------------------------------------------------------- problem construction
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(noise="diagnoal"), "noise must be one of diagonal, scalar, additive, general"),
+        (dict(calculus="stratonovitch"), "calculus must be 'ito' or 'stratonovich'"),
+        (dict(noise="general", noise_dim=0), "noise_dim=0.*positive int"),
+        (dict(noise="diagonal", noise_dim=2), "noise_dim is for 'general'"),
+    ],
+)
+def test_bad_problem_options_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _sde(**kwargs)
+
+
+def test_non_callable_coefficients_are_type_errors():
+    with pytest.raises(TypeError, match=re.escape("SDE(drift=...)")):
+        sk.SDE(1.0, lambda t, y: y)
+    with pytest.raises(TypeError, match="ODE.*callable"):
+        sk.ODE("f")
+
+
+def test_object_that_is_not_a_problem_is_a_type_error():
+    with pytest.raises(
+        TypeError, match="expected an sdekit.SDE, an sdekit.ODE or a torchsde-style"
+    ):
+        sk.solve(object(), Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+def test_torchsde_module_with_unknown_noise_type_is_named():
+    class Module:
+        noise_type, sde_type = "diagonl", "ito"
+
+        def f(self, t, y):
+            return y
+
+        def g(self, t, y):
+            return y
+
+    with pytest.raises(ValueError, match="noise_type='diagonl'"):
+        sk.solve(Module(), Y0, 0.0, 1.0, solver="euler", dt=0.1)
+
+
+def test_unknown_brownian_name_lists_the_known_ones():
+    with pytest.raises(ValueError, match="gaussian, redraw, bridge"):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=0.1, brownian="levy")
