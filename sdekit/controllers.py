@@ -15,8 +15,9 @@ Error norm. With the scale :math:`\\delta = a + r\\max(|y_{\\rm ref}|, |y_{\\rm 
 
 accepted iff :math:`E \\le 1` and everything is finite. ``y_ref`` is the current state
 (``reference="current"``) or the previous attempt's candidate (``"previous_proposal"``, the
-paper's variant); ``y_cand`` is the returned solution (``candidate="solution"``) or the embedded
-lower-order one, ``y_next - error`` (``candidate="embedded"``).
+paper's variant: the candidate of the last accepted step); ``y_cand`` is the returned solution (``candidate="solution"``) or the embedded
+lower-order one, ``y_next - error`` (``candidate="embedded"``; this needs a signed
+estimate ``error = y_next - y_embedded``, as the improved-Euler and Runge–Kutta pairs give).
 
 Step-size update (Söderlind 2003; parametrised as diffrax's ``PIDController``). With
 :math:`k` = the solver's ``error_order`` (or ``1/exponent``) and :math:`\\varepsilon_n = 1/E_n`:
@@ -37,6 +38,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from ._util import bcast
 
 NORMS = ("rms", "max")
 COMBINES = ("sum", "max")
@@ -189,9 +192,9 @@ class PIDController:
         h_next = h_abs * torch.where(accept, factor, reject_factor)
         h_next = h_next.clamp(max=self.dt_max)
         reference = state.reference
-        if reference is not None:
+        if reference is not None:  # the last accepted proposal, as in the authors' code
             proposal = y_next - y_error if self.candidate == "embedded" else y_next
-            reference = proposal.abs()
+            reference = torch.where(bcast(accept, y), proposal.abs(), reference)
         state = ControllerState(
             torch.where(accept, inv_err, state.inv_err_prev),
             torch.where(accept, state.inv_err_prev, state.inv_err_prev2),

@@ -93,7 +93,7 @@ def solve(
         ts = torch.tensor(
             t0 if save_times is None else save_times, dtype=y0.dtype, device=y0.device
         )
-        return Solution(ts, ys, _fixed_stats(solver, 0))
+        return Solution(ts, ys, {key: 0 for key in _fixed_stats(solver, 0)})
     if controller is None:
         return _solve_fixed(
             checked, y0, t0, t1, solver, dt, save_times, source, progress, check_finite
@@ -266,7 +266,7 @@ def _solve_fixed(problem, y0, t0, t1, solver, dt, save_times, source, progress, 
     grid = _fixed_grid(t0, t1, dt, save_times)
     times = torch.tensor(grid, dtype=y0.dtype, device=y0.device).unbind(0)
     save_at = set(save_times) if save_times is not None else {t1}
-    saved: list[torch.Tensor] = []
+    saved: list[torch.Tensor] = [y0] if save_times is not None and save_times[0] == t0 else []
     t_checked = t0
     y = y0
     state = solver.init(problem, times[0], y0)
@@ -310,6 +310,7 @@ def _solve_adaptive(
     direction = 1.0 if t1 > t0 else -1.0
     batch = y0.shape[0]
     per_sample = controller.per_sample
+    tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
     like = dict(dtype=y0.dtype, device=y0.device)
     stops = torch.tensor(
         (save_times or []) + ([] if save_times and save_times[-1] == t1 else [t1]), **like
@@ -333,9 +334,13 @@ def _solve_adaptive(
     while True:
         next_stop = stops[stop_idx.clamp(max=len(stops) - 1)]
         remaining = (next_stop - t) * direction
-        clipped = h_abs >= remaining
+        # A step that would stop a rounding error short of the next stop lands on it instead.
+        clipped = h_abs >= remaining - tiny
         h_try = torch.where(active, torch.minimum(h_abs, remaining), 0.0)
         h = direction * h_try
+        # t + h may round past the stop; step one ulp shorter so no stage is evaluated beyond it.
+        over = (t + h - next_stop) * direction > 0
+        h = torch.where(over, torch.nextafter(h, torch.zeros_like(h)), h)
         inc = source.increment(t, h) if source is not None else None
         y_next, y_err, state_next = solver.step(problem, t, y, h, inc, state)
         accept, h_next, cstate_next = controller.adapt(y, y_next, y_err, h_try, cstate)
@@ -349,7 +354,10 @@ def _solve_adaptive(
         y = tree_where(accept, y_next, y)
         state = tree_where(accept, state_next, state)
         cstate = cstate_next
-        h_abs = torch.where(active, h_next, h_abs)
+        # A step shortened to land on a stop says little about the step size the error allows:
+        # keep the longer proposal; a zero-length step (landing on t0) says nothing.
+        h_next = torch.where(landed, torch.maximum(h_next, h_abs), h_next)
+        h_abs = torch.where(active & (h_try > 0), h_next, h_abs)
         if ys is not None:
             slot = stop_idx.clamp(max=n_save - 1)
             save_now = landed & (stop_idx < n_save)
@@ -371,6 +379,8 @@ def _solve_adaptive(
             bar.update(done - done_before)
             done_before = done
         if any_failed and throw:
+            if not per_sample:  # name the sample that drove the shared decision
+                underflow = _worst_sample(controller.error(y, y_next, y_err, cstate))
             _raise_underflow(underflow, t, h_abs, controller)
         if not any_active:
             break
@@ -400,6 +410,12 @@ def _solve_adaptive(
     if ys is None:
         return Solution(torch.tensor(t1, **like), y, stats, status_out)
     return Solution(torch.tensor(save_times, **like), ys, stats, status_out)
+
+
+def _worst_sample(err: torch.Tensor) -> torch.Tensor:
+    """A one-hot mask of the sample with the largest (NaN counted as infinite) error."""
+    err = torch.nan_to_num(err, nan=math.inf)
+    return torch.arange(len(err), device=err.device) == err.argmax()
 
 
 def _first_index(mask: torch.Tensor) -> int:
