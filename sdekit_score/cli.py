@@ -1,0 +1,416 @@
+"""The ``sdekit-score`` command line.
+
+::
+
+    sdekit-score train  --data digits --process ve --steps 10000 --out runs/digits
+    sdekit-score sample --checkpoint runs/digits --sampler ggf --option eps_rel=0.02 --out runs/s
+    sdekit-score sample --target gmm2d --process vp --sampler em --option steps=500 --out runs/t
+    sdekit-score bench  --target gmm2d --process ve
+    sdekit-score demo   [--quick] [--out runs/demo]
+
+Every command exits with status 0 on success; bad input (a missing checkpoint, an unknown sampler,
+a negative count, a malformed ``--option``) exits with status 2 and a one-line message on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdekit_score.data import TOY2D, digits, toy2d
+from sdekit_score.demo import (
+    BENCH_COLUMNS,
+    DEMO_COLUMNS,
+    TARGETS,
+    Run,
+    bench,
+    demo_config,
+    draw,
+    format_table,
+    max_pairwise_distance,
+    nfe_summary,
+    run_demo,
+    target,
+    target_distances,
+    target_process,
+)
+from sdekit_score.nets import MLP
+from sdekit_score.plotting import save_image_grid, save_scatter
+from sdekit_score.sampling import SAMPLERS
+from sdekit_score.scores import ScoreModel
+from sdekit_score.training import (
+    PROCESSES,
+    TrainConfig,
+    latest_checkpoint,
+    load_checkpoint,
+    train,
+)
+
+__all__ = ["main"]
+
+PROG = "sdekit-score"
+RUN_FILE = "run.json"  # written by `train` beside its checkpoints: what the model's data look like
+
+
+class CLIError(Exception):
+    """Bad input: reported as one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are a :class:`CLIError` (one line, no usage dump)."""
+
+    def error(self, message: str):
+        raise CLIError(message)
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _count(text: str) -> int:
+    """A positive int."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive(text: str) -> float:
+    """A positive finite float."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """``--option`` values: int, float, ``true``/``false``, ``none``, else the string itself."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered == "none":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_options(items: Sequence[str]) -> dict[str, Any]:
+    """``["eps_rel=0.05", "brownian=bridge"]`` -> ``{"eps_rel": 0.05, "brownian": "bridge"}``."""
+    options = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.isidentifier() or not value:
+            raise CLIError(f"malformed --option {item!r}: expected key=value, e.g. eps_rel=0.05")
+        options[key] = parse_value(value)
+    return options
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``sdekit-score`` parser with its four subcommands."""
+    parser = _Parser(prog=PROG, description="Score-based generative sampling with sdekit.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_train(commands.add_parser("train", help="train a score model; resumes from DIR"))
+    _add_sample(commands.add_parser("sample", help="sample a checkpoint or an analytic target"))
+    _add_bench(commands.add_parser("bench", help="compare the samplers on an analytic target"))
+    _add_demo(commands.add_parser("demo", help="train on digits and compare the samplers"))
+    return parser
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--threads", type=_count, default=None, help="torch threads")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+
+
+def _add_train(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", choices=("digits", *TOY2D), default="digits")
+    parser.add_argument("--process", choices=("vp", "ve", "subvp"), default="vp")
+    parser.add_argument("--steps", type=_count, default=10_000, help="total training steps")
+    parser.add_argument("--objective", choices=("dsm", "hybrid"), default="dsm")
+    parser.add_argument("--out", type=Path, required=True, help="checkpoint directory")
+    parser.add_argument("--net", choices=("mlp", "unet"), default="mlp")
+    parser.add_argument(
+        "--width", type=_count, default=None, help="MLP hidden width (512) or U-Net base width (32)"
+    )
+    parser.add_argument(
+        "--depth", type=_count, default=None, help="MLP layers (3) or U-Net blocks per level (1)"
+    )
+    parser.add_argument("--batch-size", type=_count, default=128)
+    parser.add_argument("--lr", type=_positive, default=None, help="default: 1e-3 (MLP)")
+    parser.add_argument("--ema", type=float, default=0.999, help="EMA decay (default 0.999)")
+    parser.add_argument(
+        "--sigma-max", type=_positive, default=None, help="VE: default the data's diameter"
+    )
+    parser.add_argument("--n-data", type=_count, default=20_000, help="points of a 2-D toy")
+    parser.add_argument("--checkpoint-every", type=_count, default=1000)
+    _add_common(parser)
+    parser.set_defaults(handler=cmd_train)
+
+
+def _add_sample(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a checkpoint file or training directory")
+    source.add_argument("--target", help=f"an analytic target: {', '.join(TARGETS)}")
+    parser.add_argument("--process", default="vp", help="process of a target: vp, ve or subvp")
+    parser.add_argument("--sampler", default="ggf", help=f"one of {', '.join(SAMPLERS)}")
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="a sampler option"
+    )
+    parser.add_argument("--n", type=_count, default=64, help="number of samples (default 64)")
+    parser.add_argument("--batch-size", type=_count, default=None, help="default: all at once")
+    parser.add_argument("--no-denoise", action="store_true", help="skip the final denoising")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    _add_common(parser)
+    parser.set_defaults(handler=cmd_sample)
+
+
+def _add_bench(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default="gmm2d", help=f"one of {', '.join(TARGETS)}")
+    parser.add_argument("--process", default="ve", help="vp, ve or subvp (default ve)")
+    parser.add_argument(
+        "--samplers", default=None, help="comma-separated (default: all that fit the process)"
+    )
+    parser.add_argument("--n", type=_count, default=1000, help="samples per sampler")
+    parser.add_argument("--batch-size", type=_count, default=None)
+    parser.add_argument("--out", type=Path, default=None, help="also write bench.json here")
+    _add_common(parser)
+    parser.set_defaults(handler=cmd_bench)
+
+
+def _add_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--quick", action="store_true", help="a smoke run of about two minutes")
+    parser.add_argument("--out", type=Path, default=Path("runs/demo"))
+    parser.add_argument("--train-steps", type=_count, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--n", type=_count, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=_count, default=2, help="torch threads (default 2)")
+    parser.set_defaults(handler=cmd_demo)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _training_data(args: argparse.Namespace, data_range: tuple[float, float]) -> torch.Tensor:
+    """The data set in ``data_range``: digits ``(N, 1, 8, 8)`` or toy points ``(N, 2)``."""
+    if args.data == "digits":
+        return digits(data_range).tensors[0]
+    points = toy2d(args.data, args.n_data, generator=args.seed).tensors[0]
+    lo, hi = data_range
+    return lo + (hi - lo) * (points + 1.0) / 2.0  # the toys live in about [-1, 1]^2
+
+
+def _train_config(args: argparse.Namespace, data: torch.Tensor) -> TrainConfig:
+    """The :class:`TrainConfig` of the ``train`` arguments, for ``data`` as the net will see it."""
+    if args.net == "mlp":
+        net_kwargs = {"dim": data[0].numel(), "hidden": args.width or 512, "depth": args.depth or 3}
+    else:
+        net_kwargs = {"base_width": args.width or 32, "num_res_blocks": args.depth or 1}
+    process_kwargs = {}
+    if args.process == "ve":
+        process_kwargs["sigma_max"] = args.sigma_max or round(max_pairwise_distance(data), 1)
+    lr = args.lr or (1e-3 if args.net == "mlp" and args.objective == "dsm" else None)
+    return TrainConfig(
+        net=args.net,
+        net_kwargs=net_kwargs,
+        process=args.process,
+        process_kwargs=process_kwargs,
+        objective=args.objective,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=lr,
+        ema_decay=args.ema,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    """Train (or resume) a score model; write checkpoints and ``run.json`` into ``--out``."""
+    if args.net == "unet" and args.data != "digits":
+        raise CLIError("--net unet needs image data (--data digits); use --net mlp for 2-D toys")
+    if args.process != "ve" and args.sigma_max is not None:
+        raise CLIError("--sigma-max applies to --process ve only")
+    data = _training_data(args, PROCESSES[args.process].data_range)
+    run_info = {"data": args.data, "image_shape": list(data.shape[1:]) if data.ndim == 4 else None}
+    if args.net == "mlp":
+        data = data.flatten(1)
+    config = _train_config(args, data)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / RUN_FILE).write_text(json.dumps(run_info, indent=2))
+    start = time.perf_counter()
+    result = train(config, data, args.out, device=args.device, progress=sys.stderr.isatty())
+    loss = result.history["loss"][-100:]
+    print(
+        f"trained {result.step} steps in {time.perf_counter() - start:.1f} s; "
+        f"final loss {sum(loss) / max(len(loss), 1):.4g}; checkpoint {result.checkpoint}"
+    )
+
+
+# --------------------------------------------------------------------------- sample
+
+
+def _checkpoint_path(path: Path) -> Path:
+    """``path`` itself, or the latest checkpoint in the directory ``path``."""
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise CLIError(f"no checkpoint_*.pt in {path}: train one with `{PROG} train --out DIR`")
+        return found
+    if not path.is_file():
+        raise CLIError(f"checkpoint not found: {path}")
+    return path
+
+
+def _load_model(path: Path, device: str) -> tuple[ScoreModel, tuple[int, ...], list | None]:
+    """The EMA score model of a checkpoint, the event shape it samples, and its image shape.
+
+    The image shape comes from the ``run.json`` that ``train`` wrote beside the checkpoint (an MLP
+    trained on digits samples flat vectors that are images of shape ``(1, 8, 8)``).
+    """
+    try:
+        model = load_checkpoint(path, device=device)
+    except (RuntimeError, KeyError, EOFError, OSError) as err:
+        raise CLIError(f"cannot load checkpoint {path}: {err}") from None
+    info_file = path.parent / RUN_FILE
+    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    image_shape = info.get("image_shape")
+    if isinstance(model.net, MLP):
+        return model, (model.net.dim,), image_shape
+    if image_shape is None:
+        raise CLIError(f"{info_file} is missing: cannot tell the image size of {path}")
+    return model, tuple(image_shape), image_shape
+
+
+def _check_sampler(name: str) -> str:
+    if name not in SAMPLERS:
+        raise CLIError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
+    return name
+
+
+def cmd_sample(args: argparse.Namespace) -> None:
+    """Sample a checkpoint or a target; write ``samples.pt``, ``stats.json`` and a PNG."""
+    run = Run(args.sampler, _check_sampler(args.sampler), parse_options(args.option))
+    reference = None
+    if args.checkpoint is not None:
+        path = _checkpoint_path(args.checkpoint)
+        score_fn, event_shape, image_shape = _load_model(path, args.device)
+        process, source = score_fn.process, {"checkpoint": str(path)}
+    else:
+        mixture = target(args.target)
+        process = target_process(mixture, args.process)
+        score_fn, event_shape, image_shape = mixture.score(process), (mixture.dim,), None
+        reference = mixture.sample(args.n, generator=args.seed + 1, dtype=torch.float64)
+        source = {"target": args.target, "process": args.process}
+    x, nfe, wall = draw(
+        score_fn,
+        process,
+        event_shape,
+        run,
+        n=args.n,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        denoise=not args.no_denoise,
+        progress=sys.stderr.isatty(),
+    )
+    stats = source | {"sampler": run.sampler, "options": run.options, "n": args.n}
+    stats |= {"seed": args.seed, "denoise": not args.no_denoise, "wall_s": wall}
+    stats |= nfe_summary(nfe)
+    if reference is not None:
+        stats["distances"] = target_distances(x, reference)
+    _write_samples(args.out, x, stats, image_shape, process.data_range, reference)
+    print(json.dumps(stats, indent=2))
+
+
+def _write_samples(out: Path, x, stats, image_shape, data_range, reference) -> None:
+    """``samples.pt``, ``stats.json`` and, for images or 2-D points, ``samples.png``."""
+    out.mkdir(parents=True, exist_ok=True)
+    if image_shape is not None:
+        x = x.reshape(-1, *image_shape)
+    torch.save(x.cpu(), out / "samples.pt")
+    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    title = f"{stats['sampler']}: NFE {stats['nfe']:.0f}"
+    if image_shape is not None and image_shape[0] == 1:
+        save_image_grid(x[:100], out / "samples.png", data_range=data_range, title=title)
+    elif x.ndim == 2 and x.shape[1] == 2:
+        save_scatter(x, out / "samples.png", reference=reference, title=title)
+
+
+# --------------------------------------------------------------------------- bench and demo
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    """Print the sampler comparison on an analytic target (and write ``bench.json``)."""
+    runs = None
+    if args.samplers is not None:
+        runs = [Run(name, _check_sampler(name)) for name in args.samplers.split(",")]
+    rows = bench(
+        args.target,
+        args.process,
+        runs=runs,
+        n=args.n,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        progress=sys.stderr.isatty(),
+    )
+    print(f"{args.target}, {args.process.upper()} process, exact score, {args.n} samples")
+    print(format_table(rows, BENCH_COLUMNS))
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "bench.json").write_text(json.dumps(rows, indent=2))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """Train on the digits, compare the samplers, write the figures, print the table."""
+    config = demo_config(args.quick)
+    if args.train_steps is not None:
+        for model in config.models.values():
+            model.steps = args.train_steps
+    if args.n is not None:
+        config.n = args.n
+    start = time.perf_counter()
+    rows = run_demo(args.out, config, progress=sys.stderr.isatty())
+    print(format_table([r for r in rows if r["label"] in config.figure], DEMO_COLUMNS))
+    print(f"total {time.perf_counter() - start:.0f} s; figures and results.json in {args.out}")
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``sdekit-score``; returns the exit status (0, or 2 on bad input)."""
+    try:
+        args = build_parser().parse_args(argv)
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        args.handler(args)
+    except (CLIError, ValueError, TypeError, OSError) as err:
+        message = " ".join(str(err).split()) or type(err).__name__
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

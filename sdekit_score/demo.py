@@ -1,0 +1,354 @@
+"""The jobs behind the command line: batched sampling, the sampler comparison and the main demo.
+
+- :func:`draw`: ``n`` samples in batches from one generator, with per-sample NFE and wall time;
+- :func:`bench`: every sampler on an analytic target (:data:`TARGETS`), scored against exact draws;
+- :func:`run_demo`: train a score model on the 8x8 digits, sample it with EM (1000 steps), GGF,
+  PC, the probability-flow ODE and CAS, and score each in the digits classifier's feature space.
+
+The demo's settings (:func:`demo_config`) were chosen by measurement; ``docs/demo.md`` records the
+runs that chose them and the figure they produce.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sdekit_score.data import digits
+from sdekit_score.metrics import (
+    classifier_confidence,
+    digits_classifier,
+    digits_fd,
+    gaussian_frechet,
+    sliced_wasserstein,
+)
+from sdekit_score.plotting import save_image_grid, save_quality_vs_nfe
+from sdekit_score.processes import VESDE, VPSDE, ForwardProcess, SubVPSDE
+from sdekit_score.sampling import ScoreFn, sample
+from sdekit_score.targets import GaussianMixture
+from sdekit_score.training import TrainConfig, build_process, train
+
+__all__ = [
+    "DemoConfig",
+    "Run",
+    "TARGETS",
+    "bench",
+    "demo_config",
+    "draw",
+    "format_table",
+    "max_pairwise_distance",
+    "run_demo",
+    "target",
+    "target_process",
+]
+
+
+# --------------------------------------------------------------------------- sampling in batches
+
+
+@dataclass(frozen=True)
+class Run:
+    """One sampler setting: ``sampler`` with ``options``, shown as ``label``; ``model`` names the
+    trained model it uses when there are several (the demo's ``"vp"`` or ``"ve"``)."""
+
+    label: str
+    sampler: str
+    options: dict[str, Any] = field(default_factory=dict)
+    model: str = "main"
+
+
+def draw(
+    score_fn: ScoreFn,
+    process: ForwardProcess,
+    event_shape: tuple[int, ...],
+    run: Run,
+    *,
+    n: int,
+    seed: int = 0,
+    batch_size: int | None = None,
+    denoise: bool = True,
+    progress: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``n`` samples of ``run``, in batches of ``batch_size`` drawn from one generator.
+
+    Returns ``(samples, nfe, wall_seconds)``: the samples ``(n, *event_shape)`` in generation
+    order and the score evaluations of each sample ``(n,)``.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    batch_size = batch_size or n
+    samples, nfe = [], []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for first in range(0, n, batch_size):
+            shape = (min(batch_size, n - first), *event_shape)
+            x, stats = sample(
+                score_fn,
+                process,
+                shape,
+                sampler=run.sampler,
+                generator=generator,
+                denoise=denoise,
+                progress=progress,
+                **run.options,
+            )
+            samples.append(x)
+            nfe.append(stats["nfe"])
+    return torch.cat(samples), torch.cat(nfe), time.perf_counter() - start
+
+
+def nfe_summary(nfe: torch.Tensor) -> dict[str, float]:
+    """Mean, min and max score evaluations per sample."""
+    nfe = nfe.double()
+    return {"nfe": nfe.mean().item(), "nfe_min": nfe.min().item(), "nfe_max": nfe.max().item()}
+
+
+def format_table(rows: Sequence[dict], columns: Sequence[tuple[str, str, str]]) -> str:
+    """A plain-text table: ``columns`` are ``(key, header, format)``; missing values print ``-``."""
+    cells = [[header for _, header, _ in columns]]
+    for row in rows:
+        cells.append(
+            [format(row[key], fmt) if row.get(key) is not None else "-" for key, _, fmt in columns]
+        )
+    widths = [max(len(line[k]) for line in cells) for k in range(len(columns))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(line, widths, strict=True)) for line in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def max_pairwise_distance(points: torch.Tensor, limit: int = 2000) -> float:
+    """The largest Euclidean distance between two of (the first ``limit`` of) ``points``.
+
+    Song & Ermon (2020, technique 1) choose a VE process's ``sigma_max`` about this large, so that
+    the prior covers every pair of data points.
+    """
+    flat = points[:limit].flatten(1).double()
+    return torch.cdist(flat, flat).max().item()
+
+
+# --------------------------------------------------------------------------- analytic targets
+
+TARGETS: dict[str, Callable[[], GaussianMixture]] = {
+    "gmm2d": GaussianMixture.ring2d,
+    "gmm256": lambda: GaussianMixture.random(256),
+}
+_TARGET_RANGE = (-1.0, 1.0)
+_PROCESSES = {"vp": VPSDE, "subvp": SubVPSDE, "ve": VESDE}
+
+
+def target(name: str) -> GaussianMixture:
+    """The analytic target ``name`` (one of :data:`TARGETS`), with data in ``[-1, 1]``."""
+    if name not in TARGETS:
+        raise ValueError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)}")
+    return TARGETS[name]()
+
+
+def target_process(mixture: GaussianMixture, kind: str) -> ForwardProcess:
+    """A ``vp``, ``subvp`` or ``ve`` process for ``mixture``'s data range ``[-1, 1]``.
+
+    For VE, ``sigma_max`` is the largest distance between two exact draws (rounded up).
+    """
+    if kind not in _PROCESSES:
+        raise ValueError(f"unknown process {kind!r}: choose one of {', '.join(_PROCESSES)}")
+    if kind != "ve":
+        return _PROCESSES[kind](data_range=_TARGET_RANGE)
+    sigma_max = math.ceil(max_pairwise_distance(mixture.sample(2000, generator=0)))
+    return VESDE(sigma_max=float(sigma_max), data_range=_TARGET_RANGE)
+
+
+def target_distances(samples: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
+    """Sliced Wasserstein and Gaussian Fréchet distances of samples to exact draws."""
+    flat = samples.flatten(1).to(reference.dtype)
+    return {
+        "sliced_wasserstein": sliced_wasserstein(flat, reference, generator=0),
+        "frechet": gaussian_frechet(flat, reference),
+    }
+
+
+def default_runs(process: ForwardProcess) -> list[Run]:
+    """The samplers at their papers' defaults (GGF at ``eps_rel = 0.02``); ALS and CAS need VE."""
+    runs = [
+        Run("em-1000", "em", {"steps": 1000}),
+        Run("pc-1000", "pc", {"steps": 1000}),
+        Run("ode", "ode"),
+        Run("ggf-0.02", "ggf", {"eps_rel": 0.02}),
+        Run("ggf-0.05", "ggf", {"eps_rel": 0.05}),
+    ]
+    if process.kind == "ve":
+        runs += [Run("als", "als"), Run("cas", "cas")]
+    return runs
+
+
+def bench(
+    name: str,
+    kind: str,
+    *,
+    runs: Sequence[Run] | None = None,
+    n: int = 1000,
+    seed: int = 0,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> list[dict]:
+    """Each of ``runs`` (default :func:`default_runs`) on the target ``name`` under process
+    ``kind``, with the exact score: NFE, wall time and distances to ``n`` exact draws."""
+    mixture = target(name)
+    process = target_process(mixture, kind)
+    reference = mixture.sample(n, generator=seed + 1, dtype=torch.float64)
+    rows = []
+    for run in runs or default_runs(process):
+        x, nfe, wall = draw(
+            mixture.score(process),
+            process,
+            (mixture.dim,),
+            run,
+            n=n,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        row = {"label": run.label, "sampler": run.sampler, "options": run.options, "wall_s": wall}
+        rows.append(row | nfe_summary(nfe) | target_distances(x, reference))
+    return rows
+
+
+BENCH_COLUMNS = [
+    ("label", "sampler", "s"),
+    ("nfe", "NFE/sample", ".1f"),
+    ("wall_s", "wall s", ".2f"),
+    ("sliced_wasserstein", "sliced W2", ".4f"),
+    ("frechet", "Fréchet", ".4f"),
+]
+
+
+# --------------------------------------------------------------------------- the main demo
+
+
+@dataclass
+class DemoConfig:
+    """The demo: models to train on the digits (by name), sampler runs, sample count.
+
+    ``figure`` lists the runs that get an image grid and a row in the printed table; the other
+    runs only add points to the quality-vs-NFE plot.
+    """
+
+    models: dict[str, TrainConfig]
+    runs: list[Run]
+    figure: list[str]
+    n: int = 1000
+    batch_size: int = 500
+    seed: int = 0
+
+
+def demo_config(quick: bool = False) -> DemoConfig:
+    """The demo's measured settings; ``quick`` trains for a few steps and draws few samples."""
+    ve = TrainConfig(
+        net="mlp",
+        net_kwargs={"dim": 64, "hidden": 512, "depth": 3},
+        process="ve",
+        process_kwargs={"sigma_max": 5.0},
+        steps=300 if quick else 10_000,
+        batch_size=128,
+        lr=1e-3,
+        ema_decay=0.99 if quick else 0.999,
+        checkpoint_every=2000,
+    )
+    figure = ["em-1000", "ggf", "pc", "ode", "cas"]
+    runs = [
+        Run("em-1000", "em", {"steps": 1000}),
+        Run("ggf", "ggf", {"eps_rel": 0.02}),
+        Run("pc", "pc", {"steps": 1000}),
+        Run("ode", "ode"),
+        Run("cas", "cas"),
+    ]
+    if not quick:
+        runs += [Run(f"em-{k}", "em", {"steps": k}) for k in (100, 250, 500)]
+    return DemoConfig({"main": ve}, runs, figure, n=64 if quick else 1000)
+
+
+DEMO_COLUMNS = [
+    ("label", "sampler", "s"),
+    ("nfe", "NFE/sample", ".1f"),
+    ("wall_s", "wall s", ".1f"),
+    ("fd", "digits FD", ".2f"),
+    ("confident", "conf>=0.9", ".3f"),
+    ("entropy", "entropy", ".3f"),
+]
+
+
+def _digits_data(config: TrainConfig) -> tuple[torch.Tensor, tuple[float, float]]:
+    """The digits in the process's range, flattened for an MLP, and that range."""
+    data_range = build_process(config).data_range
+    images = digits(data_range).tensors[0]
+    return (images.flatten(1) if config.net == "mlp" else images), data_range
+
+
+def run_demo(
+    out_dir: str | Path,
+    config: DemoConfig,
+    *,
+    progress: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[dict]:
+    """Train ``config.models`` on the digits (resuming from ``out_dir/model_<name>``), draw every
+    run, score it, and write grids, the quality-vs-NFE plot and ``results.json`` to ``out_dir``.
+
+    Returns one row per run: label, sampler, options, NFE (mean/min/max), wall time, digits FD,
+    fraction of confidently classified samples, mean predictive entropy.
+    """
+    out = Path(out_dir)
+    start = time.perf_counter()
+    models, ranges = {}, {}
+    for name, train_config in config.models.items():
+        data, ranges[name] = _digits_data(train_config)
+        log(f"training model {name!r} ({train_config.steps} steps) in {out / f'model_{name}'}")
+        models[name] = train(train_config, data, out / f"model_{name}", progress=progress).score_fn
+    train_s = time.perf_counter() - start
+    classifier = digits_classifier(out / "cache")
+    rows = []
+    for run in config.runs:
+        score_fn, data_range = models[run.model], ranges[run.model]
+        event = (64,) if config.models[run.model].net == "mlp" else (1, 8, 8)
+        x, nfe, wall = draw(
+            score_fn,
+            score_fn.process,
+            event,
+            run,
+            n=config.n,
+            seed=config.seed,
+            batch_size=config.batch_size,
+            progress=progress,
+        )
+        images = x.reshape(-1, 1, 8, 8).clamp(*data_range)
+        reference = digits(data_range).tensors[0]
+        confidence = classifier_confidence(images, classifier, data_range=data_range)
+        row = {"label": run.label, "sampler": run.sampler, "options": run.options, "wall_s": wall}
+        row |= nfe_summary(nfe) | {
+            "fd": digits_fd(images, reference, classifier, data_range=data_range),
+            "confident": confidence.confident,
+            "entropy": confidence.entropy,
+        }
+        rows.append(row)
+        log(f"{run.label}: NFE {row['nfe']:.1f}, FD {row['fd']:.2f}, {wall:.1f} s")
+        if run.label in config.figure:
+            save_image_grid(
+                images[:100],
+                out / f"grid_{run.label}.png",
+                data_range=data_range,
+                title=f"{run.label}: NFE {row['nfe']:.0f}, FD {row['fd']:.1f}",
+            )
+    save_quality_vs_nfe(rows, out / "quality_vs_nfe.png", title="8x8 digits: quality vs NFE")
+    summary = {
+        "train_s": train_s,
+        "total_s": time.perf_counter() - start,
+        "rows": rows,
+        "config": dataclasses.asdict(config),
+    }
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+    return rows

@@ -1,0 +1,155 @@
+"""The ``sdekit-score`` command line, end to end on tiny settings."""
+
+import json
+import subprocess
+import sys
+
+import matplotlib.image
+import pytest
+import torch
+
+from sdekit_score import cli, demo
+from sdekit_score.metrics import DigitsClassifier
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path):
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and min(image.shape[:2]) > 50
+
+
+def assert_samples(out, shape):
+    samples = torch.load(out / "samples.pt", weights_only=True)
+    assert samples.shape == shape and torch.isfinite(samples).all()
+    return json.loads((out / "stats.json").read_text())
+
+
+def run(argv, capsys):
+    """``main(argv)`` in-process: (exit status, stdout, stderr)."""
+    status = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """A digits MLP trained for a few steps by `train`, shared by the tests that sample it."""
+    out = tmp_path_factory.mktemp("digits")
+    argv = ["train", "--data", "digits", "--process", "ve", "--steps", 4, "--width", 32]
+    assert cli.main([str(a) for a in [*argv, "--batch-size", 16, "--out", out]]) == 0
+    return out
+
+
+def test_sample_on_a_target_writes_samples_stats_and_a_scatter_plot(tmp_path, capsys):
+    argv = ["sample", "--target", "gmm2d", "--sampler", "ggf", "--option", "eps_rel=0.05"]
+    status, out, _ = run([*argv, "--n", 50, "--batch-size", 20, "--out", tmp_path], capsys)
+    assert status == 0
+    stats = assert_samples(tmp_path, (50, 2))
+    assert stats["sampler"] == "ggf" and stats["options"] == {"eps_rel": 0.05}
+    assert stats["nfe_min"] <= stats["nfe"] <= stats["nfe_max"]
+    assert stats["wall_s"] > 0 and stats["distances"]["sliced_wasserstein"] < 0.5
+    assert json.loads(out) == stats
+    assert_png(tmp_path / "samples.png")
+
+
+def test_the_console_module_runs_in_a_subprocess(tmp_path):
+    argv = ["sample", "--target", "gmm2d", "--process", "ve", "--sampler", "cas", "--n", "40"]
+    result = subprocess.run(
+        [sys.executable, "-m", "sdekit_score.cli", *argv, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert assert_samples(tmp_path, (40, 2))["nfe"] == 232
+    assert_png(tmp_path / "samples.png")
+
+
+def test_train_writes_checkpoints_and_resumes_to_more_steps(digits_run, capsys):
+    assert len(list(digits_run.glob("checkpoint_*.pt"))) == 1
+    assert json.loads((digits_run / "run.json").read_text())["image_shape"] == [1, 8, 8]
+    argv = ["train", "--data", "digits", "--process", "ve", "--steps", 6, "--width", 32]
+    status, out, _ = run([*argv, "--batch-size", 16, "--out", digits_run], capsys)
+    assert status == 0 and "trained 6 steps" in out
+    assert (digits_run / "checkpoint_000000006.pt").exists()
+
+
+def test_sampling_a_digits_checkpoint_gives_images_and_a_grid(digits_run, tmp_path, capsys):
+    argv = ["sample", "--checkpoint", digits_run, "--sampler", "em", "--option", "steps=20"]
+    status, _, _ = run([*argv, "--n", 12, "--no-denoise", "--out", tmp_path], capsys)
+    assert status == 0
+    stats = assert_samples(tmp_path, (12, 1, 8, 8))
+    assert stats["nfe"] == 20 and stats["denoise"] is False
+    assert_png(tmp_path / "samples.png")
+
+
+def test_a_two_d_toy_trains_and_samples_as_points(tmp_path, capsys):
+    argv = ["train", "--data", "ring", "--process", "vp", "--steps", 3, "--width", 16]
+    assert run([*argv, "--n-data", 64, "--batch-size", 32, "--out", tmp_path / "m"], capsys)[0] == 0
+    argv = ["sample", "--checkpoint", tmp_path / "m", "--sampler", "em", "--option", "steps=5"]
+    assert run([*argv, "--n", 30, "--out", tmp_path / "s"], capsys)[0] == 0
+    assert_samples(tmp_path / "s", (30, 2))
+    assert_png(tmp_path / "s" / "samples.png")
+
+
+def test_bench_prints_one_row_per_sampler(tmp_path, capsys):
+    argv = ["bench", "--target", "gmm2d", "--process", "vp", "--samplers", "em,ggf"]
+    status, out, _ = run([*argv, "--n", 100, "--out", tmp_path], capsys)
+    assert status == 0
+    rows = json.loads((tmp_path / "bench.json").read_text())
+    assert [r["sampler"] for r in rows] == ["em", "ggf"]
+    assert rows[0]["nfe"] == 1001 and rows[1]["nfe"] < 1001
+    assert "NFE/sample" in out and len(out.splitlines()) == 5
+
+
+def test_demo_writes_a_grid_per_sampler_a_plot_and_a_table(tmp_path, capsys, monkeypatch):
+    # An untrained classifier: the metrics' values do not matter here, their plumbing does.
+    monkeypatch.setattr(demo, "digits_classifier", lambda cache_dir: DigitsClassifier().eval())
+    argv = ["demo", "--quick", "--train-steps", 3, "--n", 8, "--threads", 1, "--out", tmp_path]
+    status, out, _ = run(argv, capsys)
+    assert status == 0
+    config = demo.demo_config(quick=True)
+    for label in config.figure:
+        assert_png(tmp_path / f"grid_{label}.png")
+        assert any(line.split()[0] == label for line in out.splitlines())
+    assert_png(tmp_path / "quality_vs_nfe.png")
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {r["label"] for r in results["rows"]} == {r.label for r in config.runs}
+
+
+BAD_INPUT = [
+    (["sample", "--checkpoint", "missing.pt", "--out", "o"], "checkpoint not found"),
+    (["sample", "--target", "gmm2d", "--sampler", "rk4", "--out", "o"], "unknown sampler"),
+    (["sample", "--target", "gmm2d", "--n", "-5", "--out", "o"], "positive integer"),
+    (["sample", "--target", "gmm2d", "--option", "eps_rel", "--out", "o"], "malformed --option"),
+    (["sample", "--target", "gmm2d", "--option", "bogus=1", "--out", "o"], "unknown option"),
+    (["sample", "--target", "nope", "--out", "o"], "unknown target"),
+    (["sample", "--target", "gmm2d", "--process", "vp", "--sampler", "cas", "--out", "o"], "VE"),
+    (["train", "--steps", "0", "--out", "o"], "positive integer"),
+    (["bench", "--samplers", "em,xx"], "unknown sampler"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize(("argv", "message"), BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(
+    argv, message, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    status, out, err = run(argv, capsys)
+    assert status == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("sdekit-score: error: ") and message in err
+
+
+def test_bad_input_in_a_subprocess_prints_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "sdekit_score.cli", "sample", "--checkpoint", "x.pt", "--out", "o"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "sdekit-score: error: checkpoint not found: x.pt\n"
