@@ -1,7 +1,14 @@
 """Brownian motion sources for the solve loop."""
 
 from .base import BrownianSource, Increment
+from .bridge import BrownianBridge
 from .gaussian import GaussianIncrements
 from .torchsde_adapter import CallableBrownian
 
-__all__ = ["BrownianSource", "CallableBrownian", "GaussianIncrements", "Increment"]
+__all__ = [
+    "BrownianBridge",
+    "BrownianSource",
+    "CallableBrownian",
+    "GaussianIncrements",
+    "Increment",
+]
