@@ -1,0 +1,334 @@
+"""The named samplers on analytic Gaussian mixtures, whose perturbed scores are exact.
+
+With the exact score the only errors left are the samplers' own, so the samples must match the
+mixture: Fréchet distance of means and covariances to a large clean reference sample, and the total
+variation between the mixture weights and the fractions of samples nearest to each component mean.
+The thresholds sit a few standard deviations above the spread of exact samples of the same size
+(measured over seeds) and far below what Euler–Maruyama with 10 steps gives, which is asserted too.
+Annealed Langevin is left out of the distribution test: with the paper's step it does not
+reach the target's within-mode spread (see the consistent-annealed-sampling test below).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+import sdekit_score as ss
+from sdekit_score.metrics import gaussian_frechet
+
+BATCH = {2: 2000, 256: 1000}
+REFERENCE = {2: 20000, 256: 5000}
+# thresholds on FD / half-width^2 of the data range and on the mode-weight TV; exact samples of
+# the same size gave FD up to 0.002 (2-D) and 0.40 (256-D), TV up to 0.043 (both)
+MAX_FD = {2: 0.005, 256: 0.5}
+MAX_TV = {2: 0.06, 256: 0.08}
+
+
+def ring(process: ss.VESDE | ss.VPSDE) -> ss.GaussianMixture:
+    """Eight modes on a circle in the process's data range, weights 1 : 2 : ... : 8."""
+    low, high = process.data_range
+    centre, half = (low + high) / 2, (high - low) / 2
+    angles = 2 * math.pi * torch.arange(8, dtype=torch.float64) / 8
+    means = centre + 0.8 * half * torch.stack([angles.cos(), angles.sin()], dim=1)
+    return ss.GaussianMixture(means, 0.05 * half, torch.arange(1, 9, dtype=torch.float64))
+
+
+@functools.cache
+def target(kind: str, dim: int):
+    """(process, mixture, clean reference sample, half-width of the data range)."""
+    process = ss.VPSDE() if kind == "vp" else ss.VESDE()
+    mixture = (
+        ring(process)
+        if dim == 2
+        else ss.GaussianMixture.random(dim, seed=0, data_range=process.data_range)
+    )
+    reference = mixture.sample(REFERENCE[dim], generator=12345)
+    low, high = process.data_range
+    return process, mixture, reference, (high - low) / 2
+
+
+@functools.cache
+def run(kind: str, dim: int, sampler: str, options: tuple = ()):
+    """Samples (denoised) and stats of one sampler on one target, seed 0; shared between tests."""
+    process, mixture, _, _ = target(kind, dim)
+    shape = (BATCH[dim], dim)
+    return ss.sample(
+        mixture.score(process), process, shape, sampler=sampler, generator=0, **dict(options)
+    )
+
+
+def nearest_component(mixture: ss.GaussianMixture, x: torch.Tensor) -> torch.Tensor:
+    return torch.cdist(x.double(), mixture.means).argmin(dim=1)
+
+
+def mode_weight_tv(mixture: ss.GaussianMixture, x: torch.Tensor) -> float:
+    counts = torch.bincount(nearest_component(mixture, x), minlength=mixture.n_components)
+    return 0.5 * float((counts.double() / len(x) - mixture.weights).abs().sum())
+
+
+def within_mode_spread(mixture: ss.GaussianMixture, x: torch.Tensor) -> float:
+    """Mean squared distance to the nearest component mean, per dimension."""
+    distance = torch.cdist(x.double(), mixture.means).amin(dim=1)
+    return float(distance.square().mean()) / mixture.dim
+
+
+def distances(kind: str, dim: int, x: torch.Tensor) -> tuple[float, float]:
+    """(Fréchet distance / half-width^2, mode-weight TV) of ``x`` to the mixture."""
+    _, mixture, reference, half = target(kind, dim)
+    return gaussian_frechet(x, reference) / half**2, mode_weight_tv(mixture, x)
+
+
+BRIDGE = (("brownian", "bridge"),)
+MATCHING = [
+    (kind, dim, sampler, options)
+    for dim in (2, 256)
+    for kind in ("vp", "ve")
+    for sampler, options in [
+        ("em", (("steps", 250),)),
+        ("pc", (("steps", 250),)),
+        ("ode", ()),
+        # in 2-D the re-drawn noise biases GGF (test below); the bridge keeps it exact
+        ("ggf", BRIDGE if dim == 2 else ()),
+    ]
+    + ([("cas", ())] if kind == "ve" else [])
+]
+
+
+@pytest.mark.parametrize("kind, dim, sampler, options", MATCHING)
+def test_sampler_matches_the_mixture_in_moments_and_mode_weights(kind, dim, sampler, options):
+    x, stats = run(kind, dim, sampler, options)
+    fd, tv = distances(kind, dim, x)
+    assert fd < MAX_FD[dim], f"Fréchet distance {fd:.4g}"
+    assert tv < MAX_TV[dim], f"mode-weight TV {tv:.4g}"
+
+
+@pytest.mark.parametrize("kind, dim", [("vp", 2), ("ve", 2), ("vp", 256), ("ve", 256)])
+def test_euler_maruyama_with_ten_steps_fails_those_thresholds(kind, dim):
+    x, stats = run(kind, dim, "em", (("steps", 10),))
+    fd, tv = distances(kind, dim, x)
+    assert fd > 2 * MAX_FD[dim] or tv > MAX_TV[dim], (fd, tv)
+    assert bool((stats["nfe"] == 11).all())
+
+
+def test_ggf_with_a_brownian_bridge_is_unbiased_where_redrawing_noise_is_not():
+    """2-D VE: re-drawing the noise after a rejection selects small-noise draws and biases the
+    samples (too wide modes, wrong weights); one Brownian path per sample does not."""
+    _, mixture, _, _ = target("ve", 2)
+    bridged, bridged_stats = run("ve", 2, "ggf", BRIDGE)
+    redrawn, redrawn_stats = run("ve", 2, "ggf", ())
+    fd_bridge, tv_bridge = distances("ve", 2, bridged)
+    fd_redraw, tv_redraw = distances("ve", 2, redrawn)
+    assert fd_bridge < MAX_FD[2] and tv_bridge < MAX_TV[2]
+    assert fd_redraw > MAX_FD[2] and tv_redraw > MAX_TV[2]
+    assert within_mode_spread(mixture, redrawn) > 1.3 * within_mode_spread(mixture, bridged)
+    assert bool((bridged_stats["rejected"] > 0).all()) and bool(
+        (redrawn_stats["rejected"] > 0).all()
+    )
+
+
+# --------------------------------------------------------------------------- final denoising
+
+DENOISED = (
+    [("vp", s, o) for s, o in [("em", 100), ("pc", 100), ("ode", None), ("ggf", None)]]
+    + [("ve", s, o) for s, o in [("em", 100), ("pc", 100), ("ode", None), ("ggf", None)]]
+    + [("ve", "als", None), ("ve", "cas", None)]
+)
+
+
+def sharp_mixture(process) -> ss.GaussianMixture:
+    """Four nearly point-like modes in 16-D: what remains around them is the residual noise."""
+    low, high = process.data_range
+    means = low + (high - low) * (
+        0.25
+        + 0.5 * torch.rand(4, 16, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    )
+    return ss.GaussianMixture(means, 2e-4 * (high - low))
+
+
+@pytest.mark.parametrize("kind, sampler, steps", DENOISED)
+def test_final_denoising_removes_the_residual_noise_at_one_evaluation_or_none(kind, sampler, steps):
+    process = ss.VPSDE() if kind == "vp" else ss.VESDE()
+    mixture = sharp_mixture(process)
+    score_fn = mixture.score(process)
+    options = {} if steps is None else {"steps": steps}
+    raw, raw_stats = ss.sample(
+        score_fn, process, (200, 16), sampler=sampler, generator=1, denoise=False, **options
+    )
+    den, den_stats = ss.sample(
+        score_fn, process, (200, 16), sampler=sampler, generator=1, denoise=True, **options
+    )
+    clean = float(mixture.variances.mean())
+    raw_error = abs(within_mode_spread(mixture, raw) - clean)
+    den_error = abs(within_mode_spread(mixture, den) - clean)
+    assert den_error < 0.01 * raw_error, (raw_error, den_error)
+    extra = den_stats["nfe"] - raw_stats["nfe"]
+    assert bool((extra == (0 if sampler in ("als", "cas") else 1)).all())
+    if sampler not in ("als", "cas"):  # Tweedie at t = eps, from the raw samples
+        t = torch.full((200,), process.eps)
+        sigma, alpha = process.sigma(t)[:, None], process.alpha(t)[:, None]
+        torch.testing.assert_close(den, (raw + sigma**2 * score_fn(raw, t)) / alpha)
+
+
+# --------------------------------------------------------------------------- annealed samplers
+
+POINT = 0.5  # the point mass sits in the middle of VE's data range [0, 1]
+
+
+@pytest.mark.parametrize(
+    "process, options",
+    [
+        (ss.VESDE(), {}),  # the paper's 232 levels from 50 to 0.01, its step, U[0, 1] start
+        (
+            ss.VESDE(sigma_min=0.05, sigma_max=20.0),
+            {"n_levels": 20, "step_lr": 0.3 * 0.05**2, "init": "prior"},
+        ),
+    ],
+    ids=["paper ladder", "short ladder"],
+)
+def test_cas_keeps_the_noise_at_the_level_and_als_does_not(process, options):
+    """On a point mass at ``x*`` (a mixture with std 1e-4), CAS keeps ``x = x* + σ_i z`` from
+    level to level; the last, noiseless step then leaves ``(1 − η) σ_L z`` with ``η = ε/σ_L²``,
+    and denoising leaves nothing. Annealed Langevin with the same ladder and step does not track
+    the levels."""
+    dim, batch = 64, 500
+    point = ss.GaussianMixture(torch.full((1, dim), POINT, dtype=torch.float64), 1e-4)
+    score_fn = point.score(process)
+    sigma_last = process.sigma_min
+    step_lr = options.get("step_lr", 5.6e-6)
+    eta = step_lr / sigma_last**2
+
+    def residual_std(sampler, denoise, opts):
+        x, _ = ss.sample(
+            score_fn, process, (batch, dim), sampler=sampler, generator=2, denoise=denoise, **opts
+        )
+        return float((x.double() - POINT).square().mean().sqrt())
+
+    assert residual_std("cas", False, options) / sigma_last == pytest.approx(1 - eta, rel=0.015)
+    assert residual_std("cas", True, options) < 1e-3 * sigma_last
+    als_options = {**options, "step_lr": options.get("step_lr", 1.8e-5)}
+    als = residual_std("als", False, als_options) / sigma_last
+    eta_als = als_options["step_lr"] / sigma_last**2
+    assert abs(als - 1) > 0.1 and abs(als - (1 - eta_als)) > 0.1, als
+
+
+# --------------------------------------------------------------------------- probability flow
+
+
+def test_ode_sampler_spends_more_evaluations_for_less_error_as_the_tolerance_falls():
+    process = ss.VPSDE()
+    mixture = ring(process)
+    score_fn = mixture.score(process)
+
+    def solve(tol):
+        return ss.sample(
+            score_fn,
+            process,
+            (64, 2),
+            sampler="ode",
+            generator=4,
+            dtype=torch.float64,
+            denoise=False,
+            rtol=tol,
+            atol=tol,
+        )
+
+    reference, _ = solve(1e-8)
+    nfe, error = [], []
+    for tol in (1e-3, 1e-4, 1e-5):
+        x, stats = solve(tol)
+        nfe.append(float(stats["nfe"].double().mean()))
+        # the median: a sample that starts near the border of two modes' basins amplifies any
+        # error, and one such sample can dominate a mean
+        error.append(float((x - reference).norm(dim=1).median()))
+    assert nfe[0] < nfe[1] < nfe[2], nfe
+    assert error[0] > 2 * error[1] > 4 * error[2], error
+    assert error[2] < 1e-4
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def ve_score():
+    process = ss.VESDE()
+    return process, ss.GaussianMixture.random(4, data_range=process.data_range).score(process)
+
+
+@pytest.mark.parametrize("shape", [4, "4x4", (), (4.0, 4), (True, 4), None])
+def test_sample_rejects_a_shape_that_is_not_a_tuple_of_ints(ve_score, shape):
+    process, score_fn = ve_score
+    with pytest.raises(TypeError, match="shape must be a tuple of ints"):
+        ss.sample(score_fn, process, shape, sampler="em", steps=2)
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (4, 0), (4, -1), (-2, 4)])
+def test_sample_rejects_zero_or_negative_sizes(ve_score, shape):
+    process, score_fn = ve_score
+    with pytest.raises(ValueError, match="positive sizes"):
+        ss.sample(score_fn, process, shape, sampler="em", steps=2)
+
+
+def test_unknown_sampler_error_lists_the_valid_samplers(ve_score):
+    process, score_fn = ve_score
+    with pytest.raises(ValueError, match="unknown sampler 'heun'") as info:
+        ss.sample(score_fn, process, (4, 4), sampler="heun")
+    for name in ("em", "pc", "ode", "ggf", "als", "cas"):
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "sampler, bad, listed",
+    [
+        ("ggf", "rtol", ["eps_rel", "eps_abs", "h_init", "safety", "exponent", "brownian"]),
+        ("em", "eps_rel", ["steps", "brownian"]),
+        ("ode", "steps", ["rtol", "atol", "solver"]),
+        ("cas", "snr", ["n_levels", "step_lr", "n_steps_each", "init"]),
+    ],
+)
+def test_unknown_option_error_lists_the_samplers_options(ve_score, sampler, bad, listed):
+    process, score_fn = ve_score
+    with pytest.raises(ValueError, match=f"unknown option.*{bad}.*{sampler}") as info:
+        ss.sample(score_fn, process, (4, 4), sampler=sampler, **{bad: 1})
+    for option in listed:
+        assert option in str(info.value)
+
+
+@pytest.mark.parametrize("sampler", ["als", "cas"])
+def test_annealed_samplers_refuse_a_vp_process(sampler):
+    process = ss.VPSDE()
+    score_fn = ss.GaussianMixture.random(4).score(process)
+    with pytest.raises(ValueError, match="VE process, got a VP process"):
+        ss.sample(score_fn, process, (4, 4), sampler=sampler)
+
+
+@pytest.mark.parametrize("step_lr", [1e-7, 1e-3])
+def test_cas_step_outside_the_valid_interval_is_refused_with_the_interval(ve_score, step_lr):
+    process, score_fn = ve_score
+    gamma = (process.sigma_min / process.sigma_max) ** (1 / 231)
+    low, high = (1 - gamma) * process.sigma_min**2, (1 + gamma) * process.sigma_min**2
+    with pytest.raises(ValueError, match=f"{low:.6g} < step_size < {high:.6g}"):
+        ss.sample(score_fn, process, (4, 4), sampler="cas", step_lr=step_lr)
+
+
+@pytest.mark.parametrize("sampler", ["em", "pc", "ode", "ggf", "als", "cas"])
+@pytest.mark.parametrize("when", ["first", "later"])
+def test_non_finite_score_is_named_as_the_cause(ve_score, sampler, when):
+    process, score_fn = ve_score
+
+    def broken(x, t):
+        out = score_fn(x, t)
+        return out * math.nan if when == "first" or bool(t[0] < 0.5) else out
+
+    with pytest.raises(ValueError, match="score .* non-finite values"):
+        ss.sample(broken, process, (4, 4), sampler=sampler, generator=0)
+
+
+@pytest.mark.parametrize("sampler", ["em", "ggf", "cas"])
+def test_score_of_the_wrong_shape_is_refused(ve_score, sampler):
+    process, score_fn = ve_score
+    with pytest.raises(ValueError, match=r"returned shape \(4, 2\) for x of shape \(4, 4\)"):
+        ss.sample(lambda x, t: score_fn(x, t)[:, :2], process, (4, 4), sampler=sampler)
