@@ -1,0 +1,475 @@
+"""Score samplers on an exact-score Gaussian mixture: quality against score evaluations, one thread.
+
+Targets (ten components each): in 2-D a ring of ten modes with weights 1 : 2 : ... : 10, in the
+other dimensions ``GaussianMixture.random(dim, 10)``, both placed in the process's data range
+([-1, 1] for VP, [0, 1] for VE). The score is exact, so every difference is the sampler's.
+
+Distance (the main one): the mean negative log-likelihood under the true clean mixture of the
+denoised samples, minus that of exact samples of ``p_eps`` (``GaussianMixture.sample_perturbed`` at
+``t = eps``) denoised the same way (Tweedie, ``(x + σ² s(x, eps))/α``). Both means are stratified
+by mixture component (each sample is assigned to its most probable component under the clean
+mixture, and the per-component means are weighted with the true weights): the components' typical
+log-likelihoods differ by thousands of nats in 3072-D, so an unstratified mean is dominated by how
+many samples each component happened to get (the mode weights are reported separately, as the
+total variation between the true weights and the assigned fractions). The table gives ΔNLL with
+its sign (negative: samples more concentrated than ``p_eps``, too sharp); the distance is its
+absolute value. "raw" is the same difference without denoising, against exact ``p_eps``
+samples. Also reported: the Fréchet distance of the denoised samples' means and covariances to
+the denoised exact reference (computed through the samples' cross Gram matrix, which gives the
+exact value without ``D x D`` square roots).
+
+Settings: Euler–Maruyama at 50–2000 steps; Gotta Go Fast at eps_rel 0.01/0.02/0.05/0.1 (noise
+re-drawn on rejection as in the paper, and in 2-D also with one Brownian path per sample);
+predictor–corrector (1000 steps, one corrector step); the probability-flow ODE (Dormand–Prince,
+rtol = atol = 1e-5); annealed Langevin and consistent annealed sampling (VE only, the paper's
+CIFAR-10 ladder and steps). NFE is per sample and includes the denoising evaluation (none for
+ALS/CAS). The last rows of each block give the NFE at which GGF's |ΔNLL| first falls to that of
+EM at 500/1000/2000 steps (linear in log NFE between the two GGF settings that bracket it).
+
+    python bench/samplers.py --out DIR [--dims 2 3072] [--processes vp ve]
+                             [--batch-2d 10000] [--batch-hd 1000] [--quick]
+
+Prints one table; writes ``samplers.json``, ``samplers.md`` and ``samplers_quality_vs_nfe.png``
+into ``--out`` and nothing elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import sdekit_score as ss
+from sdekit_score.metrics import gaussian_frechet
+
+EM_STEPS = (50, 100, 200, 500, 1000, 2000)
+GGF_EPS_REL = (0.01, 0.02, 0.05, 0.1)
+QUICK_EM_STEPS = (50, 200, 1000)
+QUICK_GGF_EPS_REL = (0.02, 0.1)
+MATCH_EM_STEPS = (500, 1000, 2000)
+
+
+# --------------------------------------------------------------------------- targets and metrics
+
+
+def make_target(dim: int, process) -> ss.GaussianMixture:
+    low, high = process.data_range
+    if dim != 2:
+        return ss.GaussianMixture.random(dim, 10, seed=0, data_range=process.data_range)
+    centre, half = (low + high) / 2, (high - low) / 2
+    angles = 2 * math.pi * torch.arange(10, dtype=torch.float64) / 10
+    means = centre + 0.8 * half * torch.stack([angles.cos(), angles.sin()], dim=1)
+    return ss.GaussianMixture(means, 0.04 * half, torch.arange(1, 11, dtype=torch.float64))
+
+
+def denoise(process, score_fn, x: torch.Tensor) -> torch.Tensor:
+    """Tweedie's denoising at ``t = eps``, as ``sdekit_score.sample(..., denoise=True)`` does it."""
+    t = torch.full(x.shape[:1], process.eps, dtype=x.dtype)
+    sigma = process.sigma(t).to(x.dtype)[:, None]
+    alpha = process.alpha(t).to(x.dtype)[:, None]
+    return (x + sigma**2 * score_fn(x, t)) / alpha
+
+
+class Reference:
+    """Exact samples of ``p_eps`` (raw or denoised) and what the distances need of them."""
+
+    def __init__(self, mixture: ss.GaussianMixture, x: torch.Tensor):
+        self.mixture = mixture
+        x = x.double()
+        self.mean = x.mean(0)
+        self.centred = x - self.mean
+        self.trace = float(self.centred.square().sum()) / (len(x) - 1)
+        self.strata = stratified_nll(mixture, x)
+
+
+def component(mixture: ss.GaussianMixture, x: torch.Tensor) -> torch.Tensor:
+    """The most probable component of each sample under the clean mixture (isotropic components)."""
+    var = mixture.variances[:, 0]  # (K,)
+    sq = torch.cdist(x, mixture.means).square()  # (N, K)
+    logits = mixture.weights.log() - 0.5 * mixture.dim * var.log() - 0.5 * sq / var
+    return logits.argmax(1)
+
+
+def stratified_nll(mixture: ss.GaussianMixture, x: torch.Tensor) -> dict:
+    """Per-component count, mean and variance of the clean-mixture NLL, and the plain mean."""
+    nll = -mixture.log_prob(x)
+    k = component(mixture, x)
+    counts = torch.bincount(k, minlength=mixture.n_components).double()
+    sums = torch.zeros(mixture.n_components, dtype=torch.float64).index_add_(0, k, nll)
+    squares = torch.zeros(mixture.n_components, dtype=torch.float64).index_add_(0, k, nll**2)
+    means = sums / counts.clamp_min(1)
+    variances = (squares / counts.clamp_min(1) - means**2).clamp_min(0)
+    return dict(counts=counts, means=means, variances=variances, mean=float(nll.mean()))
+
+
+def delta_nll(samples: dict, reference: dict, weights: torch.Tensor) -> tuple[float, float, bool]:
+    """(stratified ΔNLL, its standard error, whether stratification was possible)."""
+    if bool((samples["counts"] == 0).any()):
+        return samples["mean"] - reference["mean"], math.nan, False
+    diff = (weights * (samples["means"] - reference["means"])).sum()
+    var = (
+        weights**2
+        * (
+            samples["variances"] / samples["counts"]
+            + reference["variances"] / reference["counts"].clamp_min(1)
+        )
+    ).sum()
+    return float(diff), float(var.sqrt()), True
+
+
+def frechet(x: torch.Tensor, reference: Reference) -> float:
+    """Fréchet distance of Gaussians fitted to ``x`` and to the reference, exactly.
+
+    With centred samples ``A`` (n x D) and ``B`` (m x D), ``S_a = AᵀA/(n−1)``, ``S_b = BᵀB/(m−1)``
+    and the non-zero eigenvalues of ``S_a S_b`` are the squared singular values of ``A Bᵀ`` over
+    ``(n−1)(m−1)``, so ``tr (S_a^½ S_b S_a^½)^½ = ‖A Bᵀ‖_* / √((n−1)(m−1))``: when ``D`` exceeds
+    the sample sizes, an ``n x m`` SVD replaces two ``D x D`` eigendecompositions.
+    """
+    x = x.double()
+    if x.shape[1] < len(x):
+        return gaussian_frechet(x, reference.centred + reference.mean)
+    mean = x.mean(0)
+    centred = x - mean
+    n, m = len(x), len(reference.centred)
+    trace = float(centred.square().sum()) / (n - 1)
+    nuclear = float(torch.linalg.svdvals(centred @ reference.centred.T).sum())
+    cross = nuclear / math.sqrt((n - 1) * (m - 1))
+    distance = float((mean - reference.mean).square().sum()) + trace + reference.trace - 2 * cross
+    return max(distance, 0.0)
+
+
+def mode_weight_tv(mixture: ss.GaussianMixture, x: torch.Tensor) -> float:
+    counts = torch.bincount(component(mixture, x.double()), minlength=mixture.n_components)
+    return 0.5 * float((counts.double() / len(x) - mixture.weights).abs().sum())
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def settings(kind: str, dim: int, quick: bool) -> list[tuple[str, str, dict]]:
+    em_steps = QUICK_EM_STEPS if quick else EM_STEPS
+    eps_rels = QUICK_GGF_EPS_REL if quick else GGF_EPS_REL
+    runs = [("em", f"{n} steps", {"steps": n}) for n in em_steps]
+    runs += [("ggf", f"eps_rel {e}", {"eps_rel": e}) for e in eps_rels]
+    if dim == 2:
+        runs += [
+            ("ggf", f"eps_rel {e}, bridge", {"eps_rel": e, "brownian": "bridge"}) for e in eps_rels
+        ]
+    runs += [("pc", "1000 steps, 1 corrector", {}), ("ode", "dopri5, tol 1e-5", {})]
+    if kind == "ve":
+        runs += [("als", "232 levels, paper step", {}), ("cas", "232 levels, paper step", {})]
+    return runs
+
+
+def run_one(mixture, process, sampler, options, batch, seed, refs) -> dict:
+    score_fn = mixture.score(process)
+    shape = (batch, mixture.dim)
+    start = time.perf_counter()
+    if sampler in ("als", "cas"):  # denoising reuses the last evaluation: run both ways
+        den, stats = ss.sample(score_fn, process, shape, sampler=sampler, generator=seed, **options)
+        wall = time.perf_counter() - start
+        raw, _ = ss.sample(
+            score_fn, process, shape, sampler=sampler, generator=seed, denoise=False, **options
+        )
+        nfe = stats["nfe"]
+    else:  # the same run as denoise=True, with the state before denoising kept
+        raw, stats = ss.sample(
+            score_fn, process, shape, sampler=sampler, generator=seed, denoise=False, **options
+        )
+        den = denoise(process, score_fn, raw)
+        wall = time.perf_counter() - start
+        nfe = stats["nfe"] + 1
+    row = dict(nfe=float(nfe.double().mean()), wall_s=wall)
+    row.update(measure(mixture, raw, den, refs))
+    if "rejected" in stats:
+        attempts = (stats["accepted"] + stats["rejected"]).double()
+        row["rejected_fraction"] = float((stats["rejected"].double() / attempts).mean())
+    return row
+
+
+def measure(mixture, raw, den, refs) -> dict:
+    raw, den = raw.double(), den.double()
+    d_raw, se_raw, _ = delta_nll(stratified_nll(mixture, raw), refs["raw"].strata, mixture.weights)
+    d_den, se_den, stratified = delta_nll(
+        stratified_nll(mixture, den), refs["den"].strata, mixture.weights
+    )
+    return dict(
+        dnll_raw=d_raw,
+        dnll=d_den,
+        dnll_se=se_den,
+        dnll_raw_se=se_raw,
+        stratified=stratified,
+        fd=frechet(den, refs["den"]),
+        tv=mode_weight_tv(mixture, den),
+    )
+
+
+def matching_nfe(ggf_rows: list[dict], target: float) -> tuple[float, str]:
+    """NFE at which GGF's distance |ΔNLL| first falls to ``target``, going up in NFE.
+
+    Linear in log NFE between the two settings that bracket it; ``"<="`` when the cheapest
+    setting is already as good, ``">"`` when none is.
+    """
+    points = sorted((r["nfe"], abs(r["dnll"])) for r in ggf_rows)
+    if points[0][1] <= target:
+        return points[0][0], "<="
+    for (n0, d0), (n1, d1) in zip(points, points[1:], strict=False):
+        if d0 > target >= d1:
+            w = (d0 - target) / (d0 - d1)
+            return math.exp((1 - w) * math.log(n0) + w * math.log(n1)), "="
+    return points[-1][0], ">"
+
+
+def ggf_matches(block: list[dict]) -> list[dict]:
+    """Rows giving the NFE at which each GGF family matches EM at 500/1000/2000 steps."""
+    ems = {r["setting"]: r for r in block if r["sampler"] == "em"}
+    families = {
+        "ggf": [r for r in block if r["sampler"] == "ggf" and "bridge" not in r["setting"]],
+        "ggf, bridge": [r for r in block if r["sampler"] == "ggf" and "bridge" in r["setting"]],
+    }
+    rows = []
+    for family, ggfs in families.items():
+        for steps in MATCH_EM_STEPS:
+            em = ems.get(f"{steps} steps")
+            if em is None or not ggfs:
+                continue
+            target = abs(em["dnll"])
+            nfe, sign = matching_nfe(ggfs, target)
+            ratio = em["nfe"] / nfe
+            note = {
+                "=": f"EM needs {ratio:.1f}x the NFE",
+                "<=": f"EM needs >= {ratio:.1f}x the NFE",
+                ">": f"not reached; EM needs < {ratio:.1f}x the NFE",
+            }[sign]
+            if target < 2 * em["dnll_se"]:
+                note += "; EM within 2 SE of exact"
+            rows.append(
+                dict(
+                    sampler=f"{family} = em",
+                    setting=f"|ΔNLL| of EM {steps} steps",
+                    nfe=nfe,
+                    sign="" if sign == "=" else sign,
+                    ratio=ratio,
+                    dnll=target,
+                    note=note,
+                )
+            )
+    return rows
+
+
+def exact_samples(mixture, process, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` exact draws of ``p_eps`` (float32, as the samplers') and their denoised versions."""
+    t_eps = torch.tensor(process.eps)
+    x = mixture.sample_perturbed(n, t_eps, process, generator=seed, dtype=torch.float32)
+    return x, denoise(process, mixture.score(process), x)
+
+
+def run_block(dim: int, kind: str, batch: int, args) -> list[dict]:
+    """Every setting on one target, the exact floor first, GGF-vs-EM matches last."""
+    process = ss.VPSDE() if kind == "vp" else ss.VESDE()
+    mixture = make_target(dim, process)
+    ref_raw, ref_den = exact_samples(
+        mixture, process, args.reference_factor * batch, 10_000 + args.seed
+    )
+    refs = {"raw": Reference(mixture, ref_raw), "den": Reference(mixture, ref_den)}
+    raw, den = exact_samples(mixture, process, batch, 20_000 + args.seed)
+    block = [
+        dict(
+            sampler="exact",
+            setting=f"p_eps, {batch} samples",
+            nfe=0.0,
+            wall_s=0.0,
+            **measure(mixture, raw, den, refs),
+        )
+    ]
+    for sampler, setting, options in settings(kind, dim, args.quick):
+        row = run_one(mixture, process, sampler, options, batch, args.seed, refs)
+        block.append(dict(sampler=sampler, setting=setting, **row))
+        print(
+            f"  {dim}-D {kind} {sampler} {setting}: NFE {row['nfe']:.0f}, "
+            f"{row['wall_s']:.1f} s, ΔNLL {row['dnll']:.2f}",
+            file=sys.stderr,
+            flush=True,
+        )
+    block += ggf_matches(block)
+    for r in block:
+        r.update(dim=dim, process=kind, batch=batch)
+    return block
+
+
+# --------------------------------------------------------------------------- output
+
+
+COLUMNS = (
+    "dim",
+    "process",
+    "sampler",
+    "setting",
+    "NFE",
+    "wall s",
+    "ΔNLL raw",
+    "ΔNLL den.",
+    "±",
+    "FD den.",
+    "mode TV",
+    "note",
+)
+
+
+def table_rows(results: list[dict]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        if r["sampler"].endswith("= em"):
+            rows.append(
+                [
+                    str(r["dim"]),
+                    r["process"],
+                    r["sampler"],
+                    r["setting"],
+                    f"{r['sign']}{r['nfe']:.0f}",
+                    "",
+                    "",
+                    f"{r['dnll']:.2f}",
+                    "",
+                    "",
+                    "",
+                    r["note"],
+                ]
+            )
+            continue
+        note = [] if r.get("stratified", True) else ["unstratified"]
+        if "rejected_fraction" in r:
+            note.append(f"{100 * r['rejected_fraction']:.0f}% rejected")
+        rows.append(
+            [
+                str(r["dim"]),
+                r["process"],
+                r["sampler"],
+                r["setting"],
+                f"{r['nfe']:.0f}" if r["nfe"] else "",
+                f"{r['wall_s']:.1f}" if r["wall_s"] else "",
+                f"{r['dnll_raw']:.2f}",
+                f"{r['dnll']:.2f}",
+                f"{r['dnll_se']:.2f}",
+                f"{r['fd']:.4g}",
+                f"{r['tv']:.4f}",
+                ", ".join(note),
+            ]
+        )
+    return rows
+
+
+def markdown(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+STYLE = {
+    "EM": dict(color="tab:blue", marker="o"),
+    "GGF (re-draw)": dict(color="tab:orange", marker="o"),
+    "GGF (bridge)": dict(color="tab:green", marker="o"),
+    "PC": dict(color="tab:red", marker="s", linestyle="none", markersize=8),
+    "ODE": dict(color="tab:purple", marker="D", linestyle="none", markersize=8),
+    "ALS": dict(color="tab:brown", marker="v", linestyle="none", markersize=8),
+    "CAS": dict(color="tab:pink", marker="^", linestyle="none", markersize=8),
+}
+
+
+def series(rows: list[dict]) -> dict[str, list[dict]]:
+    """The plotted groups of one panel's rows, each sorted by NFE."""
+    groups = {
+        "EM": [r for r in rows if r["sampler"] == "em"],
+        "GGF (re-draw)": [
+            r for r in rows if r["sampler"] == "ggf" and "bridge" not in r["setting"]
+        ],
+        "GGF (bridge)": [r for r in rows if r["sampler"] == "ggf" and "bridge" in r["setting"]],
+    }
+    for name in ("pc", "ode", "als", "cas"):
+        groups[name.upper()] = [r for r in rows if r["sampler"] == name]
+    return {k: sorted(v, key=lambda r: r["nfe"]) for k, v in groups.items() if v}
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = list(dict.fromkeys(r["dim"] for r in results))
+    kinds = list(dict.fromkeys(r["process"] for r in results))
+    fig, axes = plt.subplots(
+        len(dims), len(kinds), figsize=(5.5 * len(kinds), 4.2 * len(dims)), squeeze=False
+    )
+    for (i, dim), (j, kind) in ((a, b) for a in enumerate(dims) for b in enumerate(kinds)):
+        ax = axes[i][j]
+        rows = [r for r in results if (r["dim"], r["process"]) == (dim, kind)]
+        floor = 2 * next(r for r in rows if r["sampler"] == "exact")["dnll_se"]
+        ax.axhspan(-floor, floor, color="0.85", label="exact p_eps, ±2 SE")
+        for label, points in series(rows).items():
+            ax.errorbar(
+                [p["nfe"] for p in points],
+                [p["dnll"] for p in points],
+                yerr=[2 * p["dnll_se"] for p in points],
+                capsize=2,
+                label=label,
+                **STYLE[label],
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("symlog", linthresh=floor)
+        ax.set_xlabel("score evaluations per sample (denoising included)")
+        ax.set_ylabel("ΔNLL after denoising (nats, symlog)")
+        ax.set_title(f"{dim}-D, {kind.upper()}, {rows[0]['batch']} samples per run")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="folder for the outputs")
+    parser.add_argument("--dims", type=int, nargs="+", default=[2, 3072])
+    parser.add_argument("--processes", nargs="+", default=["vp", "ve"], choices=["vp", "ve"])
+    parser.add_argument("--batch-2d", type=int, default=10000, help="samples per run in 2-D")
+    parser.add_argument("--batch-hd", type=int, default=1000, help="samples per run above 2-D")
+    parser.add_argument(
+        "--reference-factor", type=int, default=4, help="exact samples per run sample"
+    )
+    parser.add_argument("--quick", action="store_true", help="fewer EM and GGF settings")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    args.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    results = []
+    for dim in args.dims:
+        batch = args.batch_2d if dim == 2 else args.batch_hd
+        for kind in args.processes:
+            results.extend(run_block(dim, kind, batch, args))
+    elapsed = time.perf_counter() - started
+    rows = table_rows(results)
+    widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
+    print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
+    command = "python bench/samplers.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(f"total {elapsed / 60:.1f} min, one thread; {command}")
+    (args.out / "samplers.md").write_text(markdown(rows) + "\n")
+    (args.out / "samplers.json").write_text(
+        json.dumps(dict(command=command, elapsed_s=elapsed, results=results), indent=1)
+    )
+    plot(results, args.out / "samplers_quality_vs_nfe.png")
+
+
+if __name__ == "__main__":
+    main()
