@@ -1,7 +1,7 @@
 """Per-step cost of fixed-step solves on dY = -Y dt + 0.5 dW (diagonal noise), one thread.
 
 Compares sdekit's schemes with a minimal hand-written torch loop (the floor) and torchsde's
-``sdeint`` with its defaults, all in one run. Prints one table of median microseconds per step.
+``sdeint`` with its defaults (Euler and its stochastic Runge–Kutta), all in one run. Prints one table of median microseconds per step.
 
     python bench/overhead.py [--repeats 7] [--out DIR]
 """
@@ -52,8 +52,8 @@ def minimal_loop(y0, steps, dt, gen):
     return y
 
 
-def sdekit_run(solver):
-    sde = sk.SDE(drift, diffusion, noise="diagonal")
+def sdekit_run(solver, noise="diagonal"):
+    sde = sk.SDE(drift, diffusion, noise=noise)
 
     def run(y0, steps, dt, gen):
         return sk.solve(sde, y0, 0.0, steps * dt, solver=solver, dt=dt, generator=gen).ys
@@ -61,9 +61,12 @@ def sdekit_run(solver):
     return run
 
 
-def torchsde_run(y0, steps, dt, gen):
-    ts = torch.tensor([0.0, steps * dt])
-    return torchsde.sdeint(TorchsdeOU(), y0, ts, method="euler", dt=dt)[-1]
+def torchsde_run(method):
+    def run(y0, steps, dt, gen):
+        ts = torch.tensor([0.0, steps * dt])
+        return torchsde.sdeint(TorchsdeOU(), y0, ts, method=method, dt=dt)[-1]
+
+    return run
 
 
 def time_per_step(fn, y0, steps, dt, repeats):
@@ -88,30 +91,33 @@ def main():
         "sdekit euler": sdekit_run("euler"),
         "sdekit milstein": sdekit_run("milstein"),
         "sdekit milstein (fd)": sdekit_run(sk.Milstein(derivative="finite_difference")),
-        "torchsde euler": torchsde_run,
+        "torchsde euler": torchsde_run("euler"),
+        "sdekit sriw1": sdekit_run("sriw1"),
+        "sdekit sosri": sdekit_run("sosri"),
+        "sdekit sra1 (additive)": sdekit_run("sra1", noise="additive"),
+        "torchsde srk": torchsde_run("srk"),
     }
-    srk = getattr(sk.solvers, "SRK_SOLVERS", None)
-    if srk:
-        methods["sdekit sosri"] = sdekit_run("sosri")
     rows = {}
     for batch, dim in SIZES:
         y0 = torch.ones(batch, dim)
         steps = 2000 if batch * dim <= 512 else 200 if batch * dim <= 65536 else 20
         for name, fn in methods.items():
             rows.setdefault(name, []).append(time_per_step(fn, y0, steps, 0.01, args.repeats))
-    header = f"{'method (µs/step)':<24}" + "".join(f"{f'{b}x{d}':>11}" for b, d in SIZES)
+    header = f"{'method (µs/step)':<26}" + "".join(f"{f'{b}x{d}':>11}" for b, d in SIZES)
     print(header)
     print("-" * len(header))
     floor = rows["minimal loop"]
     for name, values in rows.items():
-        print(f"{name:<24}" + "".join(f"{v:>11.1f}" for v in values))
+        print(f"{name:<26}" + "".join(f"{v:>11.1f}" for v in values))
     print("-" * len(header))
     for name, values in rows.items():
         ratios = "".join(f"{v / f:>10.2f}x" for v, f in zip(values, floor, strict=True))
-        print(f"{name + ' / floor':<24}{ratios}")
+        print(f"{name + ' / floor':<26}{ratios}")
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "overhead.json").write_text(json.dumps({"sizes": SIZES, "us_per_step": rows}, indent=1))
+        (args.out / "overhead.json").write_text(
+            json.dumps({"sizes": SIZES, "us_per_step": rows}, indent=1)
+        )
 
 
 if __name__ == "__main__":
