@@ -386,10 +386,19 @@ def cmd_demo(args: argparse.Namespace) -> None:
             model.steps = args.train_steps
     if args.n is not None:
         config.n = args.n
-    start = time.perf_counter()
-    rows = run_demo(args.out, config, progress=sys.stderr.isatty())
-    print(format_table([r for r in rows if r["label"] in config.figure], DEMO_COLUMNS))
-    print(f"total {time.perf_counter() - start:.0f} s; figures and results.json in {args.out}")
+    results = run_demo(args.out, config, progress=sys.stderr.isatty())
+    rows = [row for row in results["rows"] if row["label"] in config.figure]
+    print(format_table(rows, DEMO_COLUMNS))
+    check = results["acceptance"]
+    print(
+        f"GGF vs EM-1000: {check['confident']:.1%} of GGF samples classified with confidence "
+        f">= 0.9 (target 80%), FD ratio {check['fd_ratio']:.3f} (target <= 1.1), NFE ratio "
+        f"{check['nfe_ratio']:.3f} (target < 0.5): {'met' if check['met'] else 'NOT met'}"
+    )
+    print(
+        f"training {results['train_s']:.0f} s, total {results['total_s']:.0f} s; "
+        f"grids, quality_vs_nfe.png and results.json in {args.out}"
+    )
 
 
 # --------------------------------------------------------------------------- entry point

@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 # Bump when DigitsClassifier or its training changes, so stale cached weights are not loaded.
-_CLASSIFIER_VERSION = 1
+_CLASSIFIER_VERSION = 2
 
 
 class DigitsClassifier(nn.Module):
@@ -83,12 +83,15 @@ def _split(seed: int, test_fraction: float) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def train_digits_classifier(
-    seed: int = 0, epochs: int = 30, test_fraction: float = 0.2
+    seed: int = 0, epochs: int = 100, test_fraction: float = 0.2
 ) -> DigitsClassifier:
     """Train a :class:`DigitsClassifier` on the digits outside the held-out split of ``seed``.
 
-    Adam (lr 1e-3), batches of 64, random shifts of up to one pixel as augmentation, 30 epochs (a
-    few seconds on a CPU; about 98% held-out accuracy). The global RNG is left untouched.
+    Adam (lr 1e-3), batches of 64, random shifts of up to one pixel as augmentation, 100 epochs
+    (about ten seconds on a CPU): about 99% held-out accuracy, and about 99% of the real digits get
+    a class with confidence >= 0.9, so that figure for samples measures them and not the
+    classifier's hesitancy (at 30 epochs only 92% of the real digits do). The global RNG is left
+    untouched.
     """
     images, labels = digits((-1.0, 1.0)).tensors
     train, _ = _split(seed, test_fraction)

@@ -119,6 +119,21 @@ def test_demo_writes_a_grid_per_sampler_a_plot_and_a_table(tmp_path, capsys, mon
     assert {r["label"] for r in results["rows"]} == {r.label for r in config.runs}
 
 
+def test_acceptance_needs_confident_samples_close_fd_and_under_half_the_nfe():
+    def rows(confident, fd, nfe):
+        return [
+            {"label": "em-1000", "fd": 40.0, "nfe": 1001.0, "confident": 0.85},
+            {"label": "ggf", "fd": fd, "nfe": nfe, "confident": confident},
+        ]
+
+    met = demo.acceptance(rows(0.88, 41.4, 300.0))
+    assert met["met"] and met["fd_ratio"] == pytest.approx(1.035)
+    assert met["nfe_ratio"] == pytest.approx(300 / 1001)
+    assert not demo.acceptance(rows(0.79, 41.4, 300.0))["met"]
+    assert not demo.acceptance(rows(0.88, 44.5, 300.0))["met"]
+    assert not demo.acceptance(rows(0.88, 41.4, 501.0))["met"]
+
+
 BAD_INPUT = [
     (["sample", "--checkpoint", "missing.pt", "--out", "o"], "checkpoint not found"),
     (["sample", "--target", "gmm2d", "--sampler", "rk4", "--out", "o"], "unknown sampler"),

@@ -100,8 +100,8 @@ def classifier(cache_dir):
 
 
 @pytest.mark.slow
-def test_digits_classifier_reaches_95_percent_held_out_accuracy(classifier):
-    assert held_out_accuracy(classifier) >= 0.95
+def test_digits_classifier_reaches_98_percent_held_out_accuracy(classifier):
+    assert held_out_accuracy(classifier) >= 0.98
 
 
 @pytest.mark.slow
@@ -123,5 +123,5 @@ def test_digits_metrics_separate_real_digits_from_noise(classifier):
     assert real_fd < 0.2 * noise_fd
     real = classifier_confidence(images, classifier, data_range=(0.0, 1.0))
     fake = classifier_confidence(noise, classifier, data_range=(0.0, 1.0))
-    assert real.confident > 0.8 > fake.confident
+    assert real.confident > 0.95 and fake.confident < 0.8
     assert real.entropy < fake.entropy
