@@ -200,6 +200,13 @@ def _add_bench(parser: argparse.ArgumentParser) -> None:
 def _add_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run of about two minutes")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the sampling (default 0); the models train with fixed seeds, so a rerun in "
+        "the same --out reuses them",
+    )
     parser.add_argument("--train-steps", type=_count, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=_count, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=_count, default=2, help="torch threads (default 2)")
@@ -386,6 +393,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
             model.steps = args.train_steps
     if args.n is not None:
         config.n = args.n
+    config.seed = args.seed
     results = run_demo(args.out, config, progress=sys.stderr.isatty())
     rows = [row for row in results["rows"] if row["label"] in config.figure]
     print(format_table(rows, DEMO_COLUMNS))

@@ -440,8 +440,15 @@ def load_checkpoint(
 ) -> ScoreModel:
     """The score model stored in a checkpoint, rebuilt from its config, in eval mode.
 
-    ``ema=True`` loads the EMA weights (the ones to sample with), ``ema=False`` the raw weights.
+    ``path`` is a checkpoint file or a training directory (its latest checkpoint). ``ema=True``
+    loads the EMA weights (the ones to sample with), ``ema=False`` the raw weights.
     """
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no checkpoint_*.pt in {path}: train into it first")
+        path = found
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(TrainConfig(**state["config"]))
     model.load_state_dict(state["ema" if ema else "model"])

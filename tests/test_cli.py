@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import matplotlib.image
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from sdekit_score import cli, demo
 from sdekit_score.metrics import DigitsClassifier
+from sdekit_score.training import latest_checkpoint
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -74,6 +76,37 @@ def test_train_writes_checkpoints_and_resumes_to_more_steps(digits_run, capsys):
     status, out, _ = run([*argv, "--batch-size", 16, "--out", digits_run], capsys)
     assert status == 0 and "trained 6 steps" in out
     assert (digits_run / "checkpoint_000000006.pt").exists()
+
+
+def test_a_killed_training_process_resumes_from_its_last_checkpoint_exactly(tmp_path, capsys):
+    argv = ["train", "--data", "ring", "--process", "vp", "--width", 16, "--n-data", 256]
+    argv += ["--batch-size", 32, "--checkpoint-every", 20, "--threads", 1]
+    command = [sys.executable, "-m", "sdekit_score.cli", *map(str, argv)]
+    killed = subprocess.Popen([*command, "--steps", "1000000", "--out", str(tmp_path / "killed")])
+    try:
+        deadline = time.monotonic() + 120
+        while (newest := latest_checkpoint(tmp_path / "killed")) is None or newest.name < (
+            "checkpoint_000000040.pt"
+        ):
+            assert killed.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        killed.kill()  # SIGKILL: no handler runs, whatever was being written stays as it is
+        killed.wait()
+    last = torch.load(latest_checkpoint(tmp_path / "killed"), weights_only=True)["step"]
+    assert last >= 40
+    status, out, _ = run([*argv, "--steps", last + 10, "--out", tmp_path / "killed"], capsys)
+    assert status == 0 and f"trained {last + 10} steps" in out
+    status, _, _ = run([*argv, "--steps", last + 10, "--out", tmp_path / "whole"], capsys)
+    assert status == 0
+    resumed, whole = (
+        torch.load(latest_checkpoint(tmp_path / name), weights_only=True)
+        for name in ("killed", "whole")
+    )
+    assert resumed["step"] == whole["step"] == last + 10
+    for part in ("model", "ema"):
+        for key, value in whole[part].items():
+            assert torch.equal(resumed[part][key], value), (part, key)
 
 
 def test_sampling_a_digits_checkpoint_gives_images_and_a_grid(digits_run, tmp_path, capsys):

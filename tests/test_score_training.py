@@ -178,6 +178,10 @@ def test_checkpoints_round_trip_exactly_and_are_pruned(tmp_path):
     _assert_state_dicts_equal(
         load_checkpoint(result.checkpoint).state_dict(), result.score_fn.state_dict()
     )
+    _assert_state_dicts_equal(load_checkpoint(tmp_path).state_dict(), result.score_fn.state_dict())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "empty")
 
 
 class _Interrupt(Exception):
