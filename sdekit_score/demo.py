@@ -60,7 +60,7 @@ __all__ = [
 @dataclass(frozen=True)
 class Run:
     """One sampler setting: ``sampler`` with ``options``, shown as ``label``; ``model`` names the
-    trained model it uses when there are several (the demo's ``"vp"`` or ``"ve"``)."""
+    trained model it uses when there are several (a key of :attr:`DemoConfig.models`)."""
 
     label: str
     sampler: str
@@ -249,13 +249,12 @@ class DemoConfig:
     seed: int = 0
 
 
-def _digits_mlp(process: str, steps: int, **process_kwargs) -> TrainConfig:
+def _digits_mlp(process: str, steps: int) -> TrainConfig:
     """An MLP score model for the flattened digits (measured: 512 x 3 layers, batch 256, lr 2e-3)."""
     return TrainConfig(
         net="mlp",
         net_kwargs={"dim": 64, "hidden": 512, "depth": 3},
         process=process,
-        process_kwargs=process_kwargs,
         steps=steps,
         batch_size=256,
         lr=2e-3,
@@ -267,24 +266,21 @@ def _digits_mlp(process: str, steps: int, **process_kwargs) -> TrainConfig:
 def demo_config(quick: bool = False) -> DemoConfig:
     """The demo's measured settings (see ``docs/demo.md``); ``quick`` is a smoke run.
 
-    A VP model (11k steps) serves EM, GGF, PC and the ODE; CAS runs on the noise levels of a VE
-    model (6k steps; ``sigma_max = 5``, about the largest distance between two digits in
-    ``[0, 1]``, 4.8). 2000 samples per run: at 1000 the Fréchet distance of one run varies by
-    about 7% from seed to seed, too much to compare samplers 10% apart.
+    One VP model (14k steps) serves every sampler: CAS and annealed Langevin run on the noise
+    levels ``σ/α`` of the scaled state ``x/α``. 2000 samples per run: at 1000 the Fréchet distance
+    of one run varies by about 7% from seed to seed, too much to compare samplers 10% apart.
     """
-    models = {
-        "vp": _digits_mlp("vp", 1500 if quick else 11_000),
-        "ve": _digits_mlp("ve", 500 if quick else 6000, sigma_max=5.0),
-    }
+    models = {"main": _digits_mlp("vp", 1500 if quick else 14_000)}
     figure = [
-        Run("em-1000", "em", {"steps": 1000}, "vp"),
-        Run("ggf", "ggf", {"eps_rel": 0.02}, "vp"),
-        Run("pc", "pc", {"steps": 1000}, "vp"),
-        Run("ode", "ode", {}, "vp"),
-        Run("cas", "cas", {}, "ve"),
+        Run("em-1000", "em", {"steps": 1000}),
+        Run("ggf", "ggf", {"eps_rel": 0.02}),
+        Run("pc", "pc", {"steps": 1000}),
+        Run("ode", "ode"),
+        Run("cas", "cas"),
     ]
-    curve = [Run(f"em-{k}", "em", {"steps": k}, "vp") for k in (100, 250, 500)]
-    curve += [Run(f"ggf-{e}", "ggf", {"eps_rel": e}, "vp") for e in (0.05, 0.1)]
+    curve = [Run(f"em-{k}", "em", {"steps": k}) for k in (100, 250, 500)]
+    curve += [Run(f"ggf-{e}", "ggf", {"eps_rel": e}) for e in (0.05, 0.1)]
+    curve += [Run("als", "als")]
     runs = figure if quick else figure + curve
     return DemoConfig(models, runs, [r.label for r in figure], n=200 if quick else 2000)
 

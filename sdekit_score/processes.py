@@ -145,6 +145,15 @@ class ForwardProcess(abc.ABC):
         t = _as_time(t)
         return self.sigma(t) / self.alpha(t)
 
+    def noise_level_to_t(self, level: torch.Tensor) -> torch.Tensor:
+        """The time at which :meth:`noise_level` is ``level``; with ``alpha = 1``, ``sigma_to_t``."""
+        return self.sigma_to_t(level)
+
+    def noise_level_range(self) -> tuple[float, float]:
+        """``(noise_level(eps), noise_level(T))``: the levels the score was trained on."""
+        low, high = self.noise_level(torch.tensor([self.eps, self.T], dtype=torch.float64))
+        return float(low), float(high)
+
     def perturb(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """A draw of ``x_t`` given ``x0``: ``alpha(t) x0 + sigma(t) noise`` (noise ~ N(0, I))."""
         t = _as_time(t)
@@ -248,6 +257,10 @@ class VPSDE(_LinearBeta):
         sigma = _as_time(sigma)
         return self._integral_beta_to_t(-torch.log1p(-(sigma**2)))
 
+    def noise_level_to_t(self, level: torch.Tensor) -> torch.Tensor:
+        """``alpha^2 = 1 / (1 + level^2)``, so ``int_0^t beta = log(1 + level^2)``."""
+        return self._integral_beta_to_t(torch.log1p(_as_time(level) ** 2))
+
 
 @dataclass(frozen=True)
 class SubVPSDE(_LinearBeta):
@@ -271,6 +284,13 @@ class SubVPSDE(_LinearBeta):
     def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
         """``int_0^t beta = -log(1 - sigma)``, a quadratic in ``t`` solved in closed form."""
         return self._integral_beta_to_t(-torch.log1p(-_as_time(sigma)))
+
+    def noise_level_to_t(self, level: torch.Tensor) -> torch.Tensor:
+        """``level = (1 - a) / sqrt(a)`` with ``a = alpha^2``: the root ``a < 1`` of
+        ``a^2 - (2 + level^2) a + 1 = 0`` is ``1 / (1 + (level^2 + level sqrt(level^2 + 4)) / 2)``,
+        so ``int_0^t beta = -log a = log1p((level^2 + level sqrt(level^2 + 4)) / 2)``."""
+        level = _as_time(level)
+        return self._integral_beta_to_t(torch.log1p(0.5 * level * (level + (level**2 + 4).sqrt())))
 
 
 @dataclass(frozen=True)
@@ -326,6 +346,10 @@ class VESDE(ForwardProcess):
     def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
         """``t = log(sigma / sigma_min) / log(sigma_max / sigma_min)``."""
         return torch.log(_as_time(sigma) / self.sigma_min) / self._log_ratio
+
+    def noise_level_range(self) -> tuple[float, float]:
+        """``(sigma_min, sigma_max)``: the papers' ladder ends (``sigma(eps)`` is within 1e-4)."""
+        return self.sigma_min, self.sigma_max
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import torch
 
 import sdekit
 from sdekit import mcmc
-from sdekit._random import GeneratorLike, as_generator, rand
+from sdekit._random import GeneratorLike, as_generator, rand, randn
 from sdekit_score.processes import (
     ForwardProcess,
     batch_time,
@@ -79,7 +79,8 @@ def sample(
     init = options.pop("init", "uniform" if sampler in ("als", "cas") else "prior")
     _check_options(run, sampler, options)
     checked = _Checked(score_fn)
-    x = _initial_state(sampler, process, shape, init, generator, dtype, device)
+    sigma_max = options.get("sigma_max")
+    x = _initial_state(sampler, process, shape, init, generator, dtype, device, sigma_max)
     try:
         x, stats, last = run(checked, process, x, generator=generator, progress=progress, **options)
         if denoise:
@@ -266,18 +267,21 @@ def als(
     n_levels: int = 232,
     step_lr: float | None = None,
     n_steps_each: int = 1,
+    sigma_max: float | None = None,
 ):
-    """Annealed Langevin sampling on the VE process's geometric ladder of ``n_levels`` levels.
+    """Annealed Langevin sampling on a geometric ladder of ``n_levels`` noise levels.
 
     ``x ← x + α_i s(x, σ_i) + √(2α_i) z`` with ``α_i = step_lr·σ_i²/σ_L²``, ``n_steps_each`` times
     per level (:func:`sdekit.mcmc.annealed_langevin`). Default ``step_lr``: the paper's CIFAR-10
-    values, 1.8e-5 (one step per level) or 3.6e-6 (five).
+    values for σ_L = 0.01, 1.8e-5 (one step per level) or 3.6e-6 (five), times (σ_L/0.01)². The
+    ladder and ``sigma_max`` are those of :func:`_ladder`; any process works.
     """
-    step_lr = _default_step_lr(step_lr, n_steps_each, {1: 1.8e-5, 5: 3.6e-6}, "als")
+    ladder = _ladder(process, n_levels, sigma_max)
+    step_lr = _default_step_lr(step_lr, n_steps_each, {1: 1.8e-5, 5: 3.6e-6}, "als", ladder)
     result = mcmc.annealed_langevin(
         _level_score(score_fn, process),
         x,
-        _ladder(process, n_levels),
+        ladder,
         step_lr,
         n_steps_each,
         generator=generator,
@@ -296,18 +300,21 @@ def cas(
     n_levels: int = 232,
     step_lr: float | None = None,
     n_steps_each: int = 1,
+    sigma_max: float | None = None,
 ):
-    """Consistent annealed sampling on the VE process's geometric ladder of ``n_levels`` levels.
+    """Consistent annealed sampling on a geometric ladder of ``n_levels`` noise levels.
 
     ``x ← x + η σ_i² s(x, σ_i) + β σ_{i+1} z`` (:func:`sdekit.mcmc.consistent_annealed_sampling`);
     with ``n_steps_each = n`` a finer ladder of ``(L − 1)·n + 1`` levels. Default ``step_lr``: the
-    paper's CIFAR-10 values, 5.6e-6 (n = 1) or 1.1e-6 (n = 5).
+    paper's CIFAR-10 values for σ_L = 0.01, 5.6e-6 (n = 1) or 1.1e-6 (n = 5), times (σ_L/0.01)²
+    (the same η). The ladder and ``sigma_max`` are those of :func:`_ladder`; any process works.
     """
-    step_lr = _default_step_lr(step_lr, n_steps_each, {1: 5.6e-6, 5: 1.1e-6}, "cas")
+    ladder = _ladder(process, n_levels, sigma_max)
+    step_lr = _default_step_lr(step_lr, n_steps_each, {1: 5.6e-6, 5: 1.1e-6}, "cas", ladder)
     result = mcmc.consistent_annealed_sampling(
         _level_score(score_fn, process),
         x,
-        _ladder(process, n_levels),
+        ladder,
         step_lr,
         n_steps_each,
         generator=generator,
@@ -359,23 +366,40 @@ def _corrector_alpha(process: ForwardProcess, t: torch.Tensor, dt: float) -> tor
     return torch.ones_like(t)
 
 
-def _ladder(process: ForwardProcess, n_levels: int) -> torch.Tensor:
-    if process.kind != "ve":
-        raise ValueError(
-            f"annealed Langevin and consistent annealed sampling run on the noise levels of a VE "
-            f"process, got a {process.kind.upper()} process; use VESDE(sigma_min, sigma_max), or "
-            f"the 'ggf', 'em', 'pc' or 'ode' samplers"
-        )
+def _ladder(process: ForwardProcess, n_levels: int, sigma_max: float | None) -> torch.Tensor:
+    """Geometric noise levels from ``sigma_max`` down to the process's smallest level.
+
+    The annealed samplers move the scaled state ``x/α(t) = x0 + (σ(t)/α(t)) z``, whose noise
+    level is the process's :meth:`~ForwardProcess.noise_level` (``σ`` itself for VE): so a VP,
+    sub-VP or EDM score serves them as well as a VE one. ``sigma_max`` defaults to the level at
+    ``T`` (VE: ``sigma_max``; VP with β up to 20: about 152, far above what data in [−1, 1] need,
+    where about the largest distance between two data points is the usual choice).
+    """
     n_levels = _positive_int(n_levels, "n_levels")
-    return mcmc.geometric_sigmas(process.sigma_max, process.sigma_min, n_levels)
+    low, high = process.noise_level_range()
+    if sigma_max is None:
+        sigma_max = high
+    elif not low < sigma_max <= high:
+        raise ValueError(
+            f"sigma_max={sigma_max} is outside the noise levels the score was trained on, "
+            f"({low:.4g}, {high:.4g}] for this process; pick a value in that interval"
+        )
+    return mcmc.geometric_sigmas(sigma_max, low, n_levels)
 
 
 def _level_score(score_fn: ScoreFn, process: ForwardProcess):
-    """``s(x, σ)`` from ``s(x, t)`` through the process's ``t(σ)``."""
-    return lambda x, sigma: score_fn(x, process.sigma_to_t(sigma).to(x.dtype))
+    """``s̃(x̃, σ̃) = α s(α x̃, t)``, the score of the scaled state ``x̃ = x/α(t)`` at the time
+    ``t`` where its noise level ``σ(t)/α(t)`` is ``σ̃`` (for VE, ``α = 1``: the score itself)."""
+
+    def level_score(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
+        t = process.noise_level_to_t(level).to(x.dtype)
+        alpha = broadcast_batch(process.alpha(t), x)
+        return alpha * score_fn(alpha * x, t)
+
+    return level_score
 
 
-def _default_step_lr(step_lr, n_steps_each, defaults: dict, name: str) -> float:
+def _default_step_lr(step_lr, n_steps_each, defaults: dict, name: str, ladder) -> float:
     if step_lr is not None:
         return step_lr
     if n_steps_each not in defaults:
@@ -383,16 +407,25 @@ def _default_step_lr(step_lr, n_steps_each, defaults: dict, name: str) -> float:
             f"{name}: the paper gives step_lr only for n_steps_each in {sorted(defaults)}; pass "
             f"step_lr=... for n_steps_each={n_steps_each}"
         )
-    return defaults[n_steps_each]
+    return defaults[n_steps_each] * (float(ladder[-1]) / 0.01) ** 2
 
 
-def _initial_state(sampler, process, shape, init, generator, dtype, device) -> torch.Tensor:
-    """The prior, or for the annealed samplers optionally U[0, 1] as in the paper."""
-    if init == "prior":
+def _initial_state(sampler, process, shape, init, generator, dtype, device, sigma_max):
+    """The prior, or for the annealed samplers optionally uniform on the data range, as in the
+    paper (U[0, 1] for data in [0, 1]).
+
+    The annealed samplers' prior is ``N(0, σ_1² I)`` at the top of their ladder (for VE with the
+    default ladder, the process's prior)."""
+    annealed = sampler in ("als", "cas")
+    if init == "prior" and not annealed:
         return process.prior_sample(shape, generator=generator, device=device, dtype=dtype)
-    if init == "uniform" and sampler in ("als", "cas"):
-        return rand(shape, generator, dtype, device)
-    valid = "'prior' or 'uniform'" if sampler in ("als", "cas") else "'prior'"
+    if init == "prior":
+        sigma_1 = process.noise_level_range()[1] if sigma_max is None else sigma_max
+        return sigma_1 * randn(shape, generator, dtype, device)
+    if init == "uniform" and annealed:
+        low, high = process.data_range
+        return low + (high - low) * rand(shape, generator, dtype, device)
+    valid = "'prior' or 'uniform'" if annealed else "'prior'"
     raise ValueError(f"init={init!r} for sampler {sampler!r}: choose {valid}")
 
 

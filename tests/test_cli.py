@@ -174,7 +174,6 @@ BAD_INPUT = [
     (["sample", "--target", "gmm2d", "--option", "eps_rel", "--out", "o"], "malformed --option"),
     (["sample", "--target", "gmm2d", "--option", "bogus=1", "--out", "o"], "unknown option"),
     (["sample", "--target", "nope", "--out", "o"], "unknown target"),
-    (["sample", "--target", "gmm2d", "--process", "vp", "--sampler", "cas", "--out", "o"], "VE"),
     (["train", "--steps", "0", "--out", "o"], "positive integer"),
     (["bench", "--samplers", "em,xx"], "unknown sampler"),
     (["frobnicate"], "invalid choice"),

@@ -64,6 +64,17 @@ def test_sigma_to_t_inverts_sigma(index, u):
     torch.testing.assert_close(process.sigma_to_t(process.sigma(t)), t, rtol=1e-9, atol=1e-12)
 
 
+@settings(max_examples=200, deadline=None)
+@given(index=st.integers(0, len(PROCESSES) - 1), u=st.floats(0.0, 1.0))
+def test_noise_level_to_t_inverts_noise_level(index, u):
+    process = PROCESSES[index]
+    t = _t(process.eps + u * (process.T - process.eps))
+    level = process.noise_level(t)
+    torch.testing.assert_close(process.noise_level_to_t(level), t, rtol=1e-9, atol=1e-12)
+    low, high = process.noise_level_range()
+    assert low * (1 - 1e-4) <= float(level) <= high * (1 + 1e-9)
+
+
 @pytest.mark.parametrize(
     "process, tol",
     [(ss.VPSDE(), 1e-4), (ss.SubVPSDE(), 1e-4), (ss.VESDE(), 1e-3), (ss.EDMProcess(), 1e-3)],

@@ -94,7 +94,7 @@ MATCHING = [
         # in 2-D the re-drawn noise biases GGF (test below); the bridge keeps it exact
         ("ggf", BRIDGE if dim == 2 else ()),
     ]
-    + ([("cas", ())] if kind == "ve" else [])
+    + [("cas", ())]  # on VP it runs on the levels sigma/alpha of the scaled state x/alpha
 ]
 
 
@@ -186,8 +186,10 @@ POINT = 0.5  # the point mass sits in the middle of VE's data range [0, 1]
             ss.VESDE(sigma_min=0.05, sigma_max=20.0),
             {"n_levels": 20, "step_lr": 0.3 * 0.05**2, "init": "prior"},
         ),
+        (ss.VPSDE(), {"sigma_max": 5.0}),  # levels sigma/alpha from 5 down to about 0.01
+        (ss.SubVPSDE(eps=0.05), {"sigma_max": 5.0, "n_levels": 100, "init": "prior"}),
     ],
-    ids=["paper ladder", "short ladder"],
+    ids=["paper ladder", "short ladder", "vp", "subvp"],
 )
 def test_cas_keeps_the_noise_at_the_level_and_als_does_not(process, options):
     """On a point mass at ``x*`` (a mixture with std 1e-4), CAS keeps ``x = x* + σ_i z`` from
@@ -197,8 +199,8 @@ def test_cas_keeps_the_noise_at_the_level_and_als_does_not(process, options):
     dim, batch = 64, 500
     point = ss.GaussianMixture(torch.full((1, dim), POINT, dtype=torch.float64), 1e-4)
     score_fn = point.score(process)
-    sigma_last = process.sigma_min
-    step_lr = options.get("step_lr", 5.6e-6)
+    sigma_last = process.noise_level_range()[0]
+    step_lr = options.get("step_lr", 5.6e-6 * (sigma_last / 0.01) ** 2)
     eta = step_lr / sigma_last**2
 
     def residual_std(sampler, denoise, opts):
@@ -209,7 +211,7 @@ def test_cas_keeps_the_noise_at_the_level_and_als_does_not(process, options):
 
     assert residual_std("cas", False, options) / sigma_last == pytest.approx(1 - eta, rel=0.015)
     assert residual_std("cas", True, options) < 1e-3 * sigma_last
-    als_options = {**options, "step_lr": options.get("step_lr", 1.8e-5)}
+    als_options = {**options, "step_lr": options.get("step_lr", 1.8e-5 * (sigma_last / 0.01) ** 2)}
     als = residual_std("als", False, als_options) / sigma_last
     eta_als = als_options["step_lr"] / sigma_last**2
     assert abs(als - 1) > 0.1 and abs(als - (1 - eta_als)) > 0.1, als
@@ -286,7 +288,7 @@ def test_unknown_sampler_error_lists_the_valid_samplers(ve_score):
         ("ggf", "rtol", ["eps_rel", "eps_abs", "h_init", "safety", "exponent", "brownian"]),
         ("em", "eps_rel", ["steps", "brownian"]),
         ("ode", "steps", ["rtol", "atol", "solver"]),
-        ("cas", "snr", ["n_levels", "step_lr", "n_steps_each", "init"]),
+        ("cas", "snr", ["n_levels", "step_lr", "n_steps_each", "sigma_max", "init"]),
     ],
 )
 def test_unknown_option_error_lists_the_samplers_options(ve_score, sampler, bad, listed):
@@ -298,11 +300,12 @@ def test_unknown_option_error_lists_the_samplers_options(ve_score, sampler, bad,
 
 
 @pytest.mark.parametrize("sampler", ["als", "cas"])
-def test_annealed_samplers_refuse_a_vp_process(sampler):
-    process = ss.VPSDE()
+@pytest.mark.parametrize("sigma_max", [200.0, 0.005])
+def test_annealed_samplers_refuse_a_sigma_max_outside_the_trained_levels(sampler, sigma_max):
+    process = ss.VPSDE()  # levels sigma/alpha from about 0.01 (t = eps) to about 152 (t = 1)
     score_fn = ss.GaussianMixture.random(4).score(process)
-    with pytest.raises(ValueError, match="VE process, got a VP process"):
-        ss.sample(score_fn, process, (4, 4), sampler=sampler)
+    with pytest.raises(ValueError, match=r"sigma_max=.* outside .*\(0.01.*, 15\d\.\d*\]"):
+        ss.sample(score_fn, process, (4, 4), sampler=sampler, sigma_max=sigma_max)
 
 
 @pytest.mark.parametrize("step_lr", [1e-7, 1e-3])
