@@ -49,7 +49,7 @@ from sdekit_score.scores import ScoreModel
 from sdekit_score.training import (
     PROCESSES,
     TrainConfig,
-    latest_checkpoint,
+    checkpoint_file,
     load_checkpoint,
     train,
 )
@@ -277,14 +277,10 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def _checkpoint_path(path: Path) -> Path:
     """``path`` itself, or the latest checkpoint in the directory ``path``."""
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise CLIError(f"no checkpoint_*.pt in {path}: train one with `{PROG} train --out DIR`")
-        return found
-    if not path.is_file():
-        raise CLIError(f"checkpoint not found: {path}")
-    return path
+    try:
+        return checkpoint_file(path)
+    except FileNotFoundError as err:
+        raise CLIError(str(err)) from None
 
 
 def _load_model(path: Path, device: str) -> tuple[ScoreModel, tuple[int, ...], list | None]:

@@ -376,15 +376,22 @@ def _ladder(process: ForwardProcess, n_levels: int, sigma_max: float | None) -> 
     where about the largest distance between two data points is the usual choice).
     """
     n_levels = _positive_int(n_levels, "n_levels")
+    return mcmc.geometric_sigmas(
+        _top_level(process, sigma_max), process.noise_level_range()[0], n_levels
+    )
+
+
+def _top_level(process: ForwardProcess, sigma_max: float | None) -> float:
+    """The annealed samplers' first level: ``sigma_max``, checked, or the process's level at T."""
     low, high = process.noise_level_range()
     if sigma_max is None:
-        sigma_max = high
-    elif not low < sigma_max <= high:
+        return high
+    if not low < sigma_max <= high:
         raise ValueError(
             f"sigma_max={sigma_max} is outside the noise levels the score was trained on, "
             f"({low:.4g}, {high:.4g}] for this process; pick a value in that interval"
         )
-    return mcmc.geometric_sigmas(sigma_max, low, n_levels)
+    return sigma_max
 
 
 def _level_score(score_fn: ScoreFn, process: ForwardProcess):
@@ -420,8 +427,7 @@ def _initial_state(sampler, process, shape, init, generator, dtype, device, sigm
     if init == "prior" and not annealed:
         return process.prior_sample(shape, generator=generator, device=device, dtype=dtype)
     if init == "prior":
-        sigma_1 = process.noise_level_range()[1] if sigma_max is None else sigma_max
-        return sigma_1 * randn(shape, generator, dtype, device)
+        return _top_level(process, sigma_max) * randn(shape, generator, dtype, device)
     if init == "uniform" and annealed:
         low, high = process.data_range
         return low + (high - low) * rand(shape, generator, dtype, device)

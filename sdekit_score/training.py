@@ -43,6 +43,7 @@ __all__ = [
     "TrainResult",
     "build_model",
     "build_process",
+    "checkpoint_file",
     "latest_checkpoint",
     "load_checkpoint",
     "train",
@@ -349,6 +350,24 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> Path | None:
     return paths[-1] if paths else None
 
 
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` if it is a file, the latest checkpoint if it is a training directory.
+
+    Raises ``FileNotFoundError`` (with what to do) when there is neither.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(
+                f"no checkpoint_*.pt in {path}: train one into it (`sdekit-score train --out DIR`)"
+            )
+        return found
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    return path
+
+
 def _write_checkpoint(out_dir: Path, state: dict[str, Any], keep: int) -> Path:
     """Write ``checkpoint_<step>.pt`` atomically (temp file + ``os.replace``); prune old ones."""
     path = out_dir / f"checkpoint_{state['step']:09d}.pt"
@@ -443,13 +462,7 @@ def load_checkpoint(
     ``path`` is a checkpoint file or a training directory (its latest checkpoint). ``ema=True``
     loads the EMA weights (the ones to sample with), ``ema=False`` the raw weights.
     """
-    path = Path(path)
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:
-            raise FileNotFoundError(f"no checkpoint_*.pt in {path}: train into it first")
-        path = found
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = torch.load(checkpoint_file(path), map_location="cpu", weights_only=True)
     model = build_model(TrainConfig(**state["config"]))
     model.load_state_dict(state["ema" if ema else "model"])
     return model.to(device).eval()
