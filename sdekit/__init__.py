@@ -5,8 +5,9 @@ tableaux), step-size controllers, Brownian sources that keep one path under reje
 solve loop (:func:`solve`) for fixed and adaptive, shared-time and per-sample stepping.
 """
 
-from . import brownian, mcmc, solvers, tableaux
+from . import brownian, errors, mcmc, random, solvers, tableaux
 from .controllers import IController, PIController, PIDController
+from .errors import InputError, InputTypeError, InputValueError
 from .problems import ODE, SDE, as_problem
 from .solution import Solution, SolveError
 from .solve import solve
@@ -33,6 +34,9 @@ __all__ = [
     "ExplicitRungeKutta",
     "Heun",
     "IController",
+    "InputError",
+    "InputTypeError",
+    "InputValueError",
     "ImprovedEuler",
     "Milstein",
     "ODE",
@@ -47,7 +51,9 @@ __all__ = [
     "SolveError",
     "as_problem",
     "brownian",
+    "errors",
     "mcmc",
+    "random",
     "solve",
     "solvers",
     "sra_order_conditions",

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sdekit.errors import InputValueError
+
 from ._util import bcast
 
 NORMS = ("rms", "max")
@@ -57,7 +59,7 @@ class ControllerState:
 
 def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
     if value not in options:
-        raise ValueError(f"{name}={value!r}: choose one of {', '.join(options)}")
+        raise InputValueError(f"{name}={value!r}: choose one of {', '.join(options)}")
     return value
 
 
@@ -103,22 +105,24 @@ class PIDController:
     ):
         for name, value in (("rtol", rtol), ("atol", atol)):
             if not isinstance(value, torch.Tensor) and not (value >= 0 and math.isfinite(value)):
-                raise ValueError(f"{name}={value!r}: must be finite and non-negative")
+                raise InputValueError(f"{name}={value!r}: must be finite and non-negative")
         if not isinstance(rtol, torch.Tensor) and not isinstance(atol, torch.Tensor):
             if rtol == 0 and atol == 0:
-                raise ValueError("rtol and atol are both 0: give at least one positive tolerance")
+                raise InputValueError(
+                    "rtol and atol are both 0: give at least one positive tolerance"
+                )
         if exponent is not None and not exponent > 0:
-            raise ValueError(f"exponent={exponent!r}: must be positive")
+            raise InputValueError(f"exponent={exponent!r}: must be positive")
         if not 0 < safety <= 1:
-            raise ValueError(f"safety={safety!r}: must be in (0, 1]")
+            raise InputValueError(f"safety={safety!r}: must be in (0, 1]")
         if not 0 <= factor_min < 1 < factor_max:
-            raise ValueError(
+            raise InputValueError(
                 f"factor_min={factor_min}, factor_max={factor_max}: need 0 <= factor_min < 1 < factor_max"
             )
         if dt0 is not None and not (dt0 > 0 and math.isfinite(dt0)):
-            raise ValueError(f"dt0={dt0!r}: must be positive and finite")
+            raise InputValueError(f"dt0={dt0!r}: must be positive and finite")
         if not 0 <= dt_min < dt_max:
-            raise ValueError(f"dt_min={dt_min}, dt_max={dt_max}: need 0 <= dt_min < dt_max")
+            raise InputValueError(f"dt_min={dt_min}, dt_max={dt_max}: need 0 <= dt_min < dt_max")
         self.rtol, self.atol = rtol, atol
         self.pcoeff, self.icoeff, self.dcoeff = pcoeff, icoeff, dcoeff
         self.exponent = exponent
@@ -140,7 +144,7 @@ class PIDController:
     def init(self, solver, y0: torch.Tensor, span: float, dt0: float | None):
         """Initial ``|h|`` (a tensor of the decision's shape) and controller state."""
         if solver.error_order is None:
-            raise ValueError(
+            raise InputValueError(
                 f"{solver.name} has no embedded error estimate, so it cannot be used with a "
                 f"controller; use fixed steps (dt=...) or an adaptive solver such as 'dopri5', "
                 f"'improved_euler', 'sosri' or 'sosra'"

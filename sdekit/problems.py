@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from sdekit.errors import InputTypeError, InputValueError
+
 NOISE_KINDS = ("diagonal", "scalar", "additive", "general")
 CALCULI = ("ito", "stratonovich")
 
@@ -44,7 +46,7 @@ class ODE:
 
     def __init__(self, vector_field: Field):
         if not callable(vector_field):
-            raise TypeError(
+            raise InputTypeError(
                 f"ODE(vector_field): expected a callable (t, y) -> dy/dt, "
                 f"got {type(vector_field).__name__}"
             )
@@ -77,19 +79,21 @@ class SDE:
     ):
         for name, fn in (("drift", drift), ("diffusion", diffusion)):
             if not callable(fn):
-                raise TypeError(
+                raise InputTypeError(
                     f"SDE({name}=...): expected a callable (t, y) -> tensor, got {type(fn).__name__}"
                 )
         if noise not in NOISE_KINDS:
-            raise ValueError(f"SDE(noise={noise!r}): noise must be one of {', '.join(NOISE_KINDS)}")
+            raise InputValueError(
+                f"SDE(noise={noise!r}): noise must be one of {', '.join(NOISE_KINDS)}"
+            )
         if calculus not in CALCULI:
-            raise ValueError(
+            raise InputValueError(
                 f"SDE(calculus={calculus!r}): calculus must be 'ito' or 'stratonovich'"
             )
         if noise_dim is not None and (not isinstance(noise_dim, int) or noise_dim < 1):
-            raise ValueError(f"SDE(noise_dim={noise_dim!r}): expected a positive int")
+            raise InputValueError(f"SDE(noise_dim={noise_dim!r}): expected a positive int")
         if noise_dim is not None and noise in ("diagonal", "scalar"):
-            raise ValueError(
+            raise InputValueError(
                 f"SDE(noise={noise!r}, noise_dim={noise_dim}): noise_dim is for 'general' or "
                 f"matrix-valued 'additive' noise; drop it, or use noise='general'"
             )
@@ -119,7 +123,7 @@ class SDE:
         if self.noise_dim is None:
             g0 = self.g(torch.zeros((), dtype=y0.dtype, device=y0.device), y0)
             if g0.shape[:-1] != y0.shape:
-                raise ValueError(
+                raise InputValueError(
                     f"general noise: diffusion must return shape (*y.shape, m) = "
                     f"({', '.join(map(str, y0.shape))}, m), got {tuple(g0.shape)}"
                 )
@@ -148,7 +152,7 @@ def _from_torchsde(module: Any) -> SDE:
     noise = _TORCHSDE_NOISE.get(getattr(module, "noise_type", None))
     calculus = _TORCHSDE_CALCULUS.get(getattr(module, "sde_type", None))
     if noise is None or calculus is None:
-        raise ValueError(
+        raise InputValueError(
             f"torchsde-style module {type(module).__name__}: noise_type must be one of "
             f"{', '.join(_TORCHSDE_NOISE)} and sde_type 'ito' or 'stratonovich', got "
             f"noise_type={getattr(module, 'noise_type', None)!r}, "
@@ -172,7 +176,7 @@ def as_problem(problem: Any) -> SDE | ODE:
         return problem
     if hasattr(problem, "f") and hasattr(problem, "g") and hasattr(problem, "noise_type"):
         return _from_torchsde(problem)
-    raise TypeError(
+    raise InputTypeError(
         f"expected an sdekit.SDE, an sdekit.ODE or a torchsde-style module with f, g, noise_type "
         f"and sde_type, got {type(problem).__name__}"
     )

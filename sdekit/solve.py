@@ -18,11 +18,13 @@ from collections.abc import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from ._random import as_generator
+from sdekit.errors import InputTypeError, InputValueError
+
 from ._util import bcast, tree_where
 from .brownian import BrownianSource, CallableBrownian, GaussianIncrements
 from .controllers import PIDController
 from .problems import as_problem
+from .random import as_generator
 from .solution import STATUS_DT_MIN, STATUS_MAX_STEPS, STATUS_OK, Solution, SolveError
 from .solvers import resolve_solver
 
@@ -75,11 +77,11 @@ def solve(
     solver = resolve_solver(solver, problem)
     save_times = _check_saveat(saveat, t0, t1)
     if dt is not None and not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
-        raise ValueError(f"dt={dt!r}: the step size must be a positive finite number")
+        raise InputValueError(f"dt={dt!r}: the step size must be a positive finite number")
     if controller is None and dt is None:
-        raise ValueError("give dt=... for fixed steps or controller=... for adaptive steps")
+        raise InputValueError("give dt=... for fixed steps or controller=... for adaptive steps")
     if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
-        raise ValueError(f"max_steps={max_steps!r}: must be a positive int")
+        raise InputValueError(f"max_steps={max_steps!r}: must be a positive int")
     per_sample = controller is not None and controller.per_sample
     generator = as_generator(generator, y0.device)
     source = None
@@ -120,11 +122,11 @@ def solve(
 
 def _check_y0(y0) -> torch.Tensor:
     if not isinstance(y0, torch.Tensor):
-        raise TypeError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
+        raise InputTypeError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
     if not y0.is_floating_point():
-        raise TypeError(f"y0 must be floating point (float32 or float64), got {y0.dtype}")
+        raise InputTypeError(f"y0 must be floating point (float32 or float64), got {y0.dtype}")
     if y0.dim() == 0:
-        raise ValueError(
+        raise InputValueError(
             "y0 must have a batch dimension: shape (batch, *event_shape), got a 0-d tensor"
         )
     return y0
@@ -133,10 +135,12 @@ def _check_y0(y0) -> torch.Tensor:
 def _as_time(t, name: str) -> float:
     if isinstance(t, torch.Tensor):
         if t.numel() != 1:
-            raise ValueError(f"{name} must be a scalar, got a tensor of shape {tuple(t.shape)}")
+            raise InputValueError(
+                f"{name} must be a scalar, got a tensor of shape {tuple(t.shape)}"
+            )
         t = t.item()
     if not isinstance(t, int | float) or not math.isfinite(t):
-        raise ValueError(f"{name}={t!r}: must be a finite number")
+        raise InputValueError(f"{name}={t!r}: must be a finite number")
     return float(t)
 
 
@@ -145,17 +149,17 @@ def _check_saveat(saveat, t0: float, t1: float) -> list[float] | None:
         return None
     times = [float(s) for s in (saveat.tolist() if isinstance(saveat, torch.Tensor) else saveat)]
     if not times:
-        raise ValueError(
+        raise InputValueError(
             "saveat is empty: give at least one time, or saveat=None for the final state"
         )
     direction = 1.0 if t1 >= t0 else -1.0
     lo, hi = min(t0, t1), max(t0, t1)
     outside = [s for s in times if not lo <= s <= hi]
     if outside:
-        raise ValueError(f"saveat times {outside} lie outside [{lo}, {hi}]")
+        raise InputValueError(f"saveat times {outside} lie outside [{lo}, {hi}]")
     if any(direction * (b - a) <= 0 for a, b in zip(times, times[1:], strict=False)):
         order = "increasing" if direction > 0 else "decreasing (backward solve)"
-        raise ValueError(f"saveat must be strictly {order}, got {times}")
+        raise InputValueError(f"saveat must be strictly {order}, got {times}")
     return times
 
 
@@ -185,14 +189,14 @@ class _CheckedProblem:
 
 def _check_output(out, what: str, expected: tuple[int, ...], y0: torch.Tensor) -> None:
     if not isinstance(out, torch.Tensor):
-        raise TypeError(f"the {what} returned {type(out).__name__}, expected a torch.Tensor")
+        raise InputTypeError(f"the {what} returned {type(out).__name__}, expected a torch.Tensor")
     if tuple(out.shape) != expected:
-        raise ValueError(
+        raise InputValueError(
             f"the {what} returned shape {tuple(out.shape)}, expected {expected} for y0 of shape "
             f"{tuple(y0.shape)}"
         )
     if out.dtype != y0.dtype or out.device != y0.device:
-        raise TypeError(
+        raise InputTypeError(
             f"the {what} returned {out.dtype} on {out.device}, but y0 is {y0.dtype} on "
             f"{y0.device}: make them agree"
         )
@@ -210,9 +214,9 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, per_samp
     if isinstance(brownian, BrownianSource):
         return brownian
     if isinstance(brownian, str):
-        raise ValueError(f"brownian={brownian!r}: choose one of {', '.join(BROWNIAN_NAMES)}")
+        raise InputValueError(f"brownian={brownian!r}: choose one of {', '.join(BROWNIAN_NAMES)}")
     if per_sample:
-        raise ValueError(
+        raise InputValueError(
             "a torchsde-style Brownian object gives one path for the whole batch and cannot serve "
             "per-sample step sizes; use brownian='bridge' with a per-sample controller"
         )

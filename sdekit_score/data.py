@@ -12,7 +12,8 @@ from collections.abc import Callable
 import torch
 from torch.utils.data import TensorDataset
 
-from sdekit._random import GeneratorLike, as_generator
+from sdekit.errors import InputTypeError, InputValueError
+from sdekit.random import GeneratorLike, as_generator
 
 __all__ = ["TOY2D", "digits", "sample_toy2d", "toy2d"]
 
@@ -31,7 +32,7 @@ def digits(data_range: tuple[float, float] = (-1.0, 1.0)) -> TensorDataset:
         ) from err
     lo, hi = data_range
     if not lo < hi:
-        raise ValueError(f"data_range must be (low, high) with low < high, got {data_range}")
+        raise InputValueError(f"data_range must be (low, high) with low < high, got {data_range}")
     bunch = load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1)
     labels = torch.as_tensor(bunch.target, dtype=torch.long)
@@ -82,12 +83,12 @@ def sample_toy2d(
     Also returns labels: the component each point came from (ring mode, moon, or square).
     """
     if name not in _TOYS:
-        raise ValueError(f"unknown toy distribution {name!r}: choose one of {TOY2D}")
+        raise InputValueError(f"unknown toy distribution {name!r}: choose one of {TOY2D}")
     if n < 1:
-        raise ValueError(f"n must be positive, got {n}")
+        raise InputValueError(f"n must be positive, got {n}")
     generator = as_generator(generator)
     if isinstance(generator, list):
-        raise TypeError("toy data take one generator or seed, not a list of them")
+        raise InputTypeError("toy data take one generator or seed, not a list of them")
     return _TOYS[name](n, generator)
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from sdekit.errors import InputValueError
 from sdekit_score.data import digits
 from sdekit_score.metrics import (
     classifier_confidence,
@@ -149,7 +150,7 @@ _PROCESSES = {"vp": VPSDE, "subvp": SubVPSDE, "ve": VESDE}
 def target(name: str) -> GaussianMixture:
     """The analytic target ``name`` (one of :data:`TARGETS`), with data in ``[-1, 1]``."""
     if name not in TARGETS:
-        raise ValueError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)}")
+        raise InputValueError(f"unknown target {name!r}: choose one of {', '.join(TARGETS)}")
     return TARGETS[name]()
 
 
@@ -159,7 +160,7 @@ def target_process(mixture: GaussianMixture, kind: str) -> ForwardProcess:
     For VE, ``sigma_max`` is the largest distance between two exact draws (rounded up).
     """
     if kind not in _PROCESSES:
-        raise ValueError(f"unknown process {kind!r}: choose one of {', '.join(_PROCESSES)}")
+        raise InputValueError(f"unknown process {kind!r}: choose one of {', '.join(_PROCESSES)}")
     if kind != "ve":
         return _PROCESSES[kind](data_range=_TARGET_RANGE)
     sigma_max = math.ceil(max_pairwise_distance(mixture.sample(2000, generator=0)))

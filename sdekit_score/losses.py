@@ -36,7 +36,8 @@ from typing import NamedTuple
 
 import torch
 
-from sdekit._random import GeneratorLike, as_generator, rand, randn
+from sdekit.errors import InputValueError
+from sdekit.random import GeneratorLike, as_generator, rand, randn
 from sdekit_score.processes import ForwardProcess, ScoreFn, batch_time, broadcast_batch
 
 __all__ = [
@@ -72,12 +73,12 @@ def sample_times(
         return process.eps + (process.T - process.eps) * u
     levels = torch.as_tensor(levels, device=device)
     if levels.ndim != 1 or levels.numel() == 0:
-        raise ValueError(
+        raise InputValueError(
             f"levels must be a non-empty 1-D tensor of sigmas, got shape {tuple(levels.shape)}"
         )
     times = process.sigma_to_t(levels)
     if not torch.isfinite(times).all():
-        raise ValueError(
+        raise InputValueError(
             f"some levels are not noise levels sigma(t) of the {process.kind} process "
             f"(sigma_to_t gave non-finite times): got levels {levels.tolist()}"
         )
@@ -103,7 +104,7 @@ def _perturb(
     levels: torch.Tensor | None,
 ) -> _Noisy:
     if x0.ndim < 2:
-        raise ValueError(f"x0 must have shape (batch, *event), got {tuple(x0.shape)}")
+        raise InputValueError(f"x0 must have shape (batch, *event), got {tuple(x0.shape)}")
     gen = as_generator(generator, x0.device)
     if t is None:
         t = sample_times(process, x0.shape[0], generator=gen, levels=levels, device=x0.device)
@@ -123,7 +124,7 @@ def _dsm(
     if weighting == "likelihood":
         per_sample = per_sample * (process.diffusion(noisy.t) / noisy.sigma.flatten()) ** 2
     elif weighting != "sigma2":
-        raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        raise InputValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     return per_sample.mean()
 
 

@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sdekit._random import GeneratorLike, as_generator
+from sdekit.errors import InputTypeError, InputValueError
+from sdekit.random import GeneratorLike, as_generator
 from sdekit_score.data import digits
 
 __all__ = [
@@ -68,7 +69,9 @@ class DigitsClassifier(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer features ``(batch, feature_dim)`` of images ``(batch, 1, 8, 8)``."""
         if x.shape[1:] != (1, 8, 8):
-            raise ValueError(f"expected digits of shape (batch, 1, 8, 8), got {tuple(x.shape)}")
+            raise InputValueError(
+                f"expected digits of shape (batch, 1, 8, 8), got {tuple(x.shape)}"
+            )
         return self.body(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,14 +165,16 @@ def _to_unit_range(x: torch.Tensor, data_range: tuple[float, float]) -> torch.Te
 def _flat(x: torch.Tensor, name: str) -> torch.Tensor:
     """Samples ``(N, *event)`` as float64 ``(N, D)``; at least two are needed for a covariance."""
     if x.ndim < 2 or x.shape[0] < 2:
-        raise ValueError(f"{name} must have shape (N, *event) with N >= 2, got {tuple(x.shape)}")
+        raise InputValueError(
+            f"{name} must have shape (N, *event) with N >= 2, got {tuple(x.shape)}"
+        )
     return x.detach().flatten(1).to(torch.float64)
 
 
 def _features(x: torch.Tensor, name: str) -> torch.Tensor:
     """Features ``(N, D)`` as float64 (samples ``(N, *event)`` go to :func:`gaussian_frechet`)."""
     if x.ndim != 2:
-        raise ValueError(
+        raise InputValueError(
             f"{name} must be features of shape (N, D), got {tuple(x.shape)}; "
             "for samples (N, *event) use gaussian_frechet"
         )
@@ -190,7 +195,7 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     """
     a, b = _features(feats_a, "feats_a"), _features(feats_b, "feats_b")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
+        raise InputValueError(f"feature dimensions differ: {a.shape[1]} and {b.shape[1]}")
     mu_a, mu_b = a.mean(0), b.mean(0)
     cov_a, cov_b = torch.cov(a.T).reshape(a.shape[1], -1), torch.cov(b.T).reshape(b.shape[1], -1)
     root_a = _sqrtm_psd(cov_a)
@@ -260,10 +265,10 @@ def sliced_wasserstein(
     """
     a, b = _flat(a, "a"), _flat(b, "b")
     if a.shape[1] != b.shape[1]:
-        raise ValueError(f"dimensions differ: {a.shape[1]} and {b.shape[1]}")
+        raise InputValueError(f"dimensions differ: {a.shape[1]} and {b.shape[1]}")
     gen = as_generator(generator)
     if isinstance(gen, list):
-        raise TypeError("sliced_wasserstein takes one generator or seed, not a list of them")
+        raise InputTypeError("sliced_wasserstein takes one generator or seed, not a list of them")
     theta = torch.randn(a.shape[1], n_projections, generator=gen, dtype=torch.float64)
     theta = (theta / theta.norm(dim=0)).to(a.device)
     levels = (torch.arange(max(len(a), len(b)), device=a.device) + 0.5) / max(len(a), len(b))

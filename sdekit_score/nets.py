@@ -25,6 +25,8 @@ from einops import rearrange
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from sdekit.errors import InputValueError
+
 __all__ = [
     "Discriminator",
     "FourierEmbedding",
@@ -41,7 +43,7 @@ class SinusoidalEmbedding(nn.Module):
     def __init__(self, dim: int, max_period: float = 10_000.0):
         super().__init__()
         if dim % 2:
-            raise ValueError(f"embedding dim must be even, got {dim}")
+            raise InputValueError(f"embedding dim must be even, got {dim}")
         half = dim // 2
         freqs = torch.exp(-math.log(max_period) * torch.arange(half) / half)
         self.register_buffer("freqs", freqs, persistent=False)
@@ -57,7 +59,7 @@ class FourierEmbedding(nn.Module):
     def __init__(self, dim: int, scale: float = 16.0):
         super().__init__()
         if dim % 2:
-            raise ValueError(f"embedding dim must be even, got {dim}")
+            raise InputValueError(f"embedding dim must be even, got {dim}")
         self.register_buffer("W", torch.randn(dim // 2) * scale)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
@@ -72,7 +74,7 @@ def _conditioning_mlp(embedding: str, embed_dim: int, out_dim: int) -> nn.Sequen
     elif embedding == "fourier":
         embed = FourierEmbedding(embed_dim)
     else:
-        raise ValueError(f"embedding must be 'sinusoidal' or 'fourier', got {embedding!r}")
+        raise InputValueError(f"embedding must be 'sinusoidal' or 'fourier', got {embedding!r}")
     return nn.Sequential(
         embed, nn.Linear(embed_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim)
     )
@@ -83,7 +85,7 @@ def _check_conditioning(c: torch.Tensor, batch: int) -> torch.Tensor:
     if c.ndim == 0:
         return c.expand(batch)
     if c.shape != (batch,):
-        raise ValueError(
+        raise InputValueError(
             f"conditioning c must have shape (batch,) = ({batch},) or be 0-d, got {tuple(c.shape)}"
         )
     return c
@@ -160,7 +162,7 @@ class UNet(nn.Module):
     ):
         super().__init__()
         if not width_mults:
-            raise ValueError("width_mults must have at least one entry (one resolution level)")
+            raise InputValueError("width_mults must have at least one entry (one resolution level)")
         self.channels = channels
         self.factor = 2 ** (len(width_mults) - 1)
         emb_dim = embed_dim or 4 * base_width
@@ -215,11 +217,11 @@ class UNet(nn.Module):
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 4 or x.shape[1] != self.channels:
-            raise ValueError(
+            raise InputValueError(
                 f"UNet expects x of shape (batch, {self.channels}, H, W), got {tuple(x.shape)}"
             )
         if x.shape[2] % self.factor or x.shape[3] % self.factor:
-            raise ValueError(
+            raise InputValueError(
                 f"image size {tuple(x.shape[2:])} is not divisible by {self.factor} "
                 f"= 2**(len(width_mults) - 1): pad or resize the images, or use fewer levels"
             )
@@ -242,7 +244,7 @@ class MLP(nn.Module):
     ):
         super().__init__()
         if depth < 1:
-            raise ValueError(f"depth must be at least 1, got {depth}")
+            raise InputValueError(f"depth must be at least 1, got {depth}")
         self.dim = dim
         self.embed = _conditioning_mlp(embedding, embed_dim, hidden)
         self.layers = nn.ModuleList(
@@ -253,7 +255,9 @@ class MLP(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"MLP expects x of shape (batch, {self.dim}), got {tuple(x.shape)}")
+            raise InputValueError(
+                f"MLP expects x of shape (batch, {self.dim}), got {tuple(x.shape)}"
+            )
         emb = F.silu(self.embed(_check_conditioning(c, x.shape[0])))
         h = x
         for layer, film in zip(self.layers, self.film, strict=True):
@@ -284,7 +288,9 @@ class Discriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4:
-            raise ValueError(f"Discriminator expects images (batch, C, H, W), got {tuple(x.shape)}")
+            raise InputValueError(
+                f"Discriminator expects images (batch, C, H, W), got {tuple(x.shape)}"
+            )
         return self.out(self.features(x).mean(dim=(2, 3))).squeeze(1)
 
 
@@ -301,5 +307,5 @@ class MLPDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2:
-            raise ValueError(f"MLPDiscriminator expects (batch, dim), got {tuple(x.shape)}")
+            raise InputValueError(f"MLPDiscriminator expects (batch, dim), got {tuple(x.shape)}")
         return self.net(x).squeeze(1)

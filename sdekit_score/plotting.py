@@ -17,6 +17,8 @@ from pathlib import Path
 
 import matplotlib
 
+from sdekit.errors import InputValueError
+
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,7 +40,7 @@ def save_image_grid(
     Values outside ``data_range`` are clipped; ``columns`` defaults to ``ceil(sqrt(N))``.
     """
     if images.ndim != 4 or images.shape[1] != 1:
-        raise ValueError(f"expected grayscale images (N, 1, H, W), got {tuple(images.shape)}")
+        raise InputValueError(f"expected grayscale images (N, 1, H, W), got {tuple(images.shape)}")
     n, _, height, width = images.shape
     columns = columns or math.ceil(math.sqrt(n))
     rows = math.ceil(n / columns)
@@ -65,7 +67,7 @@ def save_scatter(
 ) -> Path:
     """Save 2-D points ``(N, 2)`` as a scatter plot, over ``reference`` points if given."""
     if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"expected 2-D points (N, 2), got {tuple(points.shape)}")
+        raise InputValueError(f"expected 2-D points (N, 2), got {tuple(points.shape)}")
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     if reference is not None:
         ref = reference.detach().cpu().float()

@@ -32,7 +32,8 @@ from typing import ClassVar
 import torch
 
 import sdekit
-from sdekit._random import GeneratorLike, as_generator, randn
+from sdekit.errors import InputValueError
+from sdekit.random import GeneratorLike, as_generator, randn
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -75,7 +76,7 @@ def batch_time(t, x: torch.Tensor) -> torch.Tensor:
     if t.ndim == 0:
         return t.expand(x.shape[0])
     if t.shape != (x.shape[0],):
-        raise ValueError(
+        raise InputValueError(
             f"t has shape {tuple(t.shape)} but x has batch size {x.shape[0]}: "
             "pass a 0-d t or one time per sample, shape (batch,)"
         )
@@ -126,10 +127,10 @@ class ForwardProcess(abc.ABC):
 
     def _check_interval(self) -> None:
         if not 0.0 < self.eps < self.T:
-            raise ValueError(f"need 0 < eps < T, got eps={self.eps} and T={self.T}")
+            raise InputValueError(f"need 0 < eps < T, got eps={self.eps} and T={self.T}")
         low, high = self.data_range
         if not low < high:
-            raise ValueError(
+            raise InputValueError(
                 f"data_range must be (low, high) with low < high, got {self.data_range}"
             )
 
@@ -193,7 +194,7 @@ class _LinearBeta(ForwardProcess):
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.beta_min <= self.beta_max or self.beta_max <= 0.0:
-            raise ValueError(
+            raise InputValueError(
                 f"need 0 <= beta_min <= beta_max and beta_max > 0, "
                 f"got beta_min={self.beta_min}, beta_max={self.beta_max}"
             )
@@ -313,7 +314,7 @@ class VESDE(ForwardProcess):
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sigma_min < self.sigma_max:
-            raise ValueError(
+            raise InputValueError(
                 f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
                 f"sigma_max={self.sigma_max}"
             )
@@ -369,7 +370,7 @@ class EDMProcess(ForwardProcess):
 
     def __post_init__(self) -> None:
         if not 0.0 < self.sigma_min < self.sigma_max:
-            raise ValueError(
+            raise InputValueError(
                 f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
                 f"sigma_max={self.sigma_max}"
             )

@@ -22,7 +22,8 @@ import torch
 
 import sdekit
 from sdekit import mcmc
-from sdekit._random import GeneratorLike, as_generator, rand, randn
+from sdekit.errors import InputTypeError, InputValueError
+from sdekit.random import GeneratorLike, as_generator, rand, randn
 from sdekit_score.processes import (
     ForwardProcess,
     batch_time,
@@ -66,9 +67,9 @@ def sample(
         rejected attempts and the denoising evaluation included.
     """
     if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+        raise InputValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
     if not isinstance(process, ForwardProcess):
-        raise TypeError(
+        raise InputTypeError(
             f"process must be a sdekit_score process (VPSDE, VESDE, ...), got {type(process).__name__}"
         )
     shape = _check_shape(shape)
@@ -387,7 +388,7 @@ def _top_level(process: ForwardProcess, sigma_max: float | None) -> float:
     if sigma_max is None:
         return high
     if not low < sigma_max <= high:
-        raise ValueError(
+        raise InputValueError(
             f"sigma_max={sigma_max} is outside the noise levels the score was trained on, "
             f"({low:.4g}, {high:.4g}] for this process; pick a value in that interval"
         )
@@ -410,7 +411,7 @@ def _default_step_lr(step_lr, n_steps_each, defaults: dict, name: str, ladder) -
     if step_lr is not None:
         return step_lr
     if n_steps_each not in defaults:
-        raise ValueError(
+        raise InputValueError(
             f"{name}: the paper gives step_lr only for n_steps_each in {sorted(defaults)}; pass "
             f"step_lr=... for n_steps_each={n_steps_each}"
         )
@@ -432,7 +433,7 @@ def _initial_state(sampler, process, shape, init, generator, dtype, device, sigm
         low, high = process.data_range
         return low + (high - low) * rand(shape, generator, dtype, device)
     valid = "'prior' or 'uniform'" if annealed else "'prior'"
-    raise ValueError(f"init={init!r} for sampler {sampler!r}: choose {valid}")
+    raise InputValueError(f"init={init!r} for sampler {sampler!r}: choose {valid}")
 
 
 def _check_options(run, sampler: str, options: dict) -> None:
@@ -440,7 +441,7 @@ def _check_options(run, sampler: str, options: dict) -> None:
     known = [p for p in known if p not in ("generator", "progress")]
     unknown = sorted(set(options) - set(known))
     if unknown:
-        raise ValueError(
+        raise InputValueError(
             f"unknown option(s) {', '.join(unknown)} for sampler {sampler!r}; its options are "
             f"{', '.join(known + (['init'] if sampler in ('als', 'cas') else []))}"
         )
@@ -468,7 +469,7 @@ class _Checked:
 
     def __init__(self, score_fn: ScoreFn):
         if not callable(score_fn):
-            raise TypeError(
+            raise InputTypeError(
                 f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}"
             )
         self.score_fn = score_fn
@@ -485,7 +486,7 @@ class _Checked:
 
     def raise_if_nonfinite(self, sampler: str, cause: Exception | None = None) -> None:
         if self.total is not None and not bool(torch.isfinite(self.total)):
-            raise ValueError(
+            raise InputValueError(
                 f"the score function returned non-finite values (NaN/Inf) during sampling with "
                 f"{sampler!r} (its first output was finite); check the network and the times or "
                 f"noise levels it is evaluated at"
@@ -500,15 +501,15 @@ def _check_shape(shape) -> tuple[int, ...]:
         or not shape
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in shape)
     ):
-        raise TypeError(f"shape must be a tuple of ints (batch, *event_shape), got {shape!r}")
+        raise InputTypeError(f"shape must be a tuple of ints (batch, *event_shape), got {shape!r}")
     if any(s < 1 for s in shape):
-        raise ValueError(f"shape must have positive sizes, got {tuple(shape)}")
+        raise InputValueError(f"shape must have positive sizes, got {tuple(shape)}")
     return tuple(shape)
 
 
 def _positive_int(value, name: str, allow_zero: bool = False) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise ValueError(
+        raise InputValueError(
             f"{name}={value!r}: must be a {'non-negative' if allow_zero else 'positive'} int"
         )
     return value

@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 import torch
 
+from sdekit.errors import InputTypeError, InputValueError
 from sdekit_score.processes import ForwardProcess, batch_time, broadcast_batch
 
 __all__ = ["ScoreModel", "check_score_output"]
@@ -72,7 +73,7 @@ _CONDITIONINGS = {
 def _choose(name: str, value: str, options: dict):
     if value not in options:
         valid = ", ".join(repr(k) for k in options)
-        raise ValueError(f"{name} must be one of {valid}; got {value!r}")
+        raise InputValueError(f"{name} must be one of {valid}; got {value!r}")
     return options[value]
 
 
@@ -112,7 +113,7 @@ class ScoreModel(torch.nn.Module):
         t = batch_time(t, x)
         out = self.net(x, self._condition(t, self.process))
         if out.shape != x.shape:
-            raise ValueError(
+            raise InputValueError(
                 f"net returned shape {tuple(out.shape)} for x of shape {tuple(x.shape)}: "
                 f"with output={self.output!r} it must return one value per element of x"
             )
@@ -131,12 +132,12 @@ def check_score_output(
     failure. The finiteness check synchronises with the device.
     """
     if not isinstance(score, torch.Tensor):
-        raise TypeError(
+        raise InputTypeError(
             f"the score function returned {type(score).__name__}; it must return a tensor "
             f"shaped like x, {tuple(x.shape)}"
         )
     if score.shape != x.shape:
-        raise ValueError(
+        raise InputValueError(
             f"the score function returned shape {tuple(score.shape)} for x of shape "
             f"{tuple(x.shape)}: it must return one score per element of x"
         )
@@ -149,7 +150,7 @@ def check_score_output(
         if t is not None:
             times = torch.as_tensor(t).expand(x.shape[0])[bad_samples]
             where += f", at t in [{times.min().item():.6g}, {times.max().item():.6g}]"
-        raise ValueError(
+        raise InputValueError(
             f"the score contains {int(bad.sum())} non-finite values (NaN/Inf) {where}; check the "
             "network and the times or noise levels it is evaluated at"
         )

@@ -16,7 +16,8 @@ import math
 
 import torch
 
-from sdekit._random import GeneratorLike, as_generator, rand, randn
+from sdekit.errors import InputTypeError, InputValueError
+from sdekit.random import GeneratorLike, as_generator, rand, randn
 from sdekit_score.processes import ForwardProcess, ScoreFn
 
 __all__ = ["GaussianMixture"]
@@ -48,25 +49,27 @@ class GaussianMixture:
     ) -> None:
         means = torch.as_tensor(means, dtype=torch.float64)
         if means.ndim != 2:
-            raise ValueError(f"means must have shape (K, D), got {tuple(means.shape)}")
+            raise InputValueError(f"means must have shape (K, D), got {tuple(means.shape)}")
         k, d = means.shape
         stds = torch.as_tensor(stds, dtype=torch.float64, device=means.device)
         try:
             stds_kd = torch.broadcast_to(stds, (k, d))
         except RuntimeError:
-            raise ValueError(
+            raise InputValueError(
                 f"stds of shape {tuple(stds.shape)} do not broadcast to (K, D) = {(k, d)}: pass a "
                 "scalar, (K, 1), (D,) or (K, D)"
             ) from None
         if not bool((stds_kd > 0).all()):
-            raise ValueError("stds must be positive")
+            raise InputValueError("stds must be positive")
         if weights is None:
             weights = torch.ones(k, dtype=torch.float64, device=means.device)
         weights = torch.as_tensor(weights, dtype=torch.float64, device=means.device)
         if weights.shape != (k,):
-            raise ValueError(f"weights must have shape (K,) = ({k},), got {tuple(weights.shape)}")
+            raise InputValueError(
+                f"weights must have shape (K,) = ({k},), got {tuple(weights.shape)}"
+            )
         if bool((weights < 0).any()) or not float(weights.sum()) > 0:
-            raise ValueError("weights must be non-negative with a positive sum")
+            raise InputValueError("weights must be non-negative with a positive sum")
         self.means = means
         self.weights = weights / weights.sum()
         self.isotropic = stds.ndim == 0 or stds.shape[-1] == 1
@@ -133,9 +136,9 @@ class GaussianMixture:
 
     def _flatten(self, x: torch.Tensor) -> torch.Tensor:
         if not x.is_floating_point():
-            raise TypeError(f"x must be a floating-point tensor, got {x.dtype}")
+            raise InputTypeError(f"x must be a floating-point tensor, got {x.dtype}")
         if x.ndim < 2 or x[0].numel() != self.dim:
-            raise ValueError(
+            raise InputValueError(
                 f"x must have shape (batch, *event) with {self.dim} elements per sample, "
                 f"got {tuple(x.shape)}"
             )

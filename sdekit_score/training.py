@@ -33,6 +33,7 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from sdekit.errors import InputTypeError, InputValueError
 from sdekit_score.losses import WEIGHTINGS, dsm_loss, hybrid_loss
 from sdekit_score.nets import MLP, Discriminator, MLPDiscriminator, UNet
 from sdekit_score.processes import VESDE, VPSDE, EDMProcess, ForwardProcess, SubVPSDE
@@ -64,7 +65,7 @@ _RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints")
 
 def _check_choice(name: str, value: Any, options) -> None:
     if value not in options:
-        raise ValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
+        raise InputValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
 
 
 @dataclass
@@ -121,11 +122,11 @@ class TrainConfig:
         _check_choice("amp", self.amp, _AMP_DTYPES)
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < (0 if name == "steps" else 1):
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+                raise InputValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+            raise InputValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.levels is not None and self.levels < 1:
-            raise ValueError(f"levels must be None or a positive count, got {self.levels}")
+            raise InputValueError(f"levels must be None or a positive count, got {self.levels}")
         adversarial = self.objective == "hybrid"
         if self.lr is None:
             self.lr = 1e-4 if adversarial else 2e-4
@@ -179,7 +180,7 @@ def _as_tensor(data: torch.Tensor | Dataset) -> torch.Tensor:
     elif isinstance(data, Dataset):
         data = torch.stack([item[0] if isinstance(item, tuple | list) else item for item in data])
     if not isinstance(data, torch.Tensor) or not data.is_floating_point():
-        raise TypeError(
+        raise InputTypeError(
             "data must be a floating tensor (N, *event) or a Dataset of such items "
             f"(or of (item, label) pairs), got {type(data).__name__}"
         )
@@ -190,7 +191,9 @@ def _batches(data: torch.Tensor, batch_size: int, seed: int, step: int) -> Itera
     """Batches from ``step`` on, in epochs of ``N // batch_size`` shuffled by ``(seed, epoch)``."""
     per_epoch = len(data) // batch_size
     if per_epoch == 0:
-        raise ValueError(f"the data set has {len(data)} items, fewer than batch_size={batch_size}")
+        raise InputValueError(
+            f"the data set has {len(data)} items, fewer than batch_size={batch_size}"
+        )
     epoch, start = divmod(step, per_epoch)
     while True:
         epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0])
@@ -284,7 +287,7 @@ class _Run:
             k for k in current if k not in _RESUMABLE_CHANGES and stored.get(k) != current[k]
         ]
         if changed:
-            raise ValueError(
+            raise InputValueError(
                 f"the checkpoint was written by a run with a different config "
                 f"({', '.join(changed)} differ): resume with the same config, or train into a new "
                 "out_dir"

@@ -85,7 +85,9 @@ from typing import NamedTuple
 
 import torch
 
-from .._random import GeneratorLike, as_generator, randn
+from sdekit.errors import InputValueError
+
+from ..random import GeneratorLike, as_generator, randn
 from .base import BrownianSource, Increment
 
 _INF = math.inf
@@ -144,9 +146,9 @@ class BrownianBridge(BrownianSource):
     ):
         shape = tuple(int(s) for s in shape)
         if len(shape) == 0 or shape[0] < 1:
-            raise ValueError(f"shape must be (batch, *event) with batch >= 1, got {shape}")
+            raise InputValueError(f"shape must be (batch, *event) with batch >= 1, got {shape}")
         if capacity < 2:
-            raise ValueError(f"capacity must be at least 2, got {capacity}")
+            raise InputValueError(f"capacity must be at least 2, got {capacity}")
         self.shape = shape
         self.dtype = dtype
         self.device = torch.device(device)
@@ -278,7 +280,9 @@ class BrownianBridge(BrownianSource):
         if accept.dim() == 0:
             accept = accept.expand(batch)
         elif accept.shape != (batch,):
-            raise ValueError(f"accept must be 0-d or ({batch},), got shape {tuple(accept.shape)}")
+            raise InputValueError(
+                f"accept must be 0-d or ({batch},), got shape {tuple(accept.shape)}"
+            )
         self._attempt = None
         moved = accept & attempt.active
         new = attempt.active & ~attempt.at_point
@@ -346,7 +350,7 @@ class BrownianBridge(BrownianSource):
         if x.dim() == 0:
             return x.to(device=self.device, dtype=self._tdtype).expand(batch)
         if x.shape != (batch,):
-            raise ValueError(
+            raise InputValueError(
                 f"{name} must be a float, a 0-d tensor or a ({batch},) tensor, got shape "
                 f"{tuple(x.shape)}"
             )

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .._random import randn
+from ..random import randn
 from .base import BrownianSource, Increment
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from sdekit.errors import InputTypeError, InputValueError
+
 from .base import BrownianSource, Increment
 
 
@@ -18,7 +20,9 @@ class CallableBrownian(BrownianSource):
 
     def __init__(self, bm, *, levy_area: bool = False):
         if not callable(bm):
-            raise TypeError(f"brownian= must be callable as bm(ta, tb), got {type(bm).__name__}")
+            raise InputTypeError(
+                f"brownian= must be callable as bm(ta, tb), got {type(bm).__name__}"
+            )
         self.bm = bm
         self.levy_area = levy_area
 
@@ -29,7 +33,7 @@ class CallableBrownian(BrownianSource):
             or isinstance(h, torch.Tensor)
             and h.dim() > 0
         ):
-            raise ValueError(
+            raise InputValueError(
                 "a torchsde-style Brownian object gives one path for the whole batch and cannot "
                 "serve per-sample step sizes; use brownian='bridge' with a per-sample controller"
             )

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from sdekit._random import GeneratorLike, as_generator, randn
+from sdekit.errors import InputTypeError
 from sdekit.mcmc.kernel import (
     KernelInfo,
     KernelStep,
@@ -19,6 +19,7 @@ from sdekit.mcmc.kernel import (
     positive_float,
 )
 from sdekit.mcmc.target import Target
+from sdekit.random import GeneratorLike, as_generator, randn
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class LangevinCorrector:
     def __post_init__(self) -> None:
         positive_float(self.snr, "snr")
         if not isinstance(self.batch_mean_norms, bool):
-            raise TypeError(
+            raise InputTypeError(
                 f"batch_mean_norms must be a bool, got {type(self.batch_mean_norms).__name__}"
             )
 

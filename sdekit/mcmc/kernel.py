@@ -14,7 +14,7 @@ Calling it advances every chain of a batch by one step::
 - ``generator``: ``None``, an ``int`` seed, a ``torch.Generator``, or a list with one generator
   per chain (then chain ``i`` draws only from ``generator[i]``, so its path does not depend on the
   rest of the batch). An ``int`` seeds a fresh generator for this one call: in a loop, pass a
-  ``torch.Generator`` (``sdekit._random.as_generator(seed)``) or every step repeats its noise.
+  ``torch.Generator`` (``sdekit.random.as_generator(seed)``) or every step repeats its noise.
 - ``state``: what the kernel carried over from its previous call (``None`` at the start). Kernels
   that need no memory return ``None``.
 
@@ -32,8 +32,9 @@ from typing import Any, NamedTuple, Protocol
 
 import torch
 
-from sdekit._random import GeneratorLike
+from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.target import Target
+from sdekit.random import GeneratorLike
 
 StepSize = float | torch.Tensor
 
@@ -81,15 +82,17 @@ class Kernel(Protocol):
 def check_chains(x: torch.Tensor, target: Target) -> None:
     """Reject a state that is not a floating tensor with a batch dimension, or a non-Target."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(
+        raise InputTypeError(
             f"x must be a torch.Tensor of shape (batch, *event), got {type(x).__name__}"
         )
     if not x.is_floating_point():
-        raise TypeError(f"x must have a floating dtype, got {x.dtype}: convert it with x.double()")
+        raise InputTypeError(
+            f"x must have a floating dtype, got {x.dtype}: convert it with x.double()"
+        )
     if x.dim() < 1:
-        raise ValueError("x must have a leading batch dimension: shape (batch, *event)")
+        raise InputValueError("x must have a leading batch dimension: shape (batch, *event)")
     if not isinstance(target, Target):
-        raise TypeError(
+        raise InputTypeError(
             f"target must be an sdekit.mcmc.Target(score=..., log_prob=...), "
             f"got {type(target).__name__}"
         )
@@ -98,9 +101,9 @@ def check_chains(x: torch.Tensor, target: Target) -> None:
 def positive_float(value: float, name: str) -> float:
     """``value`` as a float, or a clear error if it is not a finite positive number."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a positive float, got {type(value).__name__}")
+        raise InputTypeError(f"{name} must be a positive float, got {type(value).__name__}")
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite positive number, got {value}")
+        raise InputValueError(f"{name} must be a finite positive number, got {value}")
     return float(value)
 
 
@@ -111,7 +114,7 @@ def per_chain(step_size: StepSize, x: torch.Tensor, name: str = "step_size") -> 
         if step_size.dim() == 0:
             step_size = step_size.expand(batch)
         if step_size.shape != (batch,):
-            raise ValueError(
+            raise InputValueError(
                 f"{name} must be a float or a tensor of shape (batch,) = ({batch},), "
                 f"got shape {tuple(step_size.shape)}"
             )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sdekit._random import GeneratorLike, as_generator, rand, randn
+from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.kernel import (
     KernelInfo,
     KernelStep,
@@ -21,6 +21,7 @@ from sdekit.mcmc.kernel import (
     sum_event,
 )
 from sdekit.mcmc.target import Target
+from sdekit.random import GeneratorLike, as_generator, rand, randn
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class MALA:
         if self.target_acceptance is not None:
             a = self.target_acceptance
             if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
-                raise ValueError(
+                raise InputValueError(
                     f"target_acceptance must be a number in (0, 1) such as 0.574, or None "
                     f"for no adaptation; got {a!r}"
                 )
@@ -84,12 +85,12 @@ class MALA:
     ) -> KernelStep:
         check_chains(x, target)
         if target.log_prob is None:
-            raise ValueError(
+            raise InputValueError(
                 "MALA needs a log density: pass Target(score=..., log_prob=...); with a score "
                 "only, use ULA or UnderdampedLangevin"
             )
         if state is not None and not isinstance(state, MALAState):
-            raise TypeError(f"state must be a MALAState or None, got {type(state).__name__}")
+            raise InputTypeError(f"state must be a MALAState or None, got {type(state).__name__}")
         generator = as_generator(generator, x.device)
 
         h = per_chain(step_size, x)
@@ -98,7 +99,7 @@ class MALA:
             log_scale = torch.zeros_like(h)
             if state is not None and state.log_scale is not None:
                 if state.log_scale.shape != h.shape:
-                    raise ValueError(
+                    raise InputValueError(
                         f"the state adapts {state.log_scale.shape[0]} chains but x has "
                         f"{h.shape[0]}: start with state=None"
                     )

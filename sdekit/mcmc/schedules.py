@@ -16,10 +16,11 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from sdekit._random import GeneratorLike, as_generator, randn
+from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.kernel import Kernel, KernelInfo, check_chains, count, positive_float
 from sdekit.mcmc.target import Target
 from sdekit.mcmc.ula import ULA
+from sdekit.random import GeneratorLike, as_generator, randn
 
 LevelScore = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 LevelLogProb = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -44,9 +45,11 @@ def geometric_sigmas(
     sigma_max = positive_float(sigma_max, "sigma_max")
     sigma_min = positive_float(sigma_min, "sigma_min")
     if isinstance(n, bool) or not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an int >= 2 (the number of levels, ends included), got {n!r}")
+        raise InputValueError(
+            f"n must be an int >= 2 (the number of levels, ends included), got {n!r}"
+        )
     if not sigma_min < sigma_max:
-        raise ValueError(
+        raise InputValueError(
             f"need sigma_min < sigma_max (levels run from large to small noise), "
             f"got sigma_max={sigma_max}, sigma_min={sigma_min}"
         )
@@ -132,7 +135,7 @@ def run_schedule(
         progress: show a tqdm bar that advances once per level.
     """
     if not callable(kernel):
-        raise TypeError(f"kernel must be a callable MCMC kernel, got {type(kernel).__name__}")
+        raise InputTypeError(f"kernel must be a callable MCMC kernel, got {type(kernel).__name__}")
     _check_callables(x, score, log_prob, callback)
     values = _levels(levels)
     n_steps = _count(n_steps, "n_steps")
@@ -240,7 +243,7 @@ def consistent_annealed_sampling(
     epsilon = positive_float(step_size, "step_size")
     n_steps = _count(n_steps, "n_steps")
     if len(sigmas) < 2 or any(a <= b for a, b in pairwise(sigmas)):
-        raise ValueError(
+        raise InputValueError(
             f"consistent annealed sampling needs at least two strictly decreasing sigmas, "
             f"got {sigmas}"
         )
@@ -254,7 +257,7 @@ def consistent_annealed_sampling(
     gamma = min(gammas)
     if not 1 - gamma < eta < 1 + gamma:
         low, high = (1 - gamma) * fine[-1] ** 2, (1 + gamma) * fine[-1] ** 2
-        raise ValueError(
+        raise InputValueError(
             f"consistent annealed sampling needs 1 - γ < η < 1 + γ with η = step_size/σ_L² and "
             f"γ = σ_(i+1)/σ_i (smallest γ here: {gamma:.6g}, with n_steps={n_steps}), i.e. "
             f"{low:.6g} < step_size < {high:.6g}; got step_size={epsilon:.6g} (η = {eta:.6g}). "
@@ -293,12 +296,16 @@ def _check_callables(
 ) -> None:
     """Check the chains and that the user's functions are callables, before any work."""
     if not callable(score):
-        raise TypeError(f"score must be a callable score(x, level), got {type(score).__name__}")
+        raise InputTypeError(
+            f"score must be a callable score(x, level), got {type(score).__name__}"
+        )
     check_chains(x, Target(score=score))
     if log_prob is not None and not callable(log_prob):
-        raise TypeError(f"log_prob must be None or a callable log_prob(x, level), got {log_prob!r}")
+        raise InputTypeError(
+            f"log_prob must be None or a callable log_prob(x, level), got {log_prob!r}"
+        )
     if callback is not None and not callable(callback):
-        raise TypeError(
+        raise InputTypeError(
             f"callback must be None or a callable(level_index, x, info), got {callback!r}"
         )
 
@@ -306,7 +313,7 @@ def _check_callables(
 def _count(n: int, name: str) -> int:
     """``n`` if it is a positive int, else a clear error."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name} must be a positive int, got {n!r}")
+        raise InputValueError(f"{name} must be a positive int, got {n!r}")
     return n
 
 
@@ -314,16 +321,18 @@ def _levels(levels: Levels, positive: bool = False) -> list[float]:
     """The levels as a non-empty list of finite (positive) floats; one host transfer."""
     if isinstance(levels, torch.Tensor):
         if levels.dim() != 1:
-            raise ValueError(f"levels must be 1-D, got shape {tuple(levels.shape)}")
+            raise InputValueError(f"levels must be 1-D, got shape {tuple(levels.shape)}")
         values = levels.tolist()
     elif isinstance(levels, Sequence) and not isinstance(levels, str):
         values = [float(v) for v in levels]
     else:
-        raise TypeError(f"levels must be a 1-D tensor or a sequence of floats, got {levels!r}")
+        raise InputTypeError(f"levels must be a 1-D tensor or a sequence of floats, got {levels!r}")
     if not values or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"levels must be a non-empty sequence of finite numbers, got {values}")
+        raise InputValueError(
+            f"levels must be a non-empty sequence of finite numbers, got {values}"
+        )
     if positive and min(values) <= 0:
-        raise ValueError(f"noise levels must be positive, got {values}")
+        raise InputValueError(f"noise levels must be positive, got {values}")
     return values
 
 
@@ -334,9 +343,11 @@ def _step_sizes(
     shape = f"a float, {n_levels} floats, or a tensor of shape ({n_levels},) or ({n_levels}, batch)"
     if isinstance(step_sizes, torch.Tensor) and step_sizes.dim() == 2:
         if step_sizes.shape != (n_levels, x.shape[0]):
-            raise ValueError(f"step_sizes must be {shape}, got shape {tuple(step_sizes.shape)}")
+            raise InputValueError(
+                f"step_sizes must be {shape}, got shape {tuple(step_sizes.shape)}"
+            )
         if not bool((step_sizes > 0).all()):
-            raise ValueError("step_sizes must be positive")
+            raise InputValueError("step_sizes must be positive")
         return step_sizes.to(dtype=x.dtype, device=x.device)
     if isinstance(step_sizes, (int, float)) and not isinstance(step_sizes, bool):
         values = [step_sizes] * n_levels
@@ -345,7 +356,7 @@ def _step_sizes(
     elif isinstance(step_sizes, Sequence):
         values = list(step_sizes)
     else:
-        raise TypeError(f"step_sizes must be {shape}, got {type(step_sizes).__name__}")
+        raise InputTypeError(f"step_sizes must be {shape}, got {type(step_sizes).__name__}")
     if len(values) != n_levels:
-        raise ValueError(f"step_sizes must be {shape}, got {len(values)} values")
+        raise InputValueError(f"step_sizes must be {shape}, got {len(values)} values")
     return [positive_float(v, "every step size") for v in values]

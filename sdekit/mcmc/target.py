@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sdekit.errors import InputTypeError, InputValueError
+
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 LogProbFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -30,12 +32,12 @@ class Target:
 
     def __post_init__(self) -> None:
         if not callable(self.score):
-            raise TypeError(
+            raise InputTypeError(
                 f"Target.score must be a callable score(x) -> tensor shaped like x, "
                 f"got {type(self.score).__name__}"
             )
         if self.log_prob is not None and not callable(self.log_prob):
-            raise TypeError(
+            raise InputTypeError(
                 f"Target.log_prob must be None or a callable log_prob(x) -> tensor of shape "
                 f"(batch,), got {type(self.log_prob).__name__}"
             )
@@ -45,7 +47,7 @@ class Target:
         s = self.score(x)
         if not isinstance(s, torch.Tensor) or s.shape != x.shape:
             got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-            raise ValueError(
+            raise InputValueError(
                 f"the target's score must return a tensor shaped like x {tuple(x.shape)}, got {got}"
             )
         return s
@@ -53,11 +55,13 @@ class Target:
     def eval_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log_prob(x)``, checked to have shape ``(batch,)``."""
         if self.log_prob is None:
-            raise ValueError("this target has no log density: pass Target(score=..., log_prob=...)")
+            raise InputValueError(
+                "this target has no log density: pass Target(score=..., log_prob=...)"
+            )
         lp = self.log_prob(x)
         if not isinstance(lp, torch.Tensor) or lp.shape != x.shape[:1]:
             got = tuple(lp.shape) if isinstance(lp, torch.Tensor) else type(lp).__name__
-            raise ValueError(
+            raise InputValueError(
                 f"the target's log_prob must return one value per sample, shape "
                 f"{tuple(x.shape[:1])}, got {got}"
             )

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 
-from sdekit._random import GeneratorLike, as_generator, randn
 from sdekit.mcmc.kernel import (
     KernelInfo,
     KernelStep,
@@ -18,6 +17,7 @@ from sdekit.mcmc.kernel import (
     per_chain,
 )
 from sdekit.mcmc.target import Target
+from sdekit.random import GeneratorLike, as_generator, randn
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from typing import Literal
 
 import torch
 
-from sdekit._random import GeneratorLike, as_generator, randn
+from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.kernel import (
     KernelInfo,
     KernelStep,
@@ -20,6 +20,7 @@ from sdekit.mcmc.kernel import (
     positive_float,
 )
 from sdekit.mcmc.target import Target
+from sdekit.random import GeneratorLike, as_generator, randn
 
 _SCHEMES = ("baoab", "obabo")
 
@@ -72,11 +73,13 @@ class UnderdampedLangevin:
         positive_float(self.friction, "friction")
         if isinstance(self.mass, torch.Tensor):
             if not self.mass.is_floating_point() or not bool((self.mass > 0).all()):
-                raise ValueError("mass must be a positive float or a tensor of positive floats")
+                raise InputValueError(
+                    "mass must be a positive float or a tensor of positive floats"
+                )
         else:
             positive_float(self.mass, "mass")
         if self.scheme not in _SCHEMES:
-            raise ValueError(f"scheme must be one of {_SCHEMES}, got {self.scheme!r}")
+            raise InputValueError(f"scheme must be one of {_SCHEMES}, got {self.scheme!r}")
 
     def __call__(
         self,
@@ -88,7 +91,7 @@ class UnderdampedLangevin:
     ) -> KernelStep:
         check_chains(x, target)
         if state is not None and not isinstance(state, UnderdampedState):
-            raise TypeError(
+            raise InputTypeError(
                 f"state must be an UnderdampedState or None, got {type(state).__name__}"
             )
         generator = as_generator(generator, x.device)
@@ -99,7 +102,7 @@ class UnderdampedLangevin:
         if state is None:
             v = randn(x.shape, generator, x.dtype, x.device) * torch.sqrt(inv_mass)
         elif state.velocity.shape != x.shape:
-            raise ValueError(
+            raise InputValueError(
                 f"the state's velocity has shape {tuple(state.velocity.shape)} but x has "
                 f"{tuple(x.shape)}: start with state=None"
             )
@@ -143,7 +146,7 @@ class UnderdampedLangevin:
         except RuntimeError:
             fits = False
         if not fits:
-            raise ValueError(
+            raise InputValueError(
                 f"mass of shape {tuple(mass.shape)} does not broadcast to the event shape "
                 f"{tuple(event)} of x"
             )

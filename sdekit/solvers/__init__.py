@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sdekit.errors import InputTypeError, InputValueError
+
 from .base import AbstractSolver
 from .euler import Euler
 from .heun import EulerHeun, Heun
@@ -41,14 +43,14 @@ def resolve_solver(solver, problem) -> AbstractSolver:
                 if solver in other
                 else ""
             )
-            raise ValueError(
+            raise InputValueError(
                 f"unknown {kind} solver {solver!r}{hint}; known {kind} solvers: {', '.join(table)}"
             )
         solver = table[solver]()
     elif isinstance(solver, type) and issubclass(solver, AbstractSolver):
         solver = solver()
     if not isinstance(solver, AbstractSolver):
-        raise TypeError(
+        raise InputTypeError(
             f"solver must be a name or an sdekit solver instance, got {type(solver).__name__}"
         )
     solver.check(problem)

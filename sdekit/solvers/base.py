@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import torch
 
+from sdekit.errors import InputValueError
+
 from ..brownian import Increment
 
 
@@ -56,24 +58,24 @@ class AbstractSolver:
         """Raise ``ValueError`` if this solver cannot solve ``problem``."""
         if problem.noise is None:
             if self.noise:
-                raise ValueError(
+                raise InputValueError(
                     f"{self.name} is an SDE solver but the problem is an ODE; use an ODE solver "
                     f"such as 'dopri5' or 'rk4'"
                 )
             return
         if not self.noise:
-            raise ValueError(
+            raise InputValueError(
                 f"{self.name} is an ODE solver but the problem is an SDE ({problem.noise} noise); "
                 f"use an SDE solver such as 'euler'"
             )
         if problem.calculus not in self.calculus:
             alternative = "'euler' or 'milstein'" if problem.calculus == "ito" else "'heun'"
-            raise ValueError(
+            raise InputValueError(
                 f"{self.name} solves {'/'.join(sorted(self.calculus))} SDEs but the problem is "
                 f"{problem.calculus}; use {alternative}, or convert the problem"
             )
         if problem.noise not in self.noise:
-            raise ValueError(
+            raise InputValueError(
                 f"{self.name} supports {', '.join(sorted(self.noise))} noise but the problem has "
                 f"{problem.noise} noise; use 'euler' (any noise), or 'euler_heun' for Stratonovich"
             )

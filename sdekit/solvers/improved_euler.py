@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sdekit.errors import InputValueError
+
 from .._util import bcast
 from .base import AbstractSolver
 
@@ -46,7 +48,7 @@ class ImprovedEuler(AbstractSolver):
         # With y-dependent g the estimate holds (g(t+h, y') - g(t, y)) dW / 2 = O(h).
         self.error_order = 1.5 if problem.additive or self.drift_only else 1.0
         if problem.calculus == "ito" and not problem.additive and not self.drift_only:
-            raise ValueError(
+            raise InputValueError(
                 "improved_euler averages g over both ends of a step, which is the Stratonovich "
                 f"interpretation: for an Itô SDE it needs additive noise, but the problem has "
                 f"{problem.noise} noise. Use 'sosri' or 'milstein', declare the SDE with "

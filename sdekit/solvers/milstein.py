@@ -7,6 +7,8 @@ import math
 import torch
 import torch.autograd.forward_ad as fwAD
 
+from sdekit.errors import InputValueError
+
 from .._util import bcast
 from .base import AbstractSolver
 
@@ -45,7 +47,7 @@ class Milstein(AbstractSolver):
 
     def __init__(self, derivative: str = "autograd"):
         if derivative not in DERIVATIVES:
-            raise ValueError(
+            raise InputValueError(
                 f"Milstein(derivative={derivative!r}): choose one of {', '.join(DERIVATIVES)}"
             )
         self.derivative = derivative

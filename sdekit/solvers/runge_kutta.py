@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sdekit.errors import InputTypeError
+
 from .._util import bcast
 from ..tableaux.butcher import (
     BOGACKI_SHAMPINE,
@@ -30,7 +32,7 @@ class ExplicitRungeKutta(AbstractSolver):
 
     def __init__(self, tableau: ButcherTableau):
         if not isinstance(tableau, ButcherTableau):
-            raise TypeError(f"expected a ButcherTableau, got {type(tableau).__name__}")
+            raise InputTypeError(f"expected a ButcherTableau, got {type(tableau).__name__}")
         self.tableau = tableau
         self.order = tableau.order
         self.error_order = None if tableau.embedded_order is None else tableau.embedded_order + 1

@@ -51,6 +51,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from sdekit.errors import InputTypeError, InputValueError
+
 from .._util import bcast
 from ..tableaux.stochastic import (
     SOSRA,
@@ -117,7 +119,7 @@ def _step_integrals(h, y: torch.Tensor, inc):
 
 def _need_levy_area(name: str, inc) -> None:
     if inc is None or inc.H is None:
-        raise ValueError(
+        raise InputValueError(
             f"{name} needs the space-time Lévy area H of each Brownian increment; solve with a "
             f"source that provides it (sdekit.solve does so for this solver, and a torchsde "
             f"BrownianInterval needs levy_area_approximation='space-time')"
@@ -155,7 +157,9 @@ class SRI(AbstractSolver):
 
     def __init__(self, tableau: SRITableau):
         if not isinstance(tableau, SRITableau):
-            raise TypeError(f"SRI(tableau): expected an SRITableau, got {type(tableau).__name__}")
+            raise InputTypeError(
+                f"SRI(tableau): expected an SRITableau, got {type(tableau).__name__}"
+            )
         self.tableau = tableau
         self.strong_order = tableau.strong_order
         t = tableau
@@ -195,7 +199,7 @@ class SRI(AbstractSolver):
 
     def check(self, problem) -> None:
         if problem.noise == "general":
-            raise ValueError(
+            raise InputValueError(
                 f"{self.name} handles scalar and diagonal noise only: general (non-commutative) "
                 f"noise needs iterated integrals I_(j,k) between Brownian motions, which strong "
                 f"order 1.5 Runge–Kutta schemes of this family do not use; use 'euler' (strong "
@@ -203,14 +207,14 @@ class SRI(AbstractSolver):
             )
         if problem.noise is not None and problem.additive:
             if problem.layout == "general":
-                raise ValueError(
+                raise InputValueError(
                     f"{self.name} handles scalar and diagonal noise; this problem's additive "
                     f"noise is matrix-valued (noise_dim given): use an SRA scheme such as 'sosra' "
                     f"or 'sra1'"
                 )
             return  # Itô and Stratonovich coincide for additive noise.
         if problem.calculus == "stratonovich":
-            raise ValueError(
+            raise InputValueError(
                 f"{self.name} solves Itô SDEs but the problem is Stratonovich; convert it to Itô "
                 f"(drift f + ½ g ∂g/∂y component-wise for diagonal noise) to use 'sosri', or use "
                 f"'milstein' (either calculus) or 'heun'"
@@ -289,7 +293,9 @@ class SRA(AbstractSolver):
 
     def __init__(self, tableau: SRATableau):
         if not isinstance(tableau, SRATableau):
-            raise TypeError(f"SRA(tableau): expected an SRATableau, got {type(tableau).__name__}")
+            raise InputTypeError(
+                f"SRA(tableau): expected an SRATableau, got {type(tableau).__name__}"
+            )
         self.tableau = tableau
         self.strong_order = tableau.strong_order
         t = tableau
@@ -323,7 +329,7 @@ class SRA(AbstractSolver):
 
     def check(self, problem) -> None:
         if problem.noise is not None and not problem.additive:
-            raise ValueError(
+            raise InputValueError(
                 f"{self.name} needs additive noise (a diffusion that does not depend on y) but the "
                 f"problem has {problem.noise} noise; if g does not depend on y declare "
                 f"noise='additive', otherwise use 'sosri' or 'sriw1' (diagonal/scalar Itô noise), "

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction as F
 
+from sdekit.errors import InputValueError
+
 
 @dataclass(frozen=True)
 class ButcherTableau:
@@ -39,27 +41,27 @@ class ButcherTableau:
     def __post_init__(self):
         s = len(self.c)
         if len(self.a) != s or any(len(row) != i for i, row in enumerate(self.a)):
-            raise ValueError(
+            raise InputValueError(
                 f"ButcherTableau: a must have {s} rows with 0, 1, ..., {s - 1} entries "
                 f"(strictly lower triangular), got row lengths {[len(r) for r in self.a]}"
             )
         if len(self.b) != s or (self.b_embedded is not None and len(self.b_embedded) != s):
-            raise ValueError(
+            raise InputValueError(
                 f"ButcherTableau: b and b_embedded must have {s} entries (one per stage)"
             )
         for i, row in enumerate(self.a):
             if not math.isclose(sum(row), self.c[i], rel_tol=1e-12, abs_tol=1e-12):
-                raise ValueError(
+                raise InputValueError(
                     f"ButcherTableau: row {i} of a sums to {sum(row)} but c[{i}] = {self.c[i]}; "
                     f"explicit RK methods need c_i = Σ_j a_ij"
                 )
         for name, w in (("b", self.b), ("b_embedded", self.b_embedded)):
             if w is not None and not math.isclose(sum(w), 1.0, rel_tol=1e-12):
-                raise ValueError(f"ButcherTableau: {name} sums to {sum(w)}, must sum to 1")
+                raise InputValueError(f"ButcherTableau: {name} sums to {sum(w)}, must sum to 1")
         if (self.b_embedded is None) != (self.embedded_order is None):
-            raise ValueError("ButcherTableau: give b_embedded and embedded_order together")
+            raise InputValueError("ButcherTableau: give b_embedded and embedded_order together")
         if self.fsal and (self.c[-1] != 1 or tuple(self.a[-1]) != tuple(self.b[:-1])):
-            raise ValueError("ButcherTableau: fsal needs c[-1] == 1 and a[-1] == b[:-1]")
+            raise InputValueError("ButcherTableau: fsal needs c[-1] == 1 and a[-1] == b[:-1]")
 
     @property
     def stages(self) -> int:

@@ -42,6 +42,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
+from sdekit.errors import InputTypeError, InputValueError
+
 from .stochastic import SRATableau, SRITableau
 
 DEFAULT_TOL = 1e-12
@@ -155,10 +157,12 @@ def sri_order_conditions(
         tol: a condition holds iff ``|value - target| <= tol``.
     """
     if not isinstance(tableau, SRITableau):
-        raise TypeError(f"expected an SRITableau, got {type(tableau).__name__}")
+        raise InputTypeError(f"expected an SRITableau, got {type(tableau).__name__}")
     order = tableau.strong_order if order is None else order
     if order not in (1.0, 1.5):
-        raise ValueError(f"order={order!r}: SRI conditions are listed for strong order 1.0 and 1.5")
+        raise InputValueError(
+            f"order={order!r}: SRI conditions are listed for strong order 1.0 and 1.5"
+        )
     alpha = _vec(tableau.alpha)
     betas = [_vec(tableau.beta1), _vec(tableau.beta2), _vec(tableau.beta3), _vec(tableau.beta4)]
     A0, A1, B0, B1 = (_mat(m) for m in (tableau.A0, tableau.A1, tableau.B0, tableau.B1))
@@ -201,10 +205,12 @@ def sra_order_conditions(
     Arguments as for :func:`sri_order_conditions`.
     """
     if not isinstance(tableau, SRATableau):
-        raise TypeError(f"expected an SRATableau, got {type(tableau).__name__}")
+        raise InputTypeError(f"expected an SRATableau, got {type(tableau).__name__}")
     order = tableau.strong_order if order is None else order
     if order not in (1.0, 1.5):
-        raise ValueError(f"order={order!r}: SRA conditions are listed for strong order 1.0 and 1.5")
+        raise InputValueError(
+            f"order={order!r}: SRA conditions are listed for strong order 1.0 and 1.5"
+        )
     alpha, beta1, beta2, c1 = (
         _vec(v) for v in (tableau.alpha, tableau.beta1, tableau.beta2, tableau.c1)
     )

@@ -80,6 +80,8 @@ from dataclasses import dataclass
 from fractions import Fraction as F
 from typing import Any
 
+from sdekit.errors import InputTypeError, InputValueError
+
 Rows = tuple[tuple[float, ...], ...]
 Vector = tuple[float, ...]
 
@@ -92,16 +94,16 @@ def _float(x: Any, what: str) -> float:
     try:
         value = float(x)
     except (TypeError, ValueError) as err:
-        raise TypeError(f"{what}: expected a number, got {x!r}") from err
+        raise InputTypeError(f"{what}: expected a number, got {x!r}") from err
     if not math.isfinite(value):
-        raise ValueError(f"{what}: coefficients must be finite, got {value}")
+        raise InputValueError(f"{what}: coefficients must be finite, got {value}")
     return value
 
 
 def _vector(values: Any, s: int, cls: str, name: str) -> Vector:
     out = tuple(_float(v, f"{cls}.{name}") for v in values)
     if len(out) != s:
-        raise ValueError(f"{cls}.{name}: expected {s} entries (one per stage), got {len(out)}")
+        raise InputValueError(f"{cls}.{name}: expected {s} entries (one per stage), got {len(out)}")
     return out
 
 
@@ -109,18 +111,18 @@ def _lower_rows(matrix: Any, s: int, cls: str, name: str) -> Rows:
     """Strictly lower-triangular rows from either rows of length ``i`` or a full ``s × s`` matrix."""
     rows = [list(row) for row in matrix]
     if len(rows) != s:
-        raise ValueError(f"{cls}.{name}: expected {s} rows (one per stage), got {len(rows)}")
+        raise InputValueError(f"{cls}.{name}: expected {s} rows (one per stage), got {len(rows)}")
     lengths = [len(r) for r in rows]
     if all(n == s for n in lengths):
         upper = [(i, j) for i in range(s) for j in range(i, s) if _float(rows[i][j], name) != 0]
         if upper:
-            raise ValueError(
+            raise InputValueError(
                 f"{cls}.{name}: explicit methods need a strictly lower-triangular matrix, but "
                 f"entries {upper} on or above the diagonal are nonzero"
             )
         rows = [r[:i] for i, r in enumerate(rows)]
     elif lengths != list(range(s)):
-        raise ValueError(
+        raise InputValueError(
             f"{cls}.{name}: give {s} rows with 0, 1, ..., {s - 1} entries (strictly lower "
             f"triangular) or a full {s}x{s} matrix; got row lengths {lengths}"
         )
@@ -134,7 +136,7 @@ def _nodes(c: Any, rows: Rows, s: int, cls: str, c_name: str, a_name: str) -> Ve
     c = _vector(c, s, cls, c_name)
     for i, (ci, si) in enumerate(zip(c, sums, strict=True)):
         if not math.isclose(ci, si, rel_tol=_CONSISTENCY_TOL, abs_tol=_CONSISTENCY_TOL):
-            raise ValueError(
+            raise InputValueError(
                 f"{cls}: {c_name}[{i}] = {ci!r} but row {i} of {a_name} sums to {si!r}; the "
                 f"stage times must be the row sums (leave {c_name} out to have them computed)"
             )
@@ -146,7 +148,7 @@ def _embedded(alpha_embedded: Any, s: int, cls: str) -> Vector:
         return (1.0,) + (0.0,) * (s - 1)
     out = _vector(alpha_embedded, s, cls, "alpha_embedded")
     if not math.isclose(math.fsum(out), 1.0, rel_tol=_CONSISTENCY_TOL):
-        raise ValueError(
+        raise InputValueError(
             f"{cls}.alpha_embedded sums to {math.fsum(out)!r}; lower-order drift weights must "
             f"sum to 1"
         )
@@ -155,9 +157,9 @@ def _embedded(alpha_embedded: Any, s: int, cls: str) -> Vector:
 
 def _orders(strong: Any, deterministic: Any, cls: str) -> None:
     if strong not in STRONG_ORDERS:
-        raise ValueError(f"{cls}.strong_order={strong!r}: choose one of {STRONG_ORDERS}")
+        raise InputValueError(f"{cls}.strong_order={strong!r}: choose one of {STRONG_ORDERS}")
     if deterministic not in DETERMINISTIC_ORDERS:
-        raise ValueError(
+        raise InputValueError(
             f"{cls}.deterministic_order={deterministic!r}: choose one of {DETERMINISTIC_ORDERS}"
         )
 
@@ -195,7 +197,7 @@ class SRITableau:
         cls = type(self).__name__
         s = len(self.alpha)
         if s < 1:
-            raise ValueError(f"{cls}: a tableau needs at least one stage")
+            raise InputValueError(f"{cls}: a tableau needs at least one stage")
         set_ = object.__setattr__
         for name in ("alpha", "beta1", "beta2", "beta3", "beta4"):
             set_(self, name, _vector(getattr(self, name), s, cls, name))
@@ -240,7 +242,7 @@ class SRATableau:
         cls = type(self).__name__
         s = len(self.alpha)
         if s < 1:
-            raise ValueError(f"{cls}: a tableau needs at least one stage")
+            raise InputValueError(f"{cls}: a tableau needs at least one stage")
         set_ = object.__setattr__
         for name in ("alpha", "beta1", "beta2", "c1"):
             set_(self, name, _vector(getattr(self, name), s, cls, name))

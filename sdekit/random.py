@@ -1,10 +1,15 @@
-"""Randomness from a user-given source only: a seed, a ``torch.Generator``, or one generator per sample."""
+"""Randomness from a user-given source only: a seed, a ``torch.Generator``, or one generator per sample.
+
+Public: samplers, kernels and user code built on sdekit take generators the same way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+
+from sdekit.errors import InputTypeError, InputValueError
 
 GeneratorLike = None | int | torch.Generator | Sequence[torch.Generator]
 
@@ -19,7 +24,9 @@ def as_generator(generator: GeneratorLike, device: torch.device | str | None = N
     if generator is None or isinstance(generator, torch.Generator):
         return generator
     if isinstance(generator, bool):
-        raise TypeError("generator must be None, an int seed, a torch.Generator or a list of them")
+        raise InputTypeError(
+            "generator must be None, an int seed, a torch.Generator or a list of them"
+        )
     if isinstance(generator, int):
         device = torch.device(device) if device is not None else torch.device("cpu")
         gen = torch.Generator(device=device)
@@ -27,7 +34,7 @@ def as_generator(generator: GeneratorLike, device: torch.device | str | None = N
         return gen
     if isinstance(generator, Sequence) and all(isinstance(g, torch.Generator) for g in generator):
         return list(generator)
-    raise TypeError(
+    raise InputTypeError(
         f"generator must be None, an int seed, a torch.Generator or a list of torch.Generator, "
         f"got {type(generator).__name__}"
     )
@@ -37,7 +44,7 @@ def randn(shape, generator, dtype: torch.dtype, device: torch.device) -> torch.T
     """Standard normal draws of ``shape``; with a list of generators, row ``i`` comes from ``generator[i]``."""
     if isinstance(generator, list):
         if len(generator) != shape[0]:
-            raise ValueError(
+            raise InputValueError(
                 f"got {len(generator)} generators for a batch of {shape[0]}: pass one per sample"
             )
         return torch.stack(
@@ -50,7 +57,7 @@ def rand(shape, generator, dtype: torch.dtype, device: torch.device) -> torch.Te
     """Uniform [0, 1) draws of ``shape``, with the same generator conventions as :func:`randn`."""
     if isinstance(generator, list):
         if len(generator) != shape[0]:
-            raise ValueError(
+            raise InputValueError(
                 f"got {len(generator)} generators for a batch of {shape[0]}: pass one per sample"
             )
         return torch.stack(
