@@ -109,6 +109,11 @@ def assert_moments(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> No
     assert z.max() < N_SE, f"moments off by {z.max():.2f} standard errors: {z.tolist()}"
 
 
+def seeded(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed``: kernels take generators, not seeds."""
+    return torch.Generator().manual_seed(seed)
+
+
 def run(kernel, x, target, step_size, n_steps, seed=0, state=None):
     """n_steps of kernel on a fixed target, via the schedule driver with one level."""
     log_prob = None if target.log_prob is None else (lambda y, level: target.log_prob(y))
@@ -251,7 +256,7 @@ def test_corrector_step_is_the_per_chain_snr_rule():
     x = torch.randn(5, 3, 4, generator=torch.Generator().manual_seed(0), dtype=F64)
     x = x * torch.tensor([0.1, 1.0, 3.0, 10.0, 30.0], dtype=F64)[:, None, None]
     alpha = torch.tensor([1.0, 0.5, 1.0, 0.9, 0.2], dtype=F64)
-    x_new, info, _ = LangevinCorrector(snr=0.2)(x, _corrector_target(), alpha, 7)
+    x_new, info, _ = LangevinCorrector(snr=0.2)(x, _corrector_target(), alpha, seeded(7))
     z = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=F64)
     s = -x
     h = 2 * alpha * (0.2 * z.flatten(1).norm(dim=1) / s.flatten(1).norm(dim=1)) ** 2
@@ -263,16 +268,18 @@ def test_corrector_step_is_the_per_chain_snr_rule():
 def test_corrector_batch_mean_norms_couple_chains_of_different_norms():
     x = torch.randn(4, 8, generator=torch.Generator().manual_seed(1), dtype=F64)
     x = x * torch.tensor([0.1, 1.0, 5.0, 20.0], dtype=F64)[:, None]
-    _, per_chain, _ = LangevinCorrector()(x, _corrector_target(), 1.0, 3)
-    _, batch_mean, _ = LangevinCorrector(batch_mean_norms=True)(x, _corrector_target(), 1.0, 3)
+    _, per_chain, _ = LangevinCorrector()(x, _corrector_target(), 1.0, seeded(3))
+    _, batch_mean, _ = LangevinCorrector(batch_mean_norms=True)(
+        x, _corrector_target(), 1.0, seeded(3)
+    )
     assert not torch.allclose(per_chain.step_size, batch_mean.step_size, rtol=0.1)
     assert torch.unique(batch_mean.step_size).numel() == 1
 
 
 def test_corrector_norm_rules_agree_for_a_batch_of_one():
     x = torch.randn(1, 3, 5, generator=torch.Generator().manual_seed(2), dtype=F64)
-    a = LangevinCorrector()(x, _corrector_target(), 1.0, 4)
-    b = LangevinCorrector(batch_mean_norms=True)(x, _corrector_target(), 1.0, 4)
+    a = LangevinCorrector()(x, _corrector_target(), 1.0, seeded(4))
+    b = LangevinCorrector(batch_mean_norms=True)(x, _corrector_target(), 1.0, seeded(4))
     assert torch.equal(a.x, b.x) and torch.equal(a.info.step_size, b.info.step_size)
 
 
@@ -365,13 +372,14 @@ def test_state_reuses_the_score_only_for_the_same_tensor_and_target(kernel):
     score = CountingScore()
     target = Target(score=score, log_prob=lambda x: -0.5 * (x * x).sum(1))
     x = torch.zeros(3, 2, dtype=F64)
-    x, info, state = kernel(x, target, 0.1, 0)
+    g = seeded(0)
+    x, info, state = kernel(x, target, 0.1, g)
     assert score.calls == 2 and info.evaluations.tolist() == [2, 2, 2]
-    x, info, state = kernel(x, target, 0.1, 1, state)
+    x, info, state = kernel(x, target, 0.1, g, state)
     assert score.calls == 3 and info.evaluations.tolist() == [1, 1, 1]
-    kernel(x.clone(), target, 0.1, 2, state)
+    kernel(x.clone(), target, 0.1, g, state)
     assert score.calls == 5
-    kernel(x, Target(score=score, log_prob=target.log_prob), 0.1, 2, state)
+    kernel(x, Target(score=score, log_prob=target.log_prob), 0.1, g, state)
     assert score.calls == 7
 
 
@@ -380,7 +388,7 @@ def test_mala_rejects_proposals_with_a_nan_log_density():
         score=lambda x: -x, log_prob=lambda x: torch.where(x[:, 0] > 0.5, math.nan, 0.0)
     )
     x = torch.zeros(500, 1, dtype=F64)
-    x_new, info, _ = MALA()(x, target, 1.0, 0)
+    x_new, info, _ = MALA()(x, target, 1.0, seeded(0))
     moved = x_new[:, 0] != 0
     assert moved.any() and not (x_new[:, 0] > 0.5).any()
     assert torch.equal(info.accepted, moved)

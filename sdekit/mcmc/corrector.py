@@ -7,19 +7,19 @@ from typing import Any
 
 import torch
 
+from sdekit._util import bcast
 from sdekit.errors import InputTypeError
 from sdekit.mcmc.kernel import (
     KernelInfo,
     KernelStep,
+    StepGenerator,
     StepSize,
-    check_chains,
+    begin_step,
     count,
-    over_event,
-    per_chain,
     positive_float,
 )
 from sdekit.mcmc.target import Target
-from sdekit.random import GeneratorLike, as_generator, randn
+from sdekit.random import randn
 
 
 @dataclass(frozen=True)
@@ -60,18 +60,19 @@ class LangevinCorrector:
         x: torch.Tensor,
         target: Target,
         step_size: StepSize,
-        generator: GeneratorLike = None,
+        generator: StepGenerator = None,
         state: Any = None,
     ) -> KernelStep:
-        check_chains(x, target)
-        alpha = per_chain(step_size, x, name="step_size (the corrector's alpha)")
+        alpha, generator = begin_step(
+            x, target, step_size, generator, name="step_size (the corrector's alpha)"
+        )
         s = target.eval_score(x)
-        z = randn(x.shape, as_generator(generator, x.device), x.dtype, x.device)
+        z = randn(x.shape, generator, x.dtype, x.device)
         s_norm = torch.linalg.vector_norm(s.reshape(x.shape[0], -1), dim=1)
         z_norm = torch.linalg.vector_norm(z.reshape(x.shape[0], -1), dim=1)
         if self.batch_mean_norms:
             s_norm, z_norm = s_norm.mean(), z_norm.mean()
         h = 2 * alpha * (self.snr * z_norm / s_norm) ** 2
-        hb = over_event(h, x)
+        hb = bcast(h, x)
         x_new = x + hb * s + torch.sqrt(2 * hb) * z
         return KernelStep(x_new, KernelInfo(evaluations=count(x, 1), step_size=h), None)

@@ -11,10 +11,13 @@ Calling it advances every chain of a batch by one step::
 - ``step_size``: a positive float, or a tensor of shape ``(batch,)`` (one step size per chain; it
   broadcasts over the event dims). Tensor step sizes are not checked for positivity, as that would
   cost a device synchronisation every step.
-- ``generator``: ``None``, an ``int`` seed, a ``torch.Generator``, or a list with one generator
-  per chain (then chain ``i`` draws only from ``generator[i]``, so its path does not depend on the
-  rest of the batch). An ``int`` seeds a fresh generator for this one call: in a loop, pass a
-  ``torch.Generator`` (``sdekit.random.as_generator(seed)``) or every step repeats its noise.
+- ``generator``: ``None``, a ``torch.Generator``, or a list with one generator per chain (then
+  chain ``i`` draws only from ``generator[i]``, so its path does not depend on the rest of the
+  batch). Not an ``int`` seed: a call draws its noise once, so a seed would make a fresh generator
+  at every call and a loop would repeat the same noise at every step. Create the generator once,
+  outside the loop (``torch.Generator().manual_seed(0)``); kernels raise
+  :class:`~sdekit.errors.InputTypeError` for an ``int``. Schedules, which loop themselves, do take
+  a seed.
 - ``state``: what the kernel carried over from its previous call (``None`` at the start). Kernels
   that need no memory return ``None``.
 
@@ -27,6 +30,7 @@ state tensor in place.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -34,9 +38,10 @@ import torch
 
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.target import Target
-from sdekit.random import GeneratorLike
+from sdekit.random import as_generator
 
 StepSize = float | torch.Tensor
+StepGenerator = None | torch.Generator | Sequence[torch.Generator]
 
 
 @dataclass(frozen=True)
@@ -67,14 +72,17 @@ class KernelStep(NamedTuple):
 
 
 class Kernel(Protocol):
-    """One MCMC step for a batch of chains (see the module docstring for the arguments)."""
+    """One MCMC step for a batch of chains (see the module docstring for the arguments).
+
+    ``generator`` is ``None``, a ``torch.Generator`` or one per chain, never an ``int`` seed.
+    """
 
     def __call__(
         self,
         x: torch.Tensor,
         target: Target,
         step_size: StepSize,
-        generator: GeneratorLike = None,
+        generator: StepGenerator = None,
         state: Any = None,
     ) -> KernelStep: ...
 
@@ -123,9 +131,35 @@ def per_chain(step_size: StepSize, x: torch.Tensor, name: str = "step_size") -> 
     return torch.full((batch,), value, dtype=x.dtype, device=x.device)
 
 
-def over_event(v: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """View a ``(batch,)`` tensor as ``(batch, 1, ..., 1)`` so it broadcasts over ``x``."""
-    return v.view((-1,) + (1,) * (x.dim() - 1))
+def begin_step(
+    x: torch.Tensor,
+    target: Target,
+    step_size: StepSize,
+    generator: StepGenerator,
+    name: str = "step_size",
+) -> tuple[torch.Tensor, torch.Generator | list[torch.Generator] | None]:
+    """The checks at the top of every kernel step: returns ``(h, generator)``.
+
+    Checks the chains and target (:func:`check_chains`), makes ``step_size`` a ``(batch,)`` tensor
+    (:func:`per_chain`, which names it ``name`` in errors) and normalises ``generator``, refusing
+    an ``int`` seed (see the module docstring).
+    """
+    check_chains(x, target)
+    h = per_chain(step_size, x, name)
+    if isinstance(generator, int):
+        example = (
+            "torch.Generator()"
+            if x.device.type == "cpu"
+            else f"torch.Generator(device='{x.device}')"
+        )
+        raise InputTypeError(
+            f"a kernel step takes generator=None, a torch.Generator or a list of them, not the int "
+            f"{generator!r}: a seed would make a fresh generator at every call, so a loop would "
+            f"repeat the same noise. Create a torch.Generator once, outside the loop, e.g. "
+            f"g = {example}.manual_seed(0), and pass g at every step (or use run_schedule, "
+            f"which takes a seed)"
+        )
+    return h, as_generator(generator, x.device)
 
 
 def sum_event(v: torch.Tensor) -> torch.Tensor:

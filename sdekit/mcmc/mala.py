@@ -7,21 +7,21 @@ from dataclasses import dataclass
 
 import torch
 
+from sdekit._util import bcast
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.kernel import (
     KernelInfo,
     KernelStep,
     ScoreCache,
+    StepGenerator,
     StepSize,
-    check_chains,
+    begin_step,
     count,
-    over_event,
-    per_chain,
     positive_float,
     sum_event,
 )
 from sdekit.mcmc.target import Target
-from sdekit.random import GeneratorLike, as_generator, rand, randn
+from sdekit.random import rand, randn
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,10 @@ class MALA:
         x: torch.Tensor,
         target: Target,
         step_size: StepSize,
-        generator: GeneratorLike = None,
+        generator: StepGenerator = None,
         state: MALAState | None = None,
     ) -> KernelStep:
-        check_chains(x, target)
+        h, generator = begin_step(x, target, step_size, generator)
         if target.log_prob is None:
             raise InputValueError(
                 "MALA needs a log density: pass Target(score=..., log_prob=...); with a score "
@@ -91,9 +91,7 @@ class MALA:
             )
         if state is not None and not isinstance(state, MALAState):
             raise InputTypeError(f"state must be a MALAState or None, got {type(state).__name__}")
-        generator = as_generator(generator, x.device)
 
-        h = per_chain(step_size, x)
         log_scale = None
         if self.target_acceptance is not None:
             log_scale = torch.zeros_like(h)
@@ -105,7 +103,7 @@ class MALA:
                     )
                 log_scale = state.log_scale
             h = h * torch.exp(log_scale)
-        hb = over_event(h, x)
+        hb = bcast(h, x)
 
         if state is not None and state.cache.holds(x, target):
             s_x, lp_x, evaluations = state.cache.score, state.cache.log_prob, count(x, 1)
@@ -122,7 +120,7 @@ class MALA:
         acceptance = torch.exp(log_ratio.clamp(max=0))
         accepted = rand(x.shape[:1], generator, x.dtype, x.device) < acceptance
 
-        keep = over_event(accepted, x)
+        keep = bcast(accepted, x)
         x_new = torch.where(keep, y, x)
         s_new, lp_new = torch.where(keep, s_y, s_x), torch.where(accepted, lp_y, lp_x)
         adapted_steps = 0

@@ -128,7 +128,8 @@ def run_schedule(
             ``(L,)``), or a tensor of shape ``(L, batch)`` for per-chain step sizes.
         n_steps: kernel steps per level.
         log_prob: ``log_prob(x, level) -> (batch,)``, for kernels that need a log density.
-        generator: seed, ``torch.Generator`` or one generator per chain; normalised once.
+        generator: an ``int`` seed, a ``torch.Generator`` or one generator per chain; a seed
+            becomes one generator for the whole run, which every step draws from in turn.
         state: initial kernel state (``None`` to let the kernel start afresh).
         callback: ``callback(level_index, x, info)`` after every step, with the step's
             :class:`~sdekit.mcmc.kernel.KernelInfo`.

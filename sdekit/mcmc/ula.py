@@ -7,17 +7,10 @@ from typing import Any
 
 import torch
 
-from sdekit.mcmc.kernel import (
-    KernelInfo,
-    KernelStep,
-    StepSize,
-    check_chains,
-    count,
-    over_event,
-    per_chain,
-)
+from sdekit._util import bcast
+from sdekit.mcmc.kernel import KernelInfo, KernelStep, StepGenerator, StepSize, begin_step, count
 from sdekit.mcmc.target import Target
-from sdekit.random import GeneratorLike, as_generator, randn
+from sdekit.random import randn
 
 
 @dataclass(frozen=True)
@@ -38,13 +31,12 @@ class ULA:
         x: torch.Tensor,
         target: Target,
         step_size: StepSize,
-        generator: GeneratorLike = None,
+        generator: StepGenerator = None,
         state: Any = None,
     ) -> KernelStep:
-        check_chains(x, target)
-        h = per_chain(step_size, x)
-        hb = over_event(h, x)
+        h, generator = begin_step(x, target, step_size, generator)
+        hb = bcast(h, x)
         s = target.eval_score(x)
-        z = randn(x.shape, as_generator(generator, x.device), x.dtype, x.device)
+        z = randn(x.shape, generator, x.dtype, x.device)
         x_new = x + hb * s + torch.sqrt(2 * hb) * z
         return KernelStep(x_new, KernelInfo(evaluations=count(x, 1), step_size=h), None)

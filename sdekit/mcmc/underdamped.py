@@ -7,20 +7,20 @@ from typing import Literal
 
 import torch
 
+from sdekit._util import bcast
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.kernel import (
     KernelInfo,
     KernelStep,
     ScoreCache,
+    StepGenerator,
     StepSize,
-    check_chains,
+    begin_step,
     count,
-    over_event,
-    per_chain,
     positive_float,
 )
 from sdekit.mcmc.target import Target
-from sdekit.random import GeneratorLike, as_generator, randn
+from sdekit.random import randn
 
 _SCHEMES = ("baoab", "obabo")
 
@@ -86,18 +86,16 @@ class UnderdampedLangevin:
         x: torch.Tensor,
         target: Target,
         step_size: StepSize,
-        generator: GeneratorLike = None,
+        generator: StepGenerator = None,
         state: UnderdampedState | None = None,
     ) -> KernelStep:
-        check_chains(x, target)
+        h, generator = begin_step(x, target, step_size, generator)
         if state is not None and not isinstance(state, UnderdampedState):
             raise InputTypeError(
                 f"state must be an UnderdampedState or None, got {type(state).__name__}"
             )
-        generator = as_generator(generator, x.device)
         inv_mass = self._inverse_mass(x)
-        h = per_chain(step_size, x)
-        hb = over_event(h, x)
+        hb = bcast(h, x)
 
         if state is None:
             v = randn(x.shape, generator, x.dtype, x.device) * torch.sqrt(inv_mass)
