@@ -123,7 +123,7 @@ def run_sdekit(spec, scheme, y0, bm, dt):
     counter = Counter(spec["f"], spec["g"])
     sde = sk.SDE(counter.f, counter.g, noise=spec["noise"])
     solver = SRK_SOLVERS[scheme]() if scheme in SRK_SOLVERS else scheme
-    y1 = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=dt, brownian=bm).ys
+    y1 = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=dt, brownian=bm).ys[-1]
     return y1, counter.calls
 
 

@@ -236,7 +236,7 @@ def run_sdekit(problem, method: str, setting: float, adaptive: bool, args, path)
     seconds = time.perf_counter() - start
     target = problem.exact(y0, brownian.total()) if path is None else args.reference[problem.name]
     stats = {k: torch.as_tensor(v, dtype=F64).mean().item() for k, v in sol.stats.items()}
-    return _point(problem, method, setting, adaptive, stats, sol.ys, target, seconds)
+    return _point(problem, method, setting, adaptive, stats, sol.ys[-1], target, seconds)
 
 
 def _point(problem, method, setting, adaptive, stats, ys, target, seconds) -> Point:
@@ -457,7 +457,7 @@ def main(argv=None) -> None:
                 solver="sosra",
                 dt=problem.horizon / args.fine_steps,
                 brownian=path,
-            ).ys
+            ).ys[-1]
             notes.append(
                 f"{name}: reference = sosra with {args.fine_steps} fixed steps on the shared "
                 f"path ({time.perf_counter() - start:.1f} s)"

@@ -56,7 +56,7 @@ def sdekit_run(solver, noise="diagonal"):
     sde = sk.SDE(drift, diffusion, noise=noise)
 
     def run(y0, steps, dt, gen):
-        return sk.solve(sde, y0, 0.0, steps * dt, solver=solver, dt=dt, generator=gen).ys
+        return sk.solve(sde, y0, 0.0, steps * dt, solver=solver, dt=dt, generator=gen).ys[-1]
 
     return run
 

@@ -53,13 +53,13 @@ def main() -> None:
         levy_area_approximation="space-time",
     )
     solver = sk.SRA(ENDPOINT_SRA)
-    reference = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=2**-11, brownian=bm).ys
+    reference = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=2**-11, brownian=bm).ys[-1]
     print(
         f"\n{solver.name}: {solver.nfe_drift} drift + {solver.nfe_diffusion} diffusion calls/step"
     )
     print(f"{'dt':>8} {'strong error':>14}")
     for k in range(3, 8):
-        y1 = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=2**-k, brownian=bm).ys
+        y1 = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=2**-k, brownian=bm).ys[-1]
         print(f"{f'2^-{k}':>8} {float((y1 - reference).pow(2).mean().sqrt()):>14.3e}")
 
 

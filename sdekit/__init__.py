@@ -5,11 +5,19 @@ tableaux), step-size controllers, Brownian sources that keep one path under reje
 solve loop (:func:`solve`) for fixed and adaptive, shared-time and per-sample stepping.
 """
 
-from . import brownian, errors, mcmc, random, solvers, tableaux
-from .controllers import IController, PIController, PIDController
+from . import brownian, controllers, errors, mcmc, random, solvers, tableaux
+from .controllers import (
+    AbstractStepSizeController,
+    ClipStepSize,
+    ConstantStepSize,
+    IController,
+    PIController,
+    PIDController,
+    StepTo,
+)
 from .errors import InputError, InputTypeError, InputValueError
 from .problems import ODE, SDE, as_problem
-from .solution import Solution, SolveError
+from .solution import Solution, SolveError, Status
 from .solve import solve
 from .solvers import (
     SRA,
@@ -27,6 +35,11 @@ from .tableaux.conditions import sra_order_conditions, sri_order_conditions
 from .tableaux.stochastic import SRATableau, SRITableau
 
 __all__ = [
+    "AbstractStepSizeController",
+    "ClipStepSize",
+    "ConstantStepSize",
+    "StepTo",
+    "Status",
     "AbstractSolver",
     "ButcherTableau",
     "Euler",
@@ -51,6 +64,7 @@ __all__ = [
     "SolveError",
     "as_problem",
     "brownian",
+    "controllers",
     "errors",
     "mcmc",
     "random",

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import torch
 
-STATUS_OK = 0
-STATUS_DT_MIN = 1
-STATUS_MAX_STEPS = 2
+
+class Status(enum.IntEnum):
+    """Per-sample outcome of a solve, as stored in :attr:`Solution.status`."""
+
+    OK = 0
+    DT_MIN = 1  #: the step size fell below the controller's ``dt_min``
+    MAX_STEPS = 2  #: the step budget ``max_steps`` was spent
 
 
 class SolveError(RuntimeError):
@@ -17,16 +22,17 @@ class SolveError(RuntimeError):
 
 @dataclass
 class Solution:
-    """``ys[i]`` is the state at ``ts[i]``.
+    """``ys[i]`` is the state at ``ts[i]``; ``ys[-1]`` is always the final state.
 
-    Without ``saveat``, ``ts`` is the 0-d final time and ``ys`` the final state (``y0``'s shape);
-    with ``saveat``, ``ts`` has shape ``(len(saveat),)`` and ``ys`` ``(len(saveat), *y0.shape)``.
+    ``ys`` has a leading time axis, as in torchsde and diffrax: shape ``(len(ts), *y0.shape)``.
+    Without ``saveat``, ``ts`` is ``(t1,)`` and ``ys`` is ``(1, *y0.shape)``; with ``saveat``,
+    ``ts`` is the save times.
 
     ``stats`` holds ``nfe`` (drift plus diffusion evaluations), ``nfe_drift``, ``nfe_diffusion``,
     ``steps`` (attempted), ``accepted`` and ``rejected``: ints for shared-time solves, ``(batch,)``
     tensors for per-sample solves. ``status`` is ``None`` unless a solve with ``throw=False``
-    stopped early: then a ``(batch,)`` tensor, 0 = finished, 1 = step size fell below ``dt_min``,
-    2 = step budget spent; ``ys`` holds the last accepted states of unfinished samples.
+    stopped early: then a ``(batch,)`` tensor of :class:`Status` codes; ``ys`` holds the last
+    accepted states of unfinished samples.
     """
 
     ts: torch.Tensor

@@ -1,34 +1,39 @@
-"""The solve loop: one loop for fixed and adaptive steps, shared or per-sample time.
+"""The solve loop: one loop for every controller, shared or per-sample time.
 
 Each iteration asks the Brownian source for the increment over ``[t, t + h]``, lets the solver
-step, and (adaptive) lets the controller accept or reject and propose the next ``h``; the source is
-told what was accepted, so a source that keeps one path can bridge a rejected interval instead of
-re-drawing it. Steps land exactly on ``saveat`` times and on ``t1``.
+step, and lets the step policy settle the attempt: with a non-adaptive controller
+(:class:`~sdekit.ConstantStepSize`, :class:`~sdekit.StepTo`) every step is accepted and the times
+come from a grid computed once; with an adaptive one the controller accepts or rejects and proposes
+the next ``h``, and the source is told what was accepted, so that a source that keeps one path
+bridges a rejected interval instead of re-drawing it. Steps land exactly on ``saveat`` times, on
+the controller's ``stops`` and on ``t1``. Everything the loop carries between iterations is one
+:class:`LoopState`.
 
-Fixed steps run on Python floats for the step size and precomputed 0-d time tensors, so the loop
-adds nothing per step beyond the solver's own work. Adaptive solves synchronise with the host once
-per step (to decide whether any sample is still running).
+The fixed-step policy runs on Python floats for the step size and precomputed 0-d time tensors,
+so the loop adds nothing per step beyond the solver's own work. The adaptive policy synchronises
+with the host once per step (to decide whether any sample is still running).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from sdekit.errors import InputTypeError, InputValueError
-
 from ._util import bcast, tree_where
 from .brownian import BrownianSource, CallableBrownian, GaussianIncrements
-from .controllers import PIDController
+from .controllers import AbstractStepSizeController, ConstantStepSize
+from .errors import InputTypeError, InputValueError
 from .problems import as_problem
 from .random import as_generator
-from .solution import STATUS_DT_MIN, STATUS_MAX_STEPS, STATUS_OK, Solution, SolveError
+from .solution import Solution, SolveError, Status
 from .solvers import resolve_solver
 
-BROWNIAN_NAMES = ("gaussian", "redraw", "bridge")
+BROWNIAN_NAMES = ("bridge", "redraw")
 
 
 def solve(
@@ -39,11 +44,12 @@ def solve(
     *,
     solver,
     dt: float | None = None,
-    controller: PIDController | None = None,
+    controller: AbstractStepSizeController | None = None,
     saveat: Sequence[float] | torch.Tensor | None = None,
     brownian=None,
     generator=None,
     max_steps: int | None = None,
+    callback: Callable[[dict], None] | None = None,
     progress: bool = False,
     check_finite: bool = True,
     throw: bool = True,
@@ -55,17 +61,26 @@ def solve(
         y0: initial state, shape ``(batch, *event_shape)``, floating point.
         t0, t1: start and end times; ``t1 < t0`` integrates backward in time.
         solver: a solver name (``sdekit.solvers.SDE_SOLVERS`` / ``ODE_SOLVERS``) or instance.
-        dt: fixed step size (``|dt|``; its sign follows the direction). With a controller it is
-            the initial step.
-        controller: an adaptive step-size controller (e.g. :class:`~sdekit.PIController`).
+        dt: the step size ``|dt|`` (its sign follows the direction): the fixed step of
+            :class:`~sdekit.ConstantStepSize` (the default controller), or an adaptive
+            controller's first step (default ``|t1 − t0|/100``). The only place a step is given.
+        controller: where the steps go (:mod:`sdekit.controllers`): ``ConstantStepSize()``
+            (default), ``StepTo(ts)``, an adaptive ``IController``/``PIController``/
+            ``PIDController``, or a ``ClipStepSize`` around one.
         saveat: times in ``[t0, t1]``, ordered in the direction of integration, that steps land
             on exactly; the solution holds the state at each of them.
-        brownian: ``None``/``"gaussian"``/``"redraw"`` (fresh Gaussian increments; a rejected
-            step's retry draws new noise), ``"bridge"`` (one Brownian path per sample, bridged on
-            rejection), a :class:`~sdekit.brownian.BrownianSource`, or any object called as
+        brownian: ``None`` (default: one Brownian path per sample; fresh Gaussian increments for
+            steps known in advance, a bridge that keeps the path under rejection for adaptive
+            steps), ``"bridge"``, ``"redraw"`` (fresh Gaussian increments even when a step is
+            rejected: cheaper, but **biased** whenever rejection depends on the noise, e.g. −80%
+            on a double well's stationary variance; for reproducing code that does this), a
+            :class:`~sdekit.brownian.BrownianSource`, or any object called as
             ``bm(ta, tb, return_U=False, return_A=False)`` such as ``torchsde.BrownianInterval``.
         generator: ``None``, an int seed, a ``torch.Generator`` or one generator per sample.
         max_steps: bound on attempted steps (adaptive); exceeding it is an error.
+        callback: called after every attempted step with a dict: ``i`` (step index), ``t`` (time
+            at the start of the step), ``h`` (the step), ``y`` (the state after it: accepted
+            samples moved) and ``accept`` (``True``, or the adaptive decision).
         progress: show a tqdm progress bar.
         check_finite: raise if the state becomes NaN/Inf (checked at save points and at the end).
         throw: with ``False`` an adaptive solve that cannot finish returns with ``status`` set
@@ -76,45 +91,88 @@ def solve(
     t0, t1 = _as_time(t0, "t0"), _as_time(t1, "t1")
     solver = resolve_solver(solver, problem)
     save_times = _check_saveat(saveat, t0, t1)
-    if dt is not None and not (isinstance(dt, int | float) and math.isfinite(dt) and dt > 0):
+    if dt is not None and not (
+        isinstance(dt, int | float) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0
+    ):
         raise InputValueError(f"dt={dt!r}: the step size must be a positive finite number")
-    if controller is None and dt is None:
-        raise InputValueError("give dt=... for fixed steps or controller=... for adaptive steps")
+    controller = _check_controller(controller, dt)
     if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
         raise InputValueError(f"max_steps={max_steps!r}: must be a positive int")
-    per_sample = controller is not None and controller.per_sample
+    if callback is not None and not callable(callback):
+        raise InputTypeError(f"callback must be None or callable(info: dict), got {callback!r}")
     generator = as_generator(generator, y0.device)
     source = None
     if problem.noise is not None:
-        source = _brownian_source(brownian, problem, y0, generator, solver.levy_area, per_sample)
+        source = _brownian_source(brownian, problem, y0, generator, solver.levy_area, controller)
     checked = _CheckedProblem(problem, y0, source is not None and problem.layout == "general")
+    stops = _stops(t0, t1, save_times, controller.stops)
+    like = dict(dtype=y0.dtype, device=y0.device)
     if t0 == t1:
-        ys = (
-            y0 if save_times is None else y0.unsqueeze(0).expand(len(save_times), *y0.shape).clone()
+        n = len(save_times) if save_times is not None else 1
+        ts = torch.tensor(save_times if save_times is not None else [t1], **like)
+        stats = {key: 0 for key in _stats(solver, 0, 0, 0)}
+        return Solution(ts, y0.unsqueeze(0).expand(n, *y0.shape).clone(), stats)
+    if controller.adaptive:
+        if solver.error_order is None:
+            raise InputValueError(
+                f"{solver.name} has no embedded error estimate, so it cannot be used with an "
+                f"adaptive controller; use fixed steps (dt=...) or an adaptive solver such as "
+                f"'dopri5', 'improved_euler', 'sosri' or 'sosra'"
+            )
+        policy = _AdaptiveSteps(controller, solver, y0, t0, t1, dt, stops, save_times, max_steps)
+    else:
+        grid = controller.grid(t0, t1, dt, stops)
+        policy = _FixedSteps(grid, stops, save_times, controller.stops, like)
+    state = policy.init_state(checked, solver, y0)
+    bar = tqdm(total=policy.progress_total, disable=not progress, desc=solver.name)
+    try:
+        _integrate(checked, solver, policy, source, state, callback, bar, throw, check_finite)
+    finally:
+        bar.close()
+    return policy.solution(state, solver, save_times, t1, like)
+
+
+@dataclass
+class LoopState:
+    """What the loop carries from one attempted step to the next.
+
+    ``t`` is 0-d (shared time) or ``(batch,)`` (per-sample); the counters and masks have ``t``'s
+    shape in adaptive solves. ``saved`` collects the states at save times (fixed steps) or is a
+    preallocated ``(len(saveat), *y0.shape)`` buffer (adaptive).
+    """
+
+    t: torch.Tensor
+    y: torch.Tensor
+    solver_state: Any
+    controller_state: Any = None
+    h: torch.Tensor | None = None
+    i: int = 0
+    stop_index: torch.Tensor | None = None
+    active: torch.Tensor | None = None
+    status: torch.Tensor | None = None
+    attempts: torch.Tensor | int = 0
+    accepted: torch.Tensor | int = 0
+    restarts: torch.Tensor | int = 0
+    saved: Any = None
+    t_checked: float = 0.0
+    running: bool = True
+    attempt: Any = field(default=None, repr=False)
+
+
+def _integrate(problem, solver, policy, source, state, callback, bar, throw, check_finite):
+    """The one loop: propose a step, take it, settle it."""
+    while state.running:
+        t, h = policy.propose(state)
+        inc = source.increment(t, h) if source is not None else None
+        y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
+        accept = policy.settle(
+            state, problem, solver, source, y_next, y_error, solver_state, check_finite
         )
-        ts = torch.tensor(
-            t0 if save_times is None else save_times, dtype=y0.dtype, device=y0.device
-        )
-        return Solution(ts, ys, {key: 0 for key in _fixed_stats(solver, 0)})
-    if controller is None:
-        return _solve_fixed(
-            checked, y0, t0, t1, solver, dt, save_times, source, progress, check_finite
-        )
-    return _solve_adaptive(
-        checked,
-        y0,
-        t0,
-        t1,
-        solver,
-        controller,
-        dt,
-        save_times,
-        source,
-        max_steps,
-        progress,
-        check_finite,
-        throw,
-    )
+        if callback is not None:
+            callback({"i": state.i - 1, "t": t, "h": h, "y": state.y, "accept": accept})
+        policy.report(state, bar, throw)
+    if check_finite:
+        _check_finite(state.y, state.t_checked, policy.t1)
 
 
 # --------------------------------------------------------------------------- checks of the inputs
@@ -202,10 +260,12 @@ def _check_output(out, what: str, expected: tuple[int, ...], y0: torch.Tensor) -
         )
 
 
-def _brownian_source(brownian, problem, y0, generator, levy_area: bool, per_sample: bool):
+def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controller):
     shape = problem.noise_shape(y0)
     kwargs = dict(dtype=y0.dtype, device=y0.device, generator=generator, levy_area=levy_area)
-    if brownian is None or brownian in ("gaussian", "redraw"):
+    if brownian is None:  # one path: rejection needs the bridge, fixed steps never reject
+        brownian = "bridge" if controller.adaptive else "redraw"
+    if brownian == "redraw":
         return GaussianIncrements(shape, **kwargs)
     if brownian == "bridge":
         from .brownian.bridge import BrownianBridge
@@ -215,12 +275,36 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, per_samp
         return brownian
     if isinstance(brownian, str):
         raise InputValueError(f"brownian={brownian!r}: choose one of {', '.join(BROWNIAN_NAMES)}")
-    if per_sample:
+    if controller.per_sample:
         raise InputValueError(
             "a torchsde-style Brownian object gives one path for the whole batch and cannot serve "
-            "per-sample step sizes; use brownian='bridge' with a per-sample controller"
+            "per-sample step sizes; use brownian='bridge' (the default) with a per-sample controller"
         )
     return CallableBrownian(brownian, levy_area=levy_area)
+
+
+def _check_controller(controller, dt):
+    if controller is None:
+        if dt is None:
+            raise InputValueError(
+                "give dt=... for fixed steps, or controller=... (an adaptive controller such as "
+                "PIController(rtol=1e-3, atol=1e-6), or StepTo(ts) for a given grid)"
+            )
+        return ConstantStepSize()
+    if not isinstance(controller, AbstractStepSizeController):
+        raise InputTypeError(
+            f"controller must be an sdekit step-size controller (ConstantStepSize, StepTo, "
+            f"IController, PIController, PIDController, ClipStepSize), got "
+            f"{type(controller).__name__}"
+        )
+    return controller
+
+
+def _stops(t0: float, t1: float, save_times, controller_stops) -> list[float]:
+    """Times every step lands on, in the direction of integration: saves, jumps inside, ``t1``."""
+    lo, hi = min(t0, t1), max(t0, t1)
+    inside = {s for s in controller_stops if lo < s < hi}
+    return sorted(set(save_times or ()) | inside | {t1}, reverse=t1 < t0)
 
 
 def _check_finite(y: torch.Tensor, t_prev: float, t: float) -> None:
@@ -233,187 +317,219 @@ def _check_finite(y: torch.Tensor, t_prev: float, t: float) -> None:
         )
 
 
-# --------------------------------------------------------------------------- fixed steps
+# --------------------------------------------------------------------------- step policies
 
 
-def _fixed_grid(t0: float, t1: float, dt: float, save_times: list[float] | None) -> list[float]:
-    """Times ``t0 + k dt`` towards ``t1``, merged with the save times; no step shorter than 1e-9·dt."""
-    direction = 1.0 if t1 > t0 else -1.0
-    n = math.ceil(abs(t1 - t0) / dt - 1e-9)
-    grid = [t0 + direction * k * dt for k in range(n)] + [t1]
-    if save_times:
-        grid = sorted(set(grid) | set(save_times), reverse=direction < 0)
-    tiny = 1e-9 * dt
-    out = [grid[0]]
-    for s in grid[1:]:
-        if abs(s - out[-1]) > tiny:
-            out.append(s)
-        elif s in (save_times or ()) or s == t1:
-            out[-1] = s
-    return out
+class _FixedSteps:
+    """Steps on a grid known in advance (Python floats); every step is accepted."""
+
+    def __init__(self, grid, stops, save_times, jump_ts, like):
+        self.grid, self.t1, self.n = grid, grid[-1], len(grid) - 1
+        self.times = torch.tensor(grid, **like).unbind(0)
+        self.restart = [s in set(jump_ts) for s in grid]
+        # A step onto a jump time ends just short of it, so that no stage sees past the jump.
+        ends = [
+            math.nextafter(b, a) if jump else b
+            for a, b, jump in zip(grid, grid[1:], self.restart[1:], strict=False)
+        ]
+        self.hs = [b - a for a, b in zip(grid, ends, strict=False)]
+        save = set(save_times) if save_times is not None else {self.t1}
+        self.save = [s in save for s in grid]
+        self.progress_total = self.n
+
+    def init_state(self, problem, solver, y0):
+        saved = [y0] if self.save[0] and self.n else []
+        state0 = solver.init(problem, self.times[0], y0)
+        return LoopState(self.times[0], y0, state0, saved=saved, t_checked=self.grid[0])
+
+    def propose(self, state):
+        return self.times[state.i], self.hs[state.i]
+
+    def settle(self, state, problem, solver, source, y_next, y_error, solver_state, check_finite):
+        i = state.i = state.i + 1
+        state.t, state.y, state.solver_state = self.times[i], y_next, solver_state
+        if self.save[i]:
+            if check_finite:
+                _check_finite(y_next, state.t_checked, self.grid[i])
+                state.t_checked = self.grid[i]
+            state.saved.append(y_next)
+        if self.restart[i]:
+            state.solver_state = solver.init(problem, state.t, y_next)
+            state.restarts += 1
+        state.running = i < self.n
+        return True
+
+    def report(self, state, bar, throw):
+        bar.update()
+
+    def solution(self, state, solver, save_times, t1, like):
+        stats = _stats(solver, self.n, self.n, state.restarts)
+        ts = torch.tensor(save_times if save_times is not None else [t1], **like)
+        return Solution(ts, torch.stack(state.saved), stats)
 
 
-def _fixed_stats(solver, steps: int) -> dict:
-    nfe_drift = solver.nfe_init + steps * solver.nfe_drift
-    nfe_diffusion = steps * solver.nfe_diffusion
+class _AdaptiveSteps:
+    """Steps proposed by an adaptive controller; all bookkeeping on tensors of ``t``'s shape."""
+
+    def __init__(self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps):
+        self.controller, self.per_sample = controller, controller.per_sample
+        self.t0, self.t1, self.dt0, self.max_steps = t0, t1, dt, max_steps
+        self.direction = 1.0 if t1 > t0 else -1.0
+        self.tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
+        like = dict(dtype=y0.dtype, device=y0.device)
+        index = dict(dtype=torch.long, device=y0.device)
+        self.stops = torch.tensor(stops, **like)
+        save = save_times or []
+        self.n_save = len(save)
+        self.save_slot = torch.tensor([save.index(s) if s in save else -1 for s in stops], **index)
+        jumps = set(controller.stops)
+        self.any_jumps = any(s in jumps for s in stops)
+        self.is_jump = torch.tensor([s in jumps for s in stops], device=y0.device)
+        self.rows = torch.arange(y0.shape[0], device=y0.device)
+        self.progress_total = abs(t1 - t0)
+        self.done_before = 0.0
+
+    def init_state(self, problem, solver, y0):
+        shape = (y0.shape[0],) if self.per_sample else ()
+        h, controller_state = self.controller.init(solver, y0, self.t0, self.t1, self.dt0)
+        t = torch.full(shape, self.t0, dtype=y0.dtype, device=y0.device)
+        counter = torch.zeros(shape, dtype=torch.long, device=y0.device)
+        return LoopState(
+            t=t,
+            y=y0,
+            solver_state=solver.init(problem, t, y0),
+            controller_state=controller_state,
+            h=h,
+            stop_index=counter,
+            active=torch.ones(shape, dtype=torch.bool, device=y0.device),
+            status=torch.zeros(shape, dtype=torch.int8, device=y0.device),
+            attempts=counter,
+            accepted=counter,
+            restarts=counter,
+            saved=y0.new_zeros((self.n_save, *y0.shape)) if self.n_save else None,
+            t_checked=self.t0,
+        )
+
+    def propose(self, state):
+        direction, t = self.direction, state.t
+        index = state.stop_index.clamp(max=len(self.stops) - 1)
+        next_stop = self.stops[index]
+        remaining = (next_stop - t) * direction
+        # A step that would stop a rounding error short of the next stop lands on it instead.
+        clipped = state.h >= remaining - self.tiny
+        h_try = torch.where(state.active, torch.minimum(state.h, remaining), 0.0)
+        h = direction * h_try
+        if self.any_jumps:  # a step onto a jump time ends just short of it: no stage sees past it
+            end = torch.where(self.is_jump[index], torch.nextafter(next_stop, t), next_stop)
+            h = torch.where(clipped & state.active & self.is_jump[index], end - t, h)
+            next_stop = end
+        # t + h may round past the stop; step one ulp shorter so no stage is evaluated beyond it.
+        over = (t + h - next_stop) * direction > 0
+        h = torch.where(over, torch.nextafter(h, torch.zeros_like(h)), h)
+        state.attempt = (self.stops[index], clipped, h_try, h)
+        return t, h
+
+    def settle(self, state, problem, solver, source, y_next, y_error, solver_state, check_finite):
+        next_stop, clipped, h_try, h = state.attempt
+        y, active = state.y, state.active
+        accept, h_next, controller_state = self.controller.adapt(
+            y, y_next, y_error, h_try, state.controller_state
+        )
+        accept = accept & active
+        if source is not None:
+            source.commit(accept)
+        state.attempts = state.attempts + active
+        state.accepted = state.accepted + accept
+        landed = accept & clipped
+        state.t = torch.where(accept, torch.where(clipped, next_stop, state.t + h), state.t)
+        state.y = tree_where(accept, y_next, y)
+        state.solver_state = tree_where(accept, solver_state, state.solver_state)
+        state.controller_state = controller_state
+        # A step shortened to land on a stop says little about the step size the error allows:
+        # keep the longer proposal; a zero-length step (landing on t0) says nothing.
+        h_next = torch.where(landed, torch.maximum(h_next, state.h), h_next)
+        state.h = torch.where(active & (h_try > 0), h_next, state.h)
+        stop = state.stop_index.clamp(max=len(self.stops) - 1)
+        if self.n_save:
+            self._save(state, landed, stop)
+        if self.any_jumps:
+            restart = landed & self.is_jump[stop]
+            if bool(restart.any()):  # a host read only for problems that have jump times
+                fresh = solver.init(problem, state.t, state.y)
+                state.solver_state = tree_where(restart, fresh, state.solver_state)
+                state.restarts = state.restarts + restart
+        state.stop_index = state.stop_index + landed
+        finished = state.stop_index >= len(self.stops)
+        stuck = (state.h < self.controller.dt_min) | (state.t + self.direction * state.h == state.t)
+        underflow = ~accept & active & stuck
+        state.status = torch.where(underflow, int(Status.DT_MIN), state.status)
+        state.active = active & ~finished & ~underflow
+        state.i += 1
+        state.attempt = (y, y_next, y_error, underflow)
+        return accept
+
+    def _save(self, state, landed, stop):
+        slot = self.save_slot[stop]
+        save_now = landed & (slot >= 0)
+        slot = slot.clamp(min=0)
+        ys, y = state.saved, state.y
+        if self.per_sample:
+            ys.index_put_(
+                (slot, self.rows), torch.where(bcast(save_now, y), y, ys[slot, self.rows])
+            )
+        else:
+            ys[slot] = torch.where(save_now, y, ys[slot])
+
+    def report(self, state, bar, throw):
+        y, y_next, y_error, underflow = state.attempt
+        like = state.t
+        shown = not bar.disable
+        done = ((state.t - self.t0) * self.direction).min() if shown else like.new_zeros(())
+        any_active, any_failed, done = torch.stack(
+            [state.active.any().to(like.dtype), underflow.any().to(like.dtype), done]
+        ).tolist()
+        if shown:
+            bar.update(done - self.done_before)
+            self.done_before = done
+        if any_failed and throw:
+            error = getattr(self.controller, "error", None)
+            if not self.per_sample and error is not None:  # name the sample behind the decision
+                underflow = _worst_sample(error(y, y_next, y_error, state.controller_state))
+            _raise_underflow(underflow, state.t, state.h, self.controller)
+        if not any_active:
+            state.running = False
+        elif self.max_steps is not None and state.i >= self.max_steps:
+            state.status = torch.where(state.active, int(Status.MAX_STEPS), state.status)
+            if throw:
+                _raise_budget(state.active, state.t, state.h, self.max_steps)
+            state.running = False
+
+    def solution(self, state, solver, save_times, t1, like):
+        stats = _stats(solver, state.attempts, state.accepted, state.restarts)
+        if not self.per_sample:
+            stats = {k: int(v) for k, v in stats.items()}
+        batch = state.y.shape[0]
+        failed = bool((state.status != Status.OK).any())
+        status = state.status.expand(batch).clone() if failed else None
+        if state.saved is None:
+            return Solution(torch.tensor([t1], **like), state.y.unsqueeze(0), stats, status)
+        return Solution(torch.tensor(save_times, **like), state.saved, stats, status)
+
+
+def _stats(solver, attempts, accepted, restarts) -> dict:
+    nfe_drift = solver.nfe_init * (1 + restarts) + attempts * solver.nfe_drift
+    nfe_diffusion = attempts * solver.nfe_diffusion
     return {
         "nfe": nfe_drift + nfe_diffusion,
         "nfe_drift": nfe_drift,
         "nfe_diffusion": nfe_diffusion,
-        "steps": steps,
-        "accepted": steps,
-        "rejected": 0,
-    }
-
-
-def _solve_fixed(problem, y0, t0, t1, solver, dt, save_times, source, progress, check_finite):
-    grid = _fixed_grid(t0, t1, dt, save_times)
-    times = torch.tensor(grid, dtype=y0.dtype, device=y0.device).unbind(0)
-    save_at = set(save_times) if save_times is not None else {t1}
-    saved: list[torch.Tensor] = [y0] if save_times is not None and save_times[0] == t0 else []
-    t_checked = t0
-    y = y0
-    state = solver.init(problem, times[0], y0)
-    bar = tqdm(total=len(grid) - 1, disable=not progress, desc=solver.name)
-    for i in range(len(grid) - 1):
-        h = grid[i + 1] - grid[i]
-        inc = source.increment(times[i], h) if source is not None else None
-        y, _, state = solver.step(problem, times[i], y, h, inc, state)
-        if grid[i + 1] in save_at:
-            if check_finite:
-                _check_finite(y, t_checked, grid[i + 1])
-                t_checked = grid[i + 1]
-            saved.append(y)
-        bar.update()
-    bar.close()
-    stats = _fixed_stats(solver, len(grid) - 1)
-    if save_times is None:
-        return Solution(times[-1], saved[-1], stats)
-    ts = torch.tensor(save_times, dtype=y0.dtype, device=y0.device)
-    return Solution(ts, torch.stack(saved), stats)
-
-
-# --------------------------------------------------------------------------- adaptive steps
-
-
-def _solve_adaptive(
-    problem,
-    y0,
-    t0,
-    t1,
-    solver,
-    controller,
-    dt,
-    save_times,
-    source,
-    max_steps,
-    progress,
-    check_finite,
-    throw,
-):
-    direction = 1.0 if t1 > t0 else -1.0
-    batch = y0.shape[0]
-    per_sample = controller.per_sample
-    tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
-    like = dict(dtype=y0.dtype, device=y0.device)
-    stops = torch.tensor(
-        (save_times or []) + ([] if save_times and save_times[-1] == t1 else [t1]), **like
-    )
-    n_save = len(save_times) if save_times is not None else 0
-    shape = (batch,) if per_sample else ()
-    t = torch.full(shape, t0, **like)
-    stop_idx = torch.zeros(shape, dtype=torch.long, device=y0.device)
-    active = torch.ones(shape, dtype=torch.bool, device=y0.device)
-    status = torch.zeros(shape, dtype=torch.int8, device=y0.device)
-    attempts = torch.zeros(shape, dtype=torch.long, device=y0.device)
-    accepted = torch.zeros_like(attempts)
-    h_abs, cstate = controller.init(solver, y0, t1 - t0, dt)
-    y = y0
-    state = solver.init(problem, t, y0)
-    ys = y0.new_zeros((n_save, *y0.shape)) if n_save else None
-    rows = torch.arange(batch, device=y0.device)
-    bar = tqdm(total=abs(t1 - t0), disable=not progress, desc=solver.name)
-    done_before = 0.0
-    n_iter = 0
-    while True:
-        next_stop = stops[stop_idx.clamp(max=len(stops) - 1)]
-        remaining = (next_stop - t) * direction
-        # A step that would stop a rounding error short of the next stop lands on it instead.
-        clipped = h_abs >= remaining - tiny
-        h_try = torch.where(active, torch.minimum(h_abs, remaining), 0.0)
-        h = direction * h_try
-        # t + h may round past the stop; step one ulp shorter so no stage is evaluated beyond it.
-        over = (t + h - next_stop) * direction > 0
-        h = torch.where(over, torch.nextafter(h, torch.zeros_like(h)), h)
-        inc = source.increment(t, h) if source is not None else None
-        y_next, y_err, state_next = solver.step(problem, t, y, h, inc, state)
-        accept, h_next, cstate_next = controller.adapt(y, y_next, y_err, h_try, cstate)
-        accept = accept & active
-        if source is not None:
-            source.commit(accept)
-        attempts = attempts + active
-        accepted = accepted + accept
-        landed = accept & clipped
-        t = torch.where(accept, torch.where(clipped, next_stop, t + h), t)
-        y = tree_where(accept, y_next, y)
-        state = tree_where(accept, state_next, state)
-        cstate = cstate_next
-        # A step shortened to land on a stop says little about the step size the error allows:
-        # keep the longer proposal; a zero-length step (landing on t0) says nothing.
-        h_next = torch.where(landed, torch.maximum(h_next, h_abs), h_next)
-        h_abs = torch.where(active & (h_try > 0), h_next, h_abs)
-        if ys is not None:
-            slot = stop_idx.clamp(max=n_save - 1)
-            save_now = landed & (stop_idx < n_save)
-            if per_sample:
-                ys.index_put_((slot, rows), torch.where(bcast(save_now, y), y, ys[slot, rows]))
-            else:
-                ys[slot] = torch.where(save_now, y, ys[slot])
-        stop_idx = stop_idx + landed
-        finished = stop_idx >= len(stops)
-        underflow = ~accept & active & ((h_abs < controller.dt_min) | (t + direction * h_abs == t))
-        status = torch.where(underflow, STATUS_DT_MIN, status)
-        active = active & ~finished & ~underflow
-        n_iter += 1
-        progress_now = ((t - t0) * direction).min() if progress else torch.zeros((), **like)
-        any_active, any_failed, done = torch.stack(
-            [active.any(), underflow.any(), progress_now.to(y0.dtype)]
-        ).tolist()
-        if progress:
-            bar.update(done - done_before)
-            done_before = done
-        if any_failed and throw:
-            if not per_sample:  # name the sample that drove the shared decision
-                underflow = _worst_sample(controller.error(y, y_next, y_err, cstate))
-            _raise_underflow(underflow, t, h_abs, controller)
-        if not any_active:
-            break
-        if max_steps is not None and n_iter >= max_steps:
-            status = torch.where(active, STATUS_MAX_STEPS, status)
-            if throw:
-                _raise_budget(active, t, h_abs, max_steps)
-            break
-    bar.close()
-    if check_finite:
-        _check_finite(y, t0, t1)
-    rejected = attempts - accepted
-    n_drift = solver.nfe_init + attempts * solver.nfe_drift
-    n_diffusion = attempts * solver.nfe_diffusion
-    stats = {
-        "nfe": n_drift + n_diffusion,
-        "nfe_drift": n_drift,
-        "nfe_diffusion": n_diffusion,
         "steps": attempts,
         "accepted": accepted,
-        "rejected": rejected,
+        "rejected": attempts - accepted,
     }
-    if not per_sample:
-        stats = {k: int(v) for k, v in stats.items()}
-    failed = bool((status != STATUS_OK).any())
-    status_out = status.expand(batch).clone() if failed else None
-    if ys is None:
-        return Solution(torch.tensor(t1, **like), y, stats, status_out)
-    return Solution(torch.tensor(save_times, **like), ys, stats, status_out)
+
+
+# --------------------------------------------------------------------------- errors
 
 
 def _worst_sample(err: torch.Tensor) -> torch.Tensor:

@@ -46,6 +46,8 @@ def sample(
     device: torch.device | str | None = None,
     dtype: torch.dtype | None = None,
     denoise: bool = True,
+    grad: bool = False,
+    callback: Callable[[dict], None] | None = None,
     progress: bool = False,
     **options,
 ) -> tuple[torch.Tensor, dict]:
@@ -57,8 +59,15 @@ def sample(
         shape: ``(batch, *event_shape)``.
         sampler: one of ``em``, ``pc``, ``ode``, ``ggf``, ``als``, ``cas`` (see ``SAMPLERS``).
         generator: ``None``, an int seed, a ``torch.Generator`` or one per sample.
-        device, dtype: of the samples (default: the score's conventions, CPU and float32).
+        device, dtype: of the samples. Default: those of the score model's parameters when
+            ``score_fn`` is an ``nn.Module`` (or a bound method of one), else CPU and the default
+            dtype.
         denoise: apply the final denoising step ``x + σ² s(x)`` (divided by ``α`` for VP).
+        grad: record the autograd graph (to differentiate through sampling). Off by default:
+            sampling a network then keeps no graph, so memory does not grow with the steps.
+        callback: called after every step with a dict: ``i`` (step or level index), ``t`` (time
+            or noise level), ``x`` (the state) and ``denoised`` (the estimate of the clean sample
+            from the latest score evaluation), as in k-diffusion.
         progress: show a progress bar.
         **options: the sampler's own options; the defaults are the papers'.
 
@@ -72,24 +81,34 @@ def sample(
         raise InputTypeError(
             f"process must be a sdekit_score process (VPSDE, VESDE, ...), got {type(process).__name__}"
         )
+    if callback is not None and not callable(callback):
+        raise InputTypeError(f"callback must be None or callable(info: dict), got {callback!r}")
     shape = _check_shape(shape)
-    dtype = dtype or torch.get_default_dtype()
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    device, dtype = _placement(score_fn, device, dtype)
     generator = as_generator(generator, device)
     run = SAMPLERS[sampler]
     init = options.pop("init", "uniform" if sampler in ("als", "cas") else "prior")
     _check_options(run, sampler, options)
-    checked = _Checked(score_fn)
+    checked = _Checked(score_fn, process)
     sigma_max = options.get("sigma_max")
     x = _initial_state(sampler, process, shape, init, generator, dtype, device, sigma_max)
-    try:
-        x, stats, last = run(checked, process, x, generator=generator, progress=progress, **options)
-        if denoise:
-            x, extra = _denoise(checked, process, x, last)
-            stats["nfe"] = stats["nfe"] + extra
-    except sdekit.SolveError as err:
-        checked.raise_if_nonfinite(sampler, err)
-        raise
+    with torch.set_grad_enabled(grad):
+        try:
+            x, stats, last = run(
+                checked,
+                process,
+                x,
+                generator=generator,
+                callback=checked.reporter(callback),
+                progress=progress,
+                **options,
+            )
+            if denoise:
+                x, extra = _denoise(checked, process, x, last)
+                stats["nfe"] = stats["nfe"] + extra
+        except sdekit.SolveError as err:
+            checked.raise_if_nonfinite(sampler, err)
+            raise
     if not bool(torch.isfinite(x).all()):
         checked.raise_if_nonfinite(sampler)
         raise sdekit.SolveError(
@@ -102,7 +121,17 @@ def sample(
 # --------------------------------------------------------------------------- the samplers
 
 
-def em(score_fn, process, x, *, generator, progress=False, steps: int = 1000, brownian=None):
+def em(
+    score_fn,
+    process,
+    x,
+    *,
+    generator,
+    callback=None,
+    progress=False,
+    steps: int = 1000,
+    brownian=None,
+):
     """Euler–Maruyama on the reverse-time SDE, ``steps`` equal steps from ``T`` to ``eps``."""
     steps = _positive_int(steps, "steps")
     sol = sdekit.solve(
@@ -114,9 +143,10 @@ def em(score_fn, process, x, *, generator, progress=False, steps: int = 1000, br
         dt=(process.T - process.eps) / steps,
         brownian=brownian,
         generator=generator,
+        callback=callback,
         progress=progress,
     )
-    return sol.ys, {"nfe": _per_sample(sol.stats["nfe_drift"], x)}, None
+    return sol.ys[-1], {"nfe": _per_sample(sol.stats["nfe_drift"], x)}, None
 
 
 def pc(
@@ -125,6 +155,7 @@ def pc(
     x,
     *,
     generator,
+    callback=None,
     progress=False,
     steps: int = 1000,
     snr: float = 0.16,
@@ -133,11 +164,11 @@ def pc(
 ):
     """Reverse-diffusion predictor + Langevin corrector (Song et al. 2021, Algorithms 2–3).
 
-    The predictor is Euler–Maruyama on :func:`reverse_diffusion_problem`, whose coefficients are
-    those of the forward process's own discretisation (so one step is exactly Song et al.'s
-    ``ReverseDiffusionPredictor``). After each predictor step, ``corrector_steps`` steps of
-    :class:`sdekit.mcmc.LangevinCorrector` at the new time, with ``α = 1`` (VE) or ``α = 1 − β_i``
-    (VP).
+    One solve: Euler–Maruyama on :func:`reverse_diffusion_problem`, whose coefficients are those
+    of the forward process's own discretisation (so one step is exactly Song et al.'s
+    ``ReverseDiffusionPredictor``), wrapped in :class:`sdekit.solvers.Corrected` so that each
+    step is followed by ``corrector_steps`` moves of :class:`sdekit.mcmc.LangevinCorrector` at
+    the new time, with ``α = 1`` (VE) or ``α = 1 − β_i`` (VP).
 
     The corrector's step ``2α(snr·‖z‖/‖s‖)²`` uses batch-mean norms by default, as Song et al.'s
     code does: per sample (``batch_mean_norms=False``) the step blows up wherever ``‖s‖`` nearly
@@ -146,19 +177,25 @@ def pc(
     steps = _positive_int(steps, "steps")
     corrector_steps = _positive_int(corrector_steps, "corrector_steps", allow_zero=True)
     dt = (process.T - process.eps) / steps
-    corrector = mcmc.LangevinCorrector(snr=snr, batch_mean_norms=batch_mean_norms)
-    predictor = reverse_diffusion_problem(process, score_fn, dt)
-    times = torch.linspace(process.T, process.eps, steps + 1, dtype=torch.float64).tolist()
-    for t_from, t_to in _progress(zip(times, times[1:], strict=False), steps, progress, "pc"):
-        x = sdekit.solve(
-            predictor, x, t_from, t_to, solver="euler", dt=abs(t_from - t_to), generator=generator
-        ).ys
-        t = torch.full(x.shape[:1], t_to, dtype=x.dtype, device=x.device)
-        target = mcmc.Target(score=lambda y, t=t: score_fn(y, t))
-        alpha = _corrector_alpha(process, t, dt)
-        for _ in range(corrector_steps):
-            x = corrector(x, target, alpha, generator).x
-    return x, {"nfe": _per_sample(steps * (1 + corrector_steps), x)}, None
+    langevin = mcmc.LangevinCorrector(snr=snr, batch_mean_norms=batch_mean_norms)
+
+    def correct(t, y):
+        t = batch_time(t, y)
+        target = mcmc.Target(score=lambda z: score_fn(z, t))
+        return langevin(y, target, _corrector_alpha(process, t, dt), generator).x
+
+    sol = sdekit.solve(
+        reverse_diffusion_problem(process, score_fn, dt),
+        x,
+        process.T,
+        process.eps,
+        solver=sdekit.solvers.Corrected(sdekit.Euler(), correct, corrector_steps),
+        dt=dt,
+        generator=generator,
+        callback=callback,
+        progress=progress,
+    )
+    return sol.ys[-1], {"nfe": _per_sample(sol.stats["nfe_drift"], x)}, None
 
 
 def ode(
@@ -167,6 +204,7 @@ def ode(
     x,
     *,
     generator,
+    callback=None,
     progress=False,
     rtol: float = 1e-5,
     atol: float = 1e-5,
@@ -185,10 +223,11 @@ def ode(
         process.eps,
         solver=solver,
         controller=sdekit.IController(rtol=rtol, atol=atol, per_sample=per_sample),
+        callback=callback,
         progress=progress,
     )
     stats = {k: _per_sample(sol.stats[k], x) for k in ("accepted", "rejected")}
-    return sol.ys, {"nfe": _per_sample(sol.stats["nfe_drift"], x), **stats}, None
+    return sol.ys[-1], {"nfe": _per_sample(sol.stats["nfe_drift"], x), **stats}, None
 
 
 def ggf(
@@ -197,6 +236,7 @@ def ggf(
     x,
     *,
     generator,
+    callback=None,
     progress=False,
     eps_rel: float = 0.01,
     eps_abs: float | None = None,
@@ -218,11 +258,16 @@ def ggf(
     ``h ← min(t − eps, θ h E^(−r))`` with ``θ = safety`` and ``r = exponent``. NFE is two per
     attempted step, rejections included.
 
+    Noise: ``brownian="redraw"`` (the default, as in the paper's code) draws new noise for the
+    retry of a rejected step. That is the paper's algorithm, and it is **biased** wherever
+    rejection depends on the noise (measured on a 2-D mixture: mode weights off where the
+    one-path bridge is at the noise floor). ``brownian="bridge"`` keeps one Brownian path per
+    sample under rejection (what ``sdekit.solve`` does by default).
+
     Options (ablations of the paper): ``eps_abs`` defaults to one grey level of the process's data
     range (0.0078 on [−1, 1], 0.0039 on [0, 1]); ``tolerance="previous_proposal"`` uses the
     previous EM proposal instead of ``x``; ``extrapolate=False`` keeps ``x'``; ``norm="max"``;
-    ``drift_only=True`` (a Lamba-like pair); ``brownian="bridge"`` keeps one Brownian path per
-    sample under rejection instead of re-drawing the noise (the paper's code re-draws).
+    ``drift_only=True`` (a Lamba-like pair).
     """
     if eps_abs is None:
         low, high = process.data_range
@@ -238,7 +283,6 @@ def ggf(
         candidate="embedded" if extrapolate else "solution",
         factor_min=0.0,
         factor_max=math.inf,
-        dt0=h_init,
         per_sample=True,
     )
     sol = sdekit.solve(
@@ -248,14 +292,16 @@ def ggf(
         process.eps,
         solver=sdekit.ImprovedEuler(extrapolate=extrapolate, drift_only=drift_only),
         controller=controller,
+        dt=h_init,
         brownian=brownian,
         generator=generator,
         max_steps=max_steps,
+        callback=callback,
         progress=progress,
     )
     stats = {"nfe": sol.stats["nfe_drift"]}
     stats.update({k: sol.stats[k] for k in ("accepted", "rejected")})
-    return sol.ys, stats, None
+    return sol.ys[-1], stats, None
 
 
 def als(
@@ -264,6 +310,7 @@ def als(
     x,
     *,
     generator,
+    callback=None,
     progress=False,
     n_levels: int = 232,
     step_lr: float | None = None,
@@ -279,16 +326,8 @@ def als(
     """
     ladder = _ladder(process, n_levels, sigma_max)
     step_lr = _default_step_lr(step_lr, n_steps_each, {1: 1.8e-5, 5: 3.6e-6}, "als", ladder)
-    result = mcmc.annealed_langevin(
-        _level_score(score_fn, process),
-        x,
-        ladder,
-        step_lr,
-        n_steps_each,
-        generator=generator,
-        progress=progress,
-    )
-    return result.x, {"nfe": result.evaluations}, (result.score_x, result.score, result.level)
+    run = (mcmc.annealed_langevin, ladder, step_lr, n_steps_each)
+    return _annealed(run, score_fn, process, x, generator, callback, progress)
 
 
 def cas(
@@ -297,6 +336,7 @@ def cas(
     x,
     *,
     generator,
+    callback=None,
     progress=False,
     n_levels: int = 232,
     step_lr: float | None = None,
@@ -312,13 +352,28 @@ def cas(
     """
     ladder = _ladder(process, n_levels, sigma_max)
     step_lr = _default_step_lr(step_lr, n_steps_each, {1: 5.6e-6, 5: 1.1e-6}, "cas", ladder)
-    result = mcmc.consistent_annealed_sampling(
+    run = (mcmc.consistent_annealed_sampling, ladder, step_lr, n_steps_each)
+    return _annealed(run, score_fn, process, x, generator, callback, progress)
+
+
+def _annealed(run, score_fn, process, x, generator, callback, progress):
+    """Run an annealed schedule ``(schedule, ladder, step_lr, n_steps_each)`` on the scaled
+    state, reporting each level's ``σ`` as ``t`` to the callback."""
+    schedule, ladder, step_lr, n_steps_each = run
+    report = None
+    if callback is not None:
+
+        def report(i, x, info):
+            callback({"i": i, "t": ladder[i], "y": x})
+
+    result = schedule(
         _level_score(score_fn, process),
         x,
         ladder,
         step_lr,
         n_steps_each,
         generator=generator,
+        callback=report,
         progress=progress,
     )
     return result.x, {"nfe": result.evaluations}, (result.score_x, result.score, result.level)
@@ -447,15 +502,13 @@ def _check_options(run, sampler: str, options: dict) -> None:
         )
 
 
-def _denoise(score_fn, process, x, last):
+def _denoise(checked, process, x, last):
     """Tweedie's denoising ``(x + σ² s(x))/α`` at the last time; free when ``last`` is given."""
     if last is not None:
         x_eval, score, sigma = last
         return x_eval + sigma**2 * score, 0
     t = torch.full(x.shape[:1], process.eps, dtype=x.dtype, device=x.device)
-    sigma = broadcast_batch(process.sigma(t), x)
-    alpha = broadcast_batch(process.alpha(t), x)
-    return (x + sigma**2 * score_fn(x, t)) / alpha, 1
+    return checked.denoised(x, t, checked(x, t)), 1
 
 
 class _Checked:
@@ -464,16 +517,18 @@ class _Checked:
     Later outputs are not checked one by one (that would synchronise with the device at every
     evaluation); instead their sums accumulate, without synchronising, into one number that is
     non-finite as soon as any output held a NaN or an Inf. :func:`sample` reads it once, when the
-    samples came out non-finite or the solve failed, to name the score as the cause.
+    samples came out non-finite or the solve failed, to name the score as the cause. The latest
+    evaluation is kept for the callback's denoised estimate.
     """
 
-    def __init__(self, score_fn: ScoreFn):
+    def __init__(self, score_fn: ScoreFn, process: ForwardProcess):
         if not callable(score_fn):
             raise InputTypeError(
                 f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}"
             )
-        self.score_fn = score_fn
+        self.score_fn, self.process = score_fn, process
         self.total: torch.Tensor | None = None
+        self.latest: tuple | None = None
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.score_fn(x, t)
@@ -482,7 +537,31 @@ class _Checked:
             self.total = out.detach().sum(dtype=torch.float32)
         else:
             self.total = self.total + out.detach().sum(dtype=torch.float32)
+        self.latest = (x, t, out)
         return out
+
+    def reporter(self, callback):
+        """A solve-level callback that hands ``callback`` k-diffusion's fields."""
+        if callback is None:
+            return None
+
+        def report(info: dict) -> None:
+            x, t, score = self.latest
+            callback(
+                {
+                    "i": info["i"],
+                    "t": info["t"],
+                    "x": info["y"],
+                    "denoised": self.denoised(x, t, score),
+                }
+            )
+
+        return report
+
+    def denoised(self, x: torch.Tensor, t: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        """Tweedie's estimate ``(x + σ(t)² s)/α(t)`` of the clean sample."""
+        sigma = broadcast_batch(self.process.sigma(t), x)
+        return (x + sigma**2 * score) / broadcast_batch(self.process.alpha(t), x)
 
     def raise_if_nonfinite(self, sampler: str, cause: Exception | None = None) -> None:
         if self.total is not None and not bool(torch.isfinite(self.total)):
@@ -491,6 +570,21 @@ class _Checked:
                 f"{sampler!r} (its first output was finite); check the network and the times or "
                 f"noise levels it is evaluated at"
             ) from cause
+
+
+def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
+    """The samples' device and dtype: as given, else the score model's, else CPU and default."""
+    module = (
+        score_fn if isinstance(score_fn, torch.nn.Module) else getattr(score_fn, "__self__", None)
+    )
+    if isinstance(module, torch.nn.Module):
+        tensors = [*module.parameters(), *module.buffers()]
+        floating = next((p for p in tensors if p.is_floating_point()), None)
+        if floating is not None:
+            device = floating.device if device is None else device
+            dtype = floating.dtype if dtype is None else dtype
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    return device, dtype or torch.get_default_dtype()
 
 
 def _check_shape(shape) -> tuple[int, ...]:

@@ -290,5 +290,5 @@ def strong_errors(
     errors = []
     for dt in step_sizes:
         sol = sk.solve(problem.sde, y0, problem.t0, problem.t1, solver=solver, dt=dt, brownian=bm)
-        errors.append(float((sol.ys - exact).square().mean().sqrt()))
+        errors.append(float((sol.ys[-1] - exact).square().mean().sqrt()))
     return errors

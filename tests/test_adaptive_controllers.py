@@ -209,7 +209,7 @@ def test_save_time_at_t0_is_saved_without_stalling():
 def _controller_for(controller: sk.PIDController, solver: str, batch: int = 2, size: int = 4):
     problem = _problem("sde" if solver == "improved_euler" else "ode")
     y0 = torch.zeros(batch, size, dtype=F64)
-    h, state = controller.init(resolve_solver(solver, problem), y0, 1.0, 0.1)
+    h, state = controller.init(resolve_solver(solver, problem), y0, 0.0, 1.0, 0.1)
     return y0, h, state
 
 
@@ -379,20 +379,27 @@ def _step_sizes(recorder: _Recorder) -> torch.Tensor:
 @pytest.mark.parametrize("per_sample", [False, True])
 def test_initial_step_and_dt_max_bound_the_attempted_steps(per_sample):
     y0 = torch.ones(2, 1, dtype=F64)
-    controller = sk.PIController(rtol=1e-1, atol=1e-1, dt0=0.05, dt_max=0.2, per_sample=per_sample)
+    controller = sk.PIController(rtol=1e-1, atol=1e-1, dt_max=0.2, per_sample=per_sample)
     recorder = _Recorder(2)
     sde = sk.SDE(recorder.wrap(_decay), lambda t, y: 0.1 * torch.ones_like(y), noise="additive")
-    sk.solve(sde, y0, 0.0, 3.0, solver="improved_euler", controller=controller, generator=0)
+    sk.solve(
+        sde, y0, 0.0, 3.0, solver="improved_euler", controller=controller, dt=0.05, generator=0
+    )
     h = _step_sizes(recorder)
     assert h[0].item() == pytest.approx(0.05, rel=1e-12)
     assert h.max().item() <= 0.2 * (1 + 1e-12)
     assert (h > 0.19).sum() > 5  # loose tolerance: dt_max is what limits the steps
+
+
+def test_the_initial_step_is_given_in_one_place_only():
+    with pytest.raises(TypeError, match="dt0"):
+        sk.PIController(rtol=1e-3, dt0=0.05)
+    y0 = torch.ones(2, 1, dtype=F64)
     recorder = _Recorder(2)
     sde = sk.SDE(recorder.wrap(_decay), lambda t, y: 0.1 * torch.ones_like(y), noise="additive")
-    sk.solve(
-        sde, y0, 0.0, 3.0, solver="improved_euler", controller=controller, dt=0.01, generator=0
-    )
-    assert _step_sizes(recorder)[0].item() == pytest.approx(0.01, rel=1e-12)
+    controller = sk.PIController(rtol=1e-1, atol=1e-1)
+    sk.solve(sde, y0, 0.0, 3.0, solver="improved_euler", controller=controller, generator=0)
+    assert _step_sizes(recorder)[0].item() == pytest.approx(3.0 / 100, rel=1e-12)
 
 
 # --------------------------------------------------------------------------- batch semantics
@@ -423,7 +430,7 @@ def test_shared_time_mode_takes_one_decision_for_the_whole_batch():
 
     alone = sk.solve(sk.ODE(fast_only), y0[1:2], 0.0, 1.0, solver="dopri5", controller=controller)
     assert batch.stats == alone.stats  # the fast sample sets every decision
-    assert torch.equal(batch.ys[1], alone.ys[0])
+    assert torch.equal(batch.ys[-1, 1], alone.ys[-1, 0])
 
 
 def test_per_sample_stats_count_each_samples_own_attempts():
@@ -448,7 +455,7 @@ def test_per_sample_stats_count_each_samples_own_attempts():
         )
         assert stats["nfe"][i].item() == len(calls) == alone.stats["nfe"].item()
         assert stats["accepted"][i] == alone.stats["accepted"].item()
-        assert torch.equal(sol.ys[i], alone.ys[0])
+        assert torch.equal(sol.ys[-1, i], alone.ys[-1, 0])
 
 
 def _double_well():
@@ -554,12 +561,15 @@ def test_throw_false_returns_a_status_per_sample(per_sample):
     sol = sk.solve(ode, y0, 0.0, 1.0, solver="dopri5", controller=controller, throw=False)
     assert sol.status is not None and sol.status.shape == (4,)
     assert torch.isfinite(sol.ys).all()
-    assert sol.ys[2].item() == pytest.approx(0.5, abs=1e-4)
+    assert sol.ys[-1, 2].item() == pytest.approx(0.5, abs=1e-4)
+    ok, dt_min = int(sk.Status.OK), int(sk.Status.DT_MIN)
     if per_sample:
-        assert sol.status.tolist() == [0, 0, 1, 0]
-        torch.testing.assert_close(sol.ys[[0, 1, 3]], torch.full((3, 1), 0.1, dtype=F64))
+        assert sol.status.tolist() == [ok, ok, dt_min, ok]
+        torch.testing.assert_close(sol.ys[-1, [0, 1, 3]], torch.full((3, 1), 0.1, dtype=F64))
     else:
-        assert (sol.status == 1).all()  # the batch stops together, where sample 2 stopped
+        assert (
+            sol.status == sk.Status.DT_MIN
+        ).all()  # the batch stops together, where sample 2 stopped
 
 
 @pytest.mark.parametrize("per_sample", [False, True])

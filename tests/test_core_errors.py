@@ -145,7 +145,7 @@ def test_non_positive_or_non_finite_dt_is_rejected(dt):
 
 
 def test_missing_dt_and_controller_is_rejected():
-    with pytest.raises(ValueError, match="give dt=... for fixed steps or controller=..."):
+    with pytest.raises(ValueError, match=r"give dt=\.\.\. for fixed steps, or controller=\.\.\."):
         sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler")
 
 
@@ -321,5 +321,5 @@ def test_torchsde_module_with_unknown_noise_type_is_named():
 
 
 def test_unknown_brownian_name_lists_the_known_ones():
-    with pytest.raises(ValueError, match="gaussian, redraw, bridge"):
+    with pytest.raises(ValueError, match="bridge, redraw"):
         sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=0.1, brownian="levy")

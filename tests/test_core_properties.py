@@ -110,16 +110,17 @@ def test_sde_solve_preserves_shape_and_dtype(setup, seed):
     sde, solver, shape, dtype = setup
     y0 = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
     sol = sk.solve(sde, y0, 0.0, 0.3, solver=solver, dt=0.1, generator=seed)
-    assert sol.ys.shape == y0.shape and sol.ys.dtype == dtype
-    assert sol.ts.shape == () and sol.ts.dtype == dtype
-    assert sol.ts == torch.tensor(0.3, dtype=dtype)
-    assert torch.isfinite(sol.ys).all()
-    assert not torch.equal(sol.ys, y0)
+    # Without saveat ys still has a leading time axis, as in torchsde and diffrax.
+    assert sol.ys.shape == (1, *y0.shape) and sol.ys.dtype == dtype
+    assert sol.ts.shape == (1,) and sol.ts.dtype == dtype
+    assert sol.ts[-1] == torch.tensor(0.3, dtype=dtype)
+    assert torch.isfinite(sol.ys[-1]).all()
+    assert not torch.equal(sol.ys[-1], y0)
     saved = sk.solve(sde, y0, 0.0, 0.3, solver=solver, dt=0.1, generator=seed, saveat=[0.1, 0.3])
     assert saved.ys.shape == (2, *shape) and saved.ys.dtype == dtype
     assert saved.ts.dtype == dtype
     # The same noise reaches the same final state whether or not intermediate states are saved.
-    assert torch.equal(saved.ys[-1], sol.ys)
+    assert torch.equal(saved.ys[-1], sol.ys[-1])
 
 
 @given(
@@ -132,10 +133,10 @@ def test_ode_solve_preserves_shape_and_dtype(solver, event, batch, dtype):
     ode = sk.ODE(lambda t, y: -y + torch.cos(t))
     y0 = torch.ones((batch, *event), dtype=dtype)
     sol = sk.solve(ode, y0, 0.0, 0.5, solver=solver, dt=0.1)
-    assert sol.ys.shape == y0.shape and sol.ys.dtype == dtype
+    assert sol.ys[-1].shape == y0.shape and sol.ys[-1].dtype == dtype
     exact = math.exp(-0.5) + 0.5 * (math.sin(0.5) + math.cos(0.5) - math.exp(-0.5))
     tol = {"euler": 3e-2, "heun": 3e-3, "midpoint": 3e-3}.get(solver, 1e-4)
-    assert torch.allclose(sol.ys, torch.full_like(y0, exact), atol=tol)
+    assert torch.allclose(sol.ys[-1], torch.full_like(y0, exact), atol=tol)
 
 
 @pytest.mark.parametrize("per_sample", [False, True], ids=["shared", "per-sample"])
@@ -182,7 +183,7 @@ def test_same_seed_gives_bitwise_identical_solutions_and_different_seeds_differ(
     y0 = torch.zeros(shape, dtype=dtype)
 
     def run(generator):
-        return sk.solve(sde, y0, 0.0, 0.2, solver=solver, dt=0.05, generator=generator).ys
+        return sk.solve(sde, y0, 0.0, 0.2, solver=solver, dt=0.05, generator=generator).ys[-1]
 
     first = run(seed)
     assert torch.equal(first, run(seed))
@@ -199,8 +200,8 @@ def test_per_sample_generators_make_each_sample_independent_of_the_batch():
 
     batch = sk.solve(sde, y0, 0.0, 1.0, solver="euler", dt=0.1, generator=generators([7, 8, 9]))
     alone = sk.solve(sde, y0[1:2], 0.0, 1.0, solver="euler", dt=0.1, generator=generators([8]))
-    assert torch.equal(batch.ys[1:2], alone.ys)
-    assert not torch.equal(batch.ys[0], batch.ys[1])
+    assert torch.equal(batch.ys[-1, 1:2], alone.ys[-1])
+    assert not torch.equal(batch.ys[-1, 0], batch.ys[-1, 1])
 
 
 # --------------------------------------------------------------------- time reversal
@@ -256,9 +257,9 @@ def test_backward_adaptive_ode_solve_is_the_forward_solve_of_the_reversed_proble
         return sk.solve(problem, y0, t0, t1, solver="dopri5", controller=controller)
 
     backward, forward = run(ode, 2.0, 0.0), run(_reversed(ode), -2.0, 0.0)
-    assert torch.equal(backward.ys, forward.ys)
+    assert torch.equal(backward.ys[-1], forward.ys[-1])
     assert backward.stats == forward.stats
-    assert torch.allclose(backward.ys, exact(y0, 2.0, 0.0), rtol=1e-5)
+    assert torch.allclose(backward.ys[-1], exact(y0, 2.0, 0.0), rtol=1e-5)
 
 
 SDE_REVERSAL_CASES = [
@@ -292,7 +293,7 @@ def test_backward_sde_solve_is_the_forward_solve_of_the_reversed_problem_on_the_
     forward = sk.solve(
         _reversed(sde), y0, -1.4, -0.2, solver=solver, dt=0.05, brownian=_mirrored(bm)
     )
-    torch.testing.assert_close(backward.ys, forward.ys, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(backward.ys[-1], forward.ys[-1], rtol=1e-14, atol=1e-14)
 
 
 def test_backward_stratonovich_solve_on_the_same_path_undoes_the_forward_solve():
@@ -302,8 +303,8 @@ def test_backward_stratonovich_solve_on_the_same_path_undoes_the_forward_solve()
     y0, bm = problem.path(500, seed=2)
     gaps = []
     for dt in (2.0**-5, 2.0**-7):
-        there = sk.solve(problem.sde, y0, 0.0, 1.0, solver="heun", dt=dt, brownian=bm).ys
-        back = sk.solve(problem.sde, there, 1.0, 0.0, solver="heun", dt=dt, brownian=bm).ys
+        there = sk.solve(problem.sde, y0, 0.0, 1.0, solver="heun", dt=dt, brownian=bm).ys[-1]
+        back = sk.solve(problem.sde, there, 1.0, 0.0, solver="heun", dt=dt, brownian=bm).ys[-1]
         gaps.append(float((back / y0 - 1).square().mean().sqrt()))
     assert gaps[1] < 0.01
     assert gaps[0] / gaps[1] > 2.5  # order 1: a factor 4 per factor 4 in dt
@@ -319,8 +320,8 @@ def test_backward_ito_solve_on_the_same_path_is_the_ito_solution_of_the_reversed
     y0, bm = problem.path(500, seed=4)
     sigma = torch.tensor([0.8, 0.5], dtype=torch.float64)
     for solver in (sk.Milstein("autograd"), sk.Milstein("finite_difference")):
-        there = sk.solve(problem.sde, y0, 0.0, 1.0, solver=solver, dt=2.0**-8, brownian=bm).ys
-        back = sk.solve(problem.sde, there, 1.0, 0.0, solver=solver, dt=2.0**-8, brownian=bm).ys
+        there = sk.solve(problem.sde, y0, 0.0, 1.0, solver=solver, dt=2.0**-8, brownian=bm).ys[-1]
+        back = sk.solve(problem.sde, there, 1.0, 0.0, solver=solver, dt=2.0**-8, brownian=bm).ys[-1]
         ratio = back / (y0 * torch.exp(-(sigma**2)))
         assert float((ratio - 1).square().mean().sqrt()) < 0.03, solver.derivative
 
@@ -372,7 +373,7 @@ def test_saving_at_grid_times_does_not_change_the_solution(ks, seed):
     sol = sk.solve(sde, y0, t0, saveat[-1], solver="euler", dt=dt, saveat=saveat, generator=seed)
     for i, s in enumerate(saveat):
         alone = sk.solve(sde, y0, t0, s, solver="euler", dt=dt, generator=seed)
-        assert torch.equal(sol.ys[i], alone.ys)
+        assert torch.equal(sol.ys[i], alone.ys[-1])
 
 
 @given(grid=save_grids())
@@ -465,7 +466,7 @@ def test_empty_time_span_returns_y0(kind, solver, options):
     problem = sk.ODE(lambda t, y: -y) if kind == "ode" else make_sde("additive")
     y0 = torch.randn(3, 2, dtype=torch.float64)
     sol = sk.solve(problem, y0, 0.7, 0.7, solver=solver, generator=0, **options)
-    assert torch.equal(sol.ys, y0) and float(sol.ts) == 0.7
+    assert torch.equal(sol.ys[-1], y0) and float(sol.ts) == 0.7
     saved = sk.solve(problem, y0, 0.7, 0.7, solver=solver, saveat=[0.7], **options)
     assert saved.ys.shape == (1, 3, 2) and torch.equal(saved.ys[0], y0)
     assert saved.ts.tolist() == [0.7]
@@ -524,8 +525,8 @@ def test_torchsde_module_solves_like_the_equivalent_sde_and_like_torchsde(
     sde = make_sde(noise, calculus, matrix_additive=noise == "additive")
     y0 = torch.linspace(-1, 1, 6, dtype=torch.float64).reshape(3, 2)
     bm = brownian_interval(sde.noise_shape(y0), 0.0, 1.0, seed=9)
-    as_module = sk.solve(module, y0, 0.0, 1.0, solver=solver, dt=0.125, brownian=bm).ys
-    as_sde = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=0.125, brownian=bm).ys
+    as_module = sk.solve(module, y0, 0.0, 1.0, solver=solver, dt=0.125, brownian=bm).ys[-1]
+    as_sde = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=0.125, brownian=bm).ys[-1]
     assert torch.equal(as_module, as_sde)
     # An independent implementation on the same path: torchsde itself (dt = 1/8 keeps both
     # step grids exact in binary, so both query the path at the same times).

@@ -96,7 +96,7 @@ def test_sri_schemes_have_strong_order_one_and_a_half(problem, name):
     target = exact(y0, bm(0.0, 1.0))
     errors = []
     for dt in STEPS:
-        y1 = sk.solve(make(), y0, 0.0, 1.0, solver=SRK_SOLVERS[name](), dt=dt, brownian=bm).ys
+        y1 = sk.solve(make(), y0, 0.0, 1.0, solver=SRK_SOLVERS[name](), dt=dt, brownian=bm).ys[-1]
         errors.append(float((y1 - target).pow(2).mean().sqrt()))
     assert_order(fitted_order(STEPS, errors))
 
@@ -107,7 +107,7 @@ def additive_reference():
     bm = path(BATCH, seed=5, dt=2.0**-11)
     ref = sk.solve(
         additive_nonlinear(), y0, 0.0, 1.0, solver=SRK_SOLVERS["sra3"](), dt=2.0**-11, brownian=bm
-    ).ys
+    ).ys[-1]
     return y0, bm, ref
 
 
@@ -120,7 +120,7 @@ def test_sra_schemes_have_strong_order_one_and_a_half_with_a_nonlinear_drift(
     for dt in STEPS:
         y1 = sk.solve(
             additive_nonlinear(), y0, 0.0, 1.0, solver=SRK_SOLVERS[name](), dt=dt, brownian=bm
-        ).ys
+        ).ys[-1]
         errors.append(float((y1 - ref).pow(2).mean().sqrt()))
     assert_order(fitted_order(STEPS, errors))
 
@@ -133,7 +133,7 @@ def test_backward_solve_converges_to_the_reverse_time_solution():
     target = y0 * torch.exp(-MU - SIGMA**2 / 2 - SIGMA * bm(0.0, 1.0))
     errors = []
     for dt in STEPS:
-        y = sk.solve(gbm(), y0, 1.0, 0.0, solver=SRK_SOLVERS["sriw1"](), dt=dt, brownian=bm).ys
+        y = sk.solve(gbm(), y0, 1.0, 0.0, solver=SRK_SOLVERS["sriw1"](), dt=dt, brownian=bm).ys[-1]
         errors.append(float((y - target).pow(2).mean().sqrt()))
     assert_order(fitted_order(STEPS, errors))
 
@@ -222,7 +222,7 @@ def test_adaptive_solve_error_falls_with_the_tolerance():
         sol = sk.solve(
             gbm(), y0, 0.0, 1.0, solver=SRK_SOLVERS["sosri"](), controller=controller, brownian=bm
         )
-        errors.append(float((sol.ys - target).pow(2).mean().sqrt()))
+        errors.append(float((sol.ys[-1] - target).pow(2).mean().sqrt()))
     assert errors[0] > 3 * errors[1] > 9 * errors[2]
 
 
@@ -375,7 +375,7 @@ def test_scalar_noise_is_stepped_with_one_brownian_motion_per_sample():
         levy_area_approximation="space-time",
     )
     target = y0 * torch.exp((MU - SIGMA**2 / 2) + SIGMA * bm(0.0, 1.0))
-    y1 = sk.solve(sde, y0, 0.0, 1.0, solver=SRK_SOLVERS["sriw1"](), dt=2.0**-7, brownian=bm).ys
+    y1 = sk.solve(sde, y0, 0.0, 1.0, solver=SRK_SOLVERS["sriw1"](), dt=2.0**-7, brownian=bm).ys[-1]
     assert float((y1 - target).abs().max()) < 1e-2
     torch.testing.assert_close(y1[:, 0], y1[:, 1])
 

@@ -39,9 +39,10 @@ from dataclasses import dataclass
 
 import torch
 
+from sdekit._util import bcast
 from sdekit.errors import InputValueError
 
-from ._util import bcast
+from .base import AbstractStepSizeController
 
 NORMS = ("rms", "max")
 COMBINES = ("sum", "max")
@@ -63,7 +64,7 @@ def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
     return value
 
 
-class PIDController:
+class PIDController(AbstractStepSizeController):
     """Adaptive step-size control with proportional, integral and derivative terms.
 
     Args:
@@ -75,7 +76,6 @@ class PIDController:
         reference, candidate: which states set the tolerance scale (module docstring).
         safety: factor ``s`` applied to every proposed step.
         factor_min, factor_max: bounds on ``h_{n+1}/h_n``.
-        dt0: initial ``|h|``; default ``|t1 - t0|/100``, or ``dt`` given to ``solve``.
         dt_min: a rejected step whose next ``|h|`` would fall below ``dt_min`` ends the solve for
             that sample with an error. ``dt_max`` caps ``|h|``.
         per_sample: one step size, decision and memory per sample (``t`` reaches the problem as a
@@ -98,7 +98,6 @@ class PIDController:
         safety: float = 0.9,
         factor_min: float = 0.2,
         factor_max: float = 10.0,
-        dt0: float | None = None,
         dt_min: float = 0.0,
         dt_max: float = math.inf,
         per_sample: bool = False,
@@ -119,8 +118,6 @@ class PIDController:
             raise InputValueError(
                 f"factor_min={factor_min}, factor_max={factor_max}: need 0 <= factor_min < 1 < factor_max"
             )
-        if dt0 is not None and not (dt0 > 0 and math.isfinite(dt0)):
-            raise InputValueError(f"dt0={dt0!r}: must be positive and finite")
         if not 0 <= dt_min < dt_max:
             raise InputValueError(f"dt_min={dt_min}, dt_max={dt_max}: need 0 <= dt_min < dt_max")
         self.rtol, self.atol = rtol, atol
@@ -132,7 +129,7 @@ class PIDController:
         self.candidate = _choice("candidate", candidate, CANDIDATES)
         self.safety = safety
         self.factor_min, self.factor_max = factor_min, factor_max
-        self.dt0, self.dt_min, self.dt_max = dt0, dt_min, dt_max
+        self.dt_min, self.dt_max = dt_min, dt_max
         self.per_sample = per_sample
 
     def __repr__(self) -> str:
@@ -141,14 +138,9 @@ class PIDController:
             f"pid=({self.pcoeff}, {self.icoeff}, {self.dcoeff}), per_sample={self.per_sample})"
         )
 
-    def init(self, solver, y0: torch.Tensor, span: float, dt0: float | None):
-        """Initial ``|h|`` (a tensor of the decision's shape) and controller state."""
-        if solver.error_order is None:
-            raise InputValueError(
-                f"{solver.name} has no embedded error estimate, so it cannot be used with a "
-                f"controller; use fixed steps (dt=...) or an adaptive solver such as 'dopri5', "
-                f"'improved_euler', 'sosri' or 'sosra'"
-            )
+    def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
+        """Initial ``|h|`` (a tensor of the decision's shape; ``dt0``, default ``|t1 − t0|/100``)
+        and controller state."""
         k = solver.error_order if self.exponent is None else 1 / self.exponent
         self._beta = (
             (self.pcoeff + self.icoeff + self.dcoeff) / k,
@@ -157,7 +149,7 @@ class PIDController:
         )
         self._beta_reject = self.icoeff / k
         shape = (y0.shape[0],) if self.per_sample else ()
-        h0 = dt0 if dt0 is not None else self.dt0 if self.dt0 is not None else abs(span) / 100
+        h0 = dt0 if dt0 is not None else abs(t1 - t0) / 100
         h0 = min(h0, self.dt_max)
         ones = torch.ones(shape, dtype=y0.dtype, device=y0.device)
         reference = y0.abs() if self.reference == "previous_proposal" else None

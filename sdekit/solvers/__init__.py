@@ -5,6 +5,7 @@ from __future__ import annotations
 from sdekit.errors import InputTypeError, InputValueError
 
 from .base import AbstractSolver
+from .corrected import Corrected
 from .euler import Euler
 from .heun import EulerHeun, Heun
 from .improved_euler import ImprovedEuler
@@ -59,6 +60,7 @@ def resolve_solver(solver, problem) -> AbstractSolver:
 
 __all__ = [
     "AbstractSolver",
+    "Corrected",
     "Euler",
     "EulerHeun",
     "ExplicitRungeKutta",

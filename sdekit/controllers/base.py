@@ -1,0 +1,88 @@
+"""The step-size controller protocol.
+
+A controller never steps; it decides where steps go. The solve loop asks it twice:
+
+- ``init(solver, y0, t0, t1, dt0) -> (h, state)``: the first ``|h|`` and the controller's memory.
+  ``dt0`` is ``solve(dt=...)``, the one place an initial or fixed step is given (``None`` when
+  not given).
+- ``adapt(y, y_next, y_error, h, state) -> (accept, h_next, state)``: after an attempted step of
+  size ``h`` from ``y`` to ``y_next`` with the solver's embedded estimate ``y_error``, whether to
+  accept it and the next ``|h|``. All on tensors: ``accept`` and ``h_next`` are 0-d (one decision
+  for the batch) or ``(batch,)`` (``per_sample``); no host synchronisation.
+
+and reads four declarations:
+
+- ``adaptive``: ``False`` for controllers whose steps are known in advance (every step is accepted
+  and ``adapt`` is never called); the loop then runs its fixed-step path on a precomputed grid
+  from :meth:`AbstractStepSizeController.grid`.
+- ``per_sample``: one step size and decision per sample instead of one for the batch.
+- ``dt_min``: a rejected step whose next ``|h|`` falls below it ends that sample's solve.
+- ``stops``: times every step must land on exactly (jump times of the problem; save times are
+  added by the loop), in addition to ``t1``.
+
+Wrappers compose: :class:`~sdekit.ClipStepSize` bounds the step of any adaptive controller and adds
+landing times.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sdekit.errors import InputTypeError, InputValueError
+
+
+class AbstractStepSizeController:
+    """Base class of step-size controllers (see the module docstring for the protocol)."""
+
+    adaptive: bool = True
+    per_sample: bool = False
+    dt_min: float = 0.0
+    stops: tuple[float, ...] = ()
+
+    def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
+        raise NotImplementedError
+
+    def adapt(self, y, y_next, y_error, h_abs: torch.Tensor, state):
+        raise NotImplementedError
+
+    def grid(self, t0: float, t1: float, dt0: float | None, stops: list[float]) -> list[float]:
+        """Times of a non-adaptive controller's steps from ``t0`` to ``t1``, through ``stops``."""
+        raise NotImplementedError
+
+
+def merge_grid(grid: list[float], stops: list[float], t1: float, scale: float) -> list[float]:
+    """``grid`` (ending at ``t1``) merged with ``stops``; no step shorter than ``1e-9·scale``.
+
+    A grid time within that distance of a stop or of ``t1`` is dropped in its favour, so that
+    rounding never creates a near-empty step and every stop is landed on exactly.
+    """
+    direction = 1.0 if t1 >= grid[0] else -1.0
+    exact = set(stops) | {t1}
+    times = sorted(set(grid) | exact, reverse=direction < 0)
+    tiny = 1e-9 * scale
+    out = [times[0]]
+    for s in times[1:]:
+        if abs(s - out[-1]) > tiny:
+            out.append(s)
+        elif s in exact:
+            out[-1] = s
+    return out
+
+
+def check_times(times, name: str) -> tuple[float, ...]:
+    """A sequence (or 1-D tensor) of finite floats."""
+    if isinstance(times, torch.Tensor):
+        if times.dim() != 1:
+            raise InputValueError(f"{name} must be 1-D, got shape {tuple(times.shape)}")
+        times = times.tolist()
+    try:
+        values = tuple(float(s) for s in times)
+    except TypeError:
+        raise InputTypeError(
+            f"{name} must be a sequence of times, got {type(times).__name__}"
+        ) from None
+    if not all(math.isfinite(s) for s in values):
+        raise InputValueError(f"{name} must be finite, got {list(values)}")
+    return values

@@ -1,0 +1,61 @@
+"""A wrapper that bounds another controller's steps and makes them land on given times."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from sdekit.errors import InputTypeError, InputValueError
+
+from .base import AbstractStepSizeController, check_times
+
+
+class ClipStepSize(AbstractStepSizeController):
+    """``controller`` with ``dt_min <= |h| <= dt_max`` and steps that land on ``jump_ts``.
+
+    ``jump_ts`` are times where the problem changes abruptly (a drift switched on, a dose
+    given): no step straddles one, and a solver that carries state across steps (first same as
+    last) starts afresh after landing there. Bounds combine with the wrapped controller's own:
+    the tighter wins. Like diffrax's ``ClipStepSizeController``.
+    """
+
+    def __init__(
+        self,
+        controller: AbstractStepSizeController,
+        *,
+        dt_min: float = 0.0,
+        dt_max: float = math.inf,
+        jump_ts=(),
+    ):
+        if not isinstance(controller, AbstractStepSizeController) or not controller.adaptive:
+            raise InputTypeError(
+                f"ClipStepSize wraps an adaptive controller (IController, PIController, "
+                f"PIDController), got {controller!r}; for fixed steps put the times in "
+                f"StepTo(ts) instead"
+            )
+        if not 0 <= dt_min < dt_max:
+            raise InputValueError(f"dt_min={dt_min}, dt_max={dt_max}: need 0 <= dt_min < dt_max")
+        self.controller = controller
+        self.per_sample = controller.per_sample
+        self.dt_min = max(dt_min, controller.dt_min)
+        self.dt_max = dt_max
+        self.stops = tuple(sorted(set(controller.stops) | set(check_times(jump_ts, "jump_ts"))))
+        self.jump_ts = self.stops
+
+    def __repr__(self) -> str:
+        return (
+            f"ClipStepSize({self.controller!r}, dt_min={self.dt_min}, dt_max={self.dt_max}, "
+            f"jump_ts={list(self.jump_ts)})"
+        )
+
+    def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
+        h, state = self.controller.init(solver, y0, t0, t1, dt0)
+        return h.clamp(max=self.dt_max), state
+
+    def adapt(self, y, y_next, y_error, h_abs: torch.Tensor, state):
+        accept, h_next, state = self.controller.adapt(y, y_next, y_error, h_abs, state)
+        return accept, h_next.clamp(max=self.dt_max), state
+
+    def error(self, y, y_next, y_error, state) -> torch.Tensor:
+        return self.controller.error(y, y_next, y_error, state)

@@ -1,0 +1,61 @@
+"""Controllers whose steps are known in advance: a constant step, or a given time grid."""
+
+from __future__ import annotations
+
+import math
+
+from sdekit.errors import InputValueError
+
+from .base import AbstractStepSizeController, check_times, merge_grid
+
+
+class ConstantStepSize(AbstractStepSizeController):
+    """Steps of ``solve(dt=...)`` from ``t0`` towards ``t1``: times ``t0 + k·dt``, merged with the
+    save times and shortened at ``t1``. What ``solve`` uses when given ``dt`` and no controller."""
+
+    adaptive = False
+
+    def __repr__(self) -> str:
+        return "ConstantStepSize()"
+
+    def grid(self, t0: float, t1: float, dt0: float | None, stops: list[float]) -> list[float]:
+        if dt0 is None:
+            raise InputValueError("ConstantStepSize needs solve(..., dt=...): the step size")
+        direction = 1.0 if t1 > t0 else -1.0
+        n = math.ceil(abs(t1 - t0) / dt0 - 1e-9)
+        return merge_grid([t0 + direction * k * dt0 for k in range(n)] + [t1], stops, t1, dt0)
+
+
+class StepTo(AbstractStepSizeController):
+    """Steps between consecutive entries of ``ts``, which run from ``t0`` to ``t1``.
+
+    The schedules of diffusion samplers (a Karras σ grid mapped to times, log-SNR-uniform
+    times, ...) become one argument: ``solve(..., controller=StepTo(ts))`` with no ``dt``.
+    """
+
+    adaptive = False
+
+    def __init__(self, ts):
+        ts = check_times(ts, "StepTo(ts)")
+        if len(ts) < 2:
+            raise InputValueError(f"StepTo(ts) needs at least two times (t0 and t1), got {ts}")
+        direction = 1.0 if ts[-1] > ts[0] else -1.0
+        if any(direction * (b - a) <= 0 for a, b in zip(ts, ts[1:], strict=False)):
+            raise InputValueError(f"StepTo(ts) must be strictly monotonic, got {list(ts)}")
+        self.ts = ts
+
+    def __repr__(self) -> str:
+        return f"StepTo({len(self.ts)} times from {self.ts[0]:g} to {self.ts[-1]:g})"
+
+    def grid(self, t0: float, t1: float, dt0: float | None, stops: list[float]) -> list[float]:
+        if dt0 is not None:
+            raise InputValueError(
+                "StepTo(ts) sets every step: do not also pass dt to solve (it would be ignored)"
+            )
+        if (self.ts[0], self.ts[-1]) != (t0, t1):
+            raise InputValueError(
+                f"StepTo(ts) runs from {self.ts[0]:g} to {self.ts[-1]:g} but the solve runs from "
+                f"{t0:g} to {t1:g}: its first and last times must be t0 and t1"
+            )
+        scale = min(abs(b - a) for a, b in zip(self.ts, self.ts[1:], strict=False))
+        return merge_grid(list(self.ts), stops, t1, scale)

@@ -1,0 +1,292 @@
+"""The API a user meets: solve's conventions and controllers, and sample's safe defaults."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sdekit as sk
+import sdekit_score as ss
+
+F64 = torch.float64
+
+
+def _ou(noise: str = "additive") -> sk.SDE:
+    return sk.SDE(lambda t, y: -y, lambda t, y: 0.5 * torch.ones_like(y), noise=noise)
+
+
+def _double_well() -> sk.SDE:
+    return sk.SDE(lambda t, y: -(y**3), lambda t, y: torch.ones_like(y), noise="additive")
+
+
+# --------------------------------------------------------------------------- one Brownian path
+
+
+@pytest.mark.parametrize(
+    "solver, controller",
+    [
+        ("improved_euler", sk.IController(rtol=1e-2, atol=1e-2, per_sample=True)),
+        ("improved_euler", sk.PIController(rtol=1e-2, atol=1e-2, per_sample=True)),
+        ("sosra", sk.PIController(rtol=1e-2, atol=1e-2, per_sample=True)),
+        ("sosra", sk.PIController(rtol=1e-2, atol=1e-2)),
+    ],
+)
+def test_an_adaptive_sde_solve_keeps_one_path_unless_redraw_is_asked(solver, controller):
+    y0 = torch.linspace(-2, 2, 64, dtype=F64).reshape(64, 1)
+
+    def run(**brownian):
+        return sk.solve(
+            _double_well(),
+            y0,
+            0.0,
+            2.0,
+            solver=solver,
+            controller=controller,
+            generator=3,
+            **brownian,
+        )
+
+    default, bridge, redraw = run(), run(brownian="bridge"), run(brownian="redraw")
+    assert (
+        bridge.stats["rejected"].sum() > 0
+        if controller.per_sample
+        else bridge.stats["rejected"] > 0
+    )
+    assert torch.equal(default.ys, bridge.ys)
+    assert not torch.equal(default.ys, redraw.ys)
+
+
+def test_fixed_steps_draw_plain_gaussian_increments_by_default():
+    y0 = torch.zeros(8, 2, dtype=F64)
+    default = sk.solve(_ou(), y0, 0.0, 1.0, solver="euler", dt=0.1, generator=0)
+    redraw = sk.solve(_ou(), y0, 0.0, 1.0, solver="euler", dt=0.1, generator=0, brownian="redraw")
+    assert torch.equal(default.ys, redraw.ys)
+
+
+# --------------------------------------------------------------------------- Solution layout
+
+
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_ys_has_a_leading_time_axis_and_ys_minus_one_is_the_final_state(adaptive):
+    y0 = torch.ones(5, 3, dtype=F64)
+    options = dict(controller=sk.PIController(rtol=1e-6, atol=1e-8)) if adaptive else dict(dt=0.01)
+    ode = sk.ODE(lambda t, y: -y)
+    sol = sk.solve(ode, y0, 0.0, 1.0, solver="dopri5", **options)
+    assert sol.ys.shape == (1, 5, 3) and sol.ts.shape == (1,) and float(sol.ts[-1]) == 1.0
+    saved = sk.solve(ode, y0, 0.0, 1.0, solver="dopri5", saveat=[0.5, 1.0], **options)
+    assert saved.ys.shape == (2, 5, 3)
+    torch.testing.assert_close(sol.ys[-1], saved.ys[-1])
+    torch.testing.assert_close(sol.ys[-1], y0 * math.exp(-1), rtol=1e-6, atol=0)
+
+
+def test_status_codes_are_exported_as_an_enum():
+    ode = sk.ODE(lambda t, y: torch.where(t.reshape(-1, 1) > 0.5, torch.nan, 1.0) * y)
+    y0 = torch.ones(3, 1, dtype=F64)
+    controller = sk.PIController(per_sample=True, dt_min=1e-6)
+    sol = sk.solve(ode, y0, 0.0, 1.0, solver="dopri5", controller=controller, throw=False)
+    assert sol.status is not None
+    assert set(sol.status.tolist()) == {int(sk.Status.DT_MIN)}
+    assert sk.Status.OK == 0 and sk.Status.MAX_STEPS == 2
+
+
+# --------------------------------------------------------------------------- controllers
+
+
+def test_step_to_steps_exactly_on_the_given_grid():
+    ts = [0.0, 0.1, 0.15, 0.4, 1.0]
+    seen = []
+    sol = sk.solve(
+        _ou(),
+        torch.zeros(4, 1, dtype=F64),
+        0.0,
+        1.0,
+        solver="euler",
+        controller=sk.StepTo(ts),
+        generator=0,
+        callback=lambda info: seen.append(float(info["t"])),
+    )
+    assert seen == ts[:-1] and sol.stats["steps"] == 4
+
+
+def test_step_to_equals_constant_steps_on_the_same_grid():
+    y0 = torch.zeros(4, 2, dtype=F64)
+    grid = [k / 10 for k in range(11)]
+    on_grid = sk.solve(
+        _ou(), y0, 0.0, 1.0, solver="milstein", controller=sk.StepTo(grid), generator=1
+    )
+    constant = sk.solve(_ou(), y0, 0.0, 1.0, solver="milstein", dt=0.1, generator=1)
+    explicit = sk.solve(
+        _ou(),
+        y0,
+        0.0,
+        1.0,
+        solver="milstein",
+        dt=0.1,
+        generator=1,
+        controller=sk.ConstantStepSize(),
+    )
+    torch.testing.assert_close(on_grid.ys, constant.ys, rtol=1e-12, atol=1e-12)
+    assert torch.equal(constant.ys, explicit.ys)
+
+
+def test_step_to_refuses_a_grid_that_does_not_span_the_solve_or_a_dt():
+    with pytest.raises(ValueError, match="strictly monotonic"):
+        sk.StepTo([0.0, 0.5, 0.5, 1.0])
+    with pytest.raises(ValueError, match="must be t0 and t1"):
+        sk.solve(_ou(), torch.zeros(2, 1), 0.0, 1.0, solver="euler", controller=sk.StepTo([0, 0.5]))
+    with pytest.raises(ValueError, match="do not also pass dt"):
+        sk.solve(
+            _ou(),
+            torch.zeros(2, 1),
+            0.0,
+            1.0,
+            solver="euler",
+            dt=0.1,
+            controller=sk.StepTo([0, 1.0]),
+        )
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    jumps=st.lists(st.floats(0.01, 0.99), min_size=1, max_size=4, unique=True),
+    dt_max=st.floats(0.02, 0.5),
+    per_sample=st.booleans(),
+)
+def test_clip_step_size_lands_on_jump_times_and_bounds_the_step(jumps, dt_max, per_sample):
+    times = []
+    inner = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=per_sample)
+    controller = sk.ClipStepSize(inner, dt_max=dt_max, jump_ts=jumps)
+
+    def field(t, y):
+        times.append(t.detach().clone())
+        return -y
+
+    y0 = torch.ones(2, 1, dtype=F64)
+    sol = sk.solve(sk.ODE(field), y0, 0.0, 1.0, solver="bosh3", controller=controller)
+    visited = torch.cat([t.reshape(-1) for t in times]).tolist()
+    for jump in jumps:  # a stage evaluated exactly at each jump time: a step started there
+        assert any(v == jump for v in visited), jump
+    steps = torch.tensor(sorted(set(visited)))
+    assert steps.diff().max() <= dt_max * (1 + 1e-9)
+    torch.testing.assert_close(sol.ys[-1], y0 * math.exp(-1), rtol=1e-3, atol=0)
+
+
+def test_clip_step_size_restarts_first_same_as_last_solvers_after_a_jump():
+    # The drift switches on at t = 0.5: a dopri5 step that reused the pre-jump last stage would
+    # carry the old drift into the new regime.
+    def field(t, y):
+        return torch.where(t >= 0.5, -torch.ones_like(y), torch.zeros_like(y))
+
+    y0 = torch.zeros(1, 1, dtype=F64)
+    controller = sk.ClipStepSize(sk.IController(rtol=1e-9, atol=1e-9), jump_ts=[0.5])
+    sol = sk.solve(sk.ODE(field), y0, 0.0, 1.0, solver="dopri5", controller=controller)
+    assert sol.ys[-1].item() == pytest.approx(-0.5, abs=1e-12)
+
+
+def test_clip_step_size_wraps_adaptive_controllers_only():
+    with pytest.raises(TypeError, match="adaptive controller"):
+        sk.ClipStepSize(sk.ConstantStepSize())
+
+
+def test_a_controller_must_be_a_step_size_controller():
+    with pytest.raises(TypeError, match="step-size controller"):
+        sk.solve(_ou(), torch.zeros(2, 1), 0.0, 1.0, solver="euler", controller=object())
+
+
+# --------------------------------------------------------------------------- callbacks
+
+
+def test_solve_callback_sees_every_attempted_step():
+    infos = []
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    sol = sk.solve(
+        _ou(),
+        torch.ones(3, 1, dtype=F64),
+        0.0,
+        1.0,
+        solver="improved_euler",
+        controller=controller,
+        generator=0,
+        callback=infos.append,
+    )
+    assert [info["i"] for info in infos] == list(range(len(infos)))
+    assert len(infos) == int(sol.stats["steps"].max())
+    accepted = torch.stack([info["accept"] for info in infos]).sum(0)
+    assert torch.equal(accepted, sol.stats["accepted"])
+    assert torch.equal(infos[-1]["y"], sol.ys[-1])
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class _TinyScore(torch.nn.Module):
+    """A network score (linear in x): s(x, t) = -x·w + b(t)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor(1.0))
+        self.shift = torch.nn.Linear(1, 2)
+
+    def forward(self, x, t):
+        return -self.weight * x + 0.01 * self.shift(t[:, None])
+
+
+@pytest.mark.parametrize("sampler", ["em", "ggf", "pc", "ode", "als", "cas"])
+def test_sampling_a_network_records_no_graph_unless_asked(sampler):
+    net = _TinyScore().double()
+    options = dict(steps=50) if sampler in ("em", "pc") else {}
+    x, _ = ss.sample(net, ss.VPSDE(), (8, 2), sampler=sampler, generator=0, **options)
+    assert not x.requires_grad and x.grad_fn is None
+    x, _ = ss.sample(net, ss.VPSDE(), (8, 2), sampler=sampler, generator=0, grad=True, **options)
+    assert x.requires_grad
+    x.sum().backward()
+    assert net.weight.grad is not None
+
+
+def test_samples_follow_the_models_dtype_and_explicit_arguments_win():
+    net = _TinyScore().double()
+    x, _ = ss.sample(net, ss.VPSDE(), (4, 2), sampler="em", generator=0, steps=5)
+    assert x.dtype == torch.float64 and x.device == next(net.parameters()).device
+    x, _ = ss.sample(net.forward, ss.VPSDE(), (4, 2), sampler="em", generator=0, steps=5)
+    assert x.dtype == torch.float64  # a bound method of a module counts as the module
+    x, _ = ss.sample(net.float(), ss.VPSDE(), (4, 2), sampler="em", steps=5, dtype=torch.float32)
+    assert x.dtype == torch.float32
+
+
+@pytest.mark.parametrize("sampler", ["em", "pc", "ode", "ggf", "als", "cas"])
+def test_every_sampler_reports_k_diffusion_style_callbacks(sampler):
+    target = ss.GaussianMixture.ring2d()
+    process = ss.VESDE() if sampler in ("als", "cas") else ss.VPSDE()
+    options = dict(steps=50) if sampler in ("em", "pc") else {}
+    infos = []
+    ss.sample(
+        target.score(process),
+        process,
+        (6, 2),
+        sampler=sampler,
+        generator=0,
+        callback=infos.append,
+        **options,
+    )
+    assert infos and {"i", "t", "x", "denoised"} <= set(infos[0])
+    assert infos[-1]["x"].shape == infos[-1]["denoised"].shape == (6, 2)
+    assert [info["i"] for info in infos][:2] in ([0, 1], [0, 0])
+
+
+def test_pc_runs_as_one_solve_and_counts_its_evaluations_from_the_solve():
+    target = ss.GaussianMixture.ring2d()
+    process = ss.VPSDE()
+    calls = []
+
+    def score(x, t):
+        calls.append(1)
+        return target.score(process)(x, t)
+
+    _, stats = ss.sample(
+        score, process, (4, 2), sampler="pc", steps=50, corrector_steps=2, generator=0
+    )
+    assert stats["nfe"].tolist() == [len(calls)] * 4 == [50 * 3 + 1] * 4
