@@ -125,6 +125,23 @@ def test_malformed_tableaux_are_refused():
         dataclasses.replace(SRA1, strong_order=2.0)
 
 
+@pytest.mark.parametrize(
+    ("tableau", "changes", "message"),
+    [
+        (SRI1W1, {"A1": [[0] * 4, [1, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0.25, 1]]}, "SRITableau.A1: "),
+        (SRI1W1, {"B1": ((), (1,))}, r"SRITableau.B1: expected 4 rows"),
+        (SRI1W1, {"beta4": (1, 0)}, r"SRITableau.beta4: expected 4 entries"),
+        (SRI1W1, {"alpha_embedded": (0.5, 0.4, 0, 0)}, "SRITableau.alpha_embedded sums"),
+        (SRI1W1, {"deterministic_order": 4}, "SRITableau.deterministic_order"),
+        (SRA1, {"A0": (("x", 0), (0.75, 0)), "c0": None}, r"SRATableau.A0: expected a number"),
+        (SRA1, {"c1": (1,)}, r"SRATableau.c1: expected 2 entries"),
+    ],
+)
+def test_both_families_share_the_validation_and_name_the_family(tableau, changes, message):
+    with pytest.raises((TypeError, ValueError), match=message):
+        dataclasses.replace(tableau, **changes)
+
+
 def test_tableaux_are_immutable():
     with pytest.raises(dataclasses.FrozenInstanceError):
         SRA1.alpha = (0.5, 0.5)

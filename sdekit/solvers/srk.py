@@ -1,7 +1,9 @@
-r"""Stochastic Runge–Kutta engines: one for Rößler's SRI family, one for the SRA family.
+r"""Stochastic Runge–Kutta: one engine for Rößler's SRI and SRA families.
 
-A scheme is a tableau (:mod:`sdekit.tableaux.stochastic`) plus one of the two engines below; the
-named schemes at the bottom are just that pairing with a docstring.
+A scheme is a tableau (:mod:`sdekit.tableaux.stochastic`) plus its family, :class:`SRI` or
+:class:`SRA`; both step with the engine they share and declare only what differs (diffusion
+stages, noise terms, accepted problems). The named schemes at the bottom are just that pairing
+with a docstring.
 
 **Iterated integrals.** From the increment :math:`\Delta W` and the space-time Lévy area :math:`H`
 (:class:`~sdekit.brownian.Increment`, variance :math:`|h|/12`), component-wise:
@@ -53,7 +55,7 @@ import torch
 
 from sdekit.errors import InputTypeError, InputValueError
 
-from .._util import bcast
+from ..batching import bcast
 from ..tableaux.stochastic import (
     SOSRA,
     SOSRA2,
@@ -126,23 +128,140 @@ def _need_levy_area(name: str, inc) -> None:
         )
 
 
+def _stage(y: torch.Tensor, hb, drift: torch.Tensor | None, noise: torch.Tensor | None):
+    """The stage value ``y + h·drift + noise``, leaving out the parts that are ``None``."""
+    if drift is not None:
+        y = y + hb * drift
+    if noise is not None:
+        y = y + noise
+    return y
+
+
 def _magnitude(e_d: torch.Tensor | None, e_n: torch.Tensor | None) -> torch.Tensor | None:
     parts = [e.abs() for e in (e_d, e_n) if e is not None]
     return None if not parts else parts[0] if len(parts) == 1 else parts[0] + parts[1]
 
 
-class SRI(AbstractSolver):
-    r"""Rößler's SRI method for Itô SDEs with scalar or diagonal noise, from any :class:`SRITableau`.
+class _StochasticRungeKutta(AbstractSolver):
+    r"""The engine SRI and SRA share: stage plan, stage loop, update and error estimate.
 
     .. math::
         H^{(0)}_i &= y + h\textstyle\sum_{j<i} A^{(0)}_{ij} f_j
                      + \frac{I_{(1,0)}}{h}\sum_{j<i} B^{(0)}_{ij} g_j, \qquad
         H^{(1)}_i = y + h\textstyle\sum_{j<i} A^{(1)}_{ij} f_j + \sqrt{|h|}\sum_{j<i} B^{(1)}_{ij} g_j,\\
-        y_{n+1} &= y + h\textstyle\sum_i \alpha_i f_i + \sum_i \big(\beta^{(1)}_i I_{(1)}
+        y_{n+1} &= y + h\textstyle\sum_i \alpha_i f_i + \sum_k \sum_i \beta^{(k)}_i J_k\, g_i
+
+    with :math:`f_j = f(t + c^{(0)}_j h, H^{(0)}_j)` and :math:`g_j = g(t + c^{(1)}_j h, H^{(1)}_j)`.
+    A family says what differs: its tableau type; the diffusion-stage rows
+    :math:`(A^{(1)}_i, B^{(1)}_i)` (:meth:`_diffusion_rows`); the noise weights
+    :math:`\beta^{(k)}` (``_noise_weights``, tableau fields) and the integrals :math:`J_k` they
+    weight (:meth:`_integrals`, same order), of which the first ``_embedded_terms`` belong to the
+    strong order 1.0 embedding and the rest make up :math:`E_N`; and the problems it accepts
+    (:meth:`check`).
+    """
+
+    levy_area = True
+    _tableau_type: type
+    _noise_weights: tuple[str, ...]
+    _embedded_terms: int
+
+    def __init__(self, tableau: SRITableau | SRATableau):
+        if not isinstance(tableau, self._tableau_type):
+            raise InputTypeError(
+                f"{type(self).__name__}(tableau): expected an {self._tableau_type.__name__}, got "
+                f"{type(tableau).__name__}"
+            )
+        self.tableau = t = tableau
+        self.strong_order = t.strong_order
+        s = t.stages
+        self._drift_rows = [(_pairs(a), _pairs(b)) for a, b in zip(t.A0, t.B0, strict=True)]
+        self._diffusion = self._diffusion_rows(t)
+        self._alpha = _pairs(t.alpha)
+        betas = [getattr(t, name) for name in self._noise_weights]
+        self._beta = [_pairs(b) for b in betas]
+        error_weights = [a - b for a, b in zip(t.alpha, t.alpha_embedded, strict=True)]
+        self._alpha_error = _pairs(error_weights)
+        error_noise = any(self._beta[self._embedded_terms :])
+        self.error_order = 1.5 if self._alpha_error or error_noise else None
+
+        rows = self._drift_rows + self._diffusion
+
+        def used_later(j: int, part: int) -> bool:
+            # Whether a stage row weights f_j (part 0) or g_j (part 1); rows are lower triangular.
+            return any(k == j for row in rows for k, _ in row[part])
+
+        f_needed = [t.alpha[i] != 0 or error_weights[i] != 0 or used_later(i, 0) for i in range(s)]
+        g_needed = [any(b[i] != 0 for b in betas) or used_later(i, 1) for i in range(s)]
+        self._f_source, self.nfe_drift = _plan(
+            f_needed, [(*self._drift_rows[i], t.c0[i]) for i in range(s)]
+        )
+        self._g_source, self.nfe_diffusion = _plan(
+            g_needed, [(*self._diffusion[i], t.c1[i]) for i in range(s)]
+        )
+
+    def _diffusion_rows(self, tableau) -> list[tuple[_Pairs, _Pairs]]:
+        """Per stage, the nonzero entries of :math:`(A^{(1)}_i, B^{(1)}_i)`."""
+        raise NotImplementedError
+
+    def _integrals(self, dW, abs_h, sqrt_h, i10) -> tuple:
+        """The integrals :math:`J_k` weighted by ``_noise_weights``, in that order."""
+        raise NotImplementedError
+
+    @property
+    def name(self) -> str:
+        return f"{type(self).__name__}({_tableau_name(self.tableau)})"
+
+    def step(self, problem, t, y, h, inc, state):
+        _need_levy_area(self.name, inc)
+        tab = self.tableau
+        hb, abs_h, sqrt_h, i10 = _step_integrals(h, y, inc)
+        f: list = [None] * tab.stages
+        g: list = [None] * tab.stages
+        for i in range(tab.stages):
+            fs, gs = self._f_source[i], self._g_source[i]
+            if fs == i:
+                a, b = self._drift_rows[i]
+                noise = _lincomb(b, g)
+                noise = None if noise is None else problem.g_prod(noise, i10)
+                f[i] = problem.f(t + tab.c0[i] * h, _stage(y, hb, _lincomb(a, f), noise))
+            elif fs >= 0:
+                f[i] = f[fs]
+            if gs == i:
+                a, b = self._diffusion[i]
+                noise = _lincomb(b, g)
+                noise = None if noise is None else sqrt_h * noise
+                g[i] = problem.g(t + tab.c1[i] * h, _stage(y, hb, _lincomb(a, f), noise))
+            elif gs >= 0:
+                g[i] = g[gs]
+
+        y_next = y + hb * _lincomb(self._alpha, f)
+        e_n = None
+        integrals = self._integrals(inc.dW, abs_h, sqrt_h, i10)
+        for k, (weights, integral) in enumerate(zip(self._beta, integrals, strict=True)):
+            combined = _lincomb(weights, g)
+            if combined is None:
+                continue
+            term = problem.g_prod(combined, integral)
+            if k < self._embedded_terms:
+                y_next = y_next + term
+            else:
+                e_n = term if e_n is None else e_n + term
+        if e_n is not None:
+            y_next = y_next + e_n
+        e_d = _lincomb(self._alpha_error, f)
+        return y_next, _magnitude(None if e_d is None else hb * e_d, e_n), state
+
+
+class SRI(_StochasticRungeKutta):
+    r"""Rößler's SRI method for Itô SDEs with scalar or diagonal noise, from any :class:`SRITableau`.
+
+    The stages are those of the shared engine with the tableau's :math:`A^{(1)}, B^{(1)}`, and
+
+    .. math::
+        y_{n+1} = y + h\textstyle\sum_i \alpha_i f_i + \sum_i \big(\beta^{(1)}_i I_{(1)}
             + \beta^{(2)}_i \tfrac{I_{(1,1)}}{\sqrt{|h|}} + \beta^{(3)}_i \tfrac{I_{(1,0)}}{h}
             + \beta^{(4)}_i \tfrac{I_{(1,1,1)}}{|h|}\big)\, g_i
 
-    with :math:`f_j = f(t + c^{(0)}_j h, H^{(0)}_j)`, :math:`g_j = g(t + c^{(1)}_j h, H^{(1)}_j)`,
     applied component-wise. Diagonal noise must be *diagonal* in the strong sense: component
     :math:`g_i` depends on :math:`y_i` only (otherwise the noise is not commutative and no
     derivative-free scheme driven by :math:`\Delta W` and :math:`H` alone reaches strong order 1
@@ -153,49 +272,17 @@ class SRI(AbstractSolver):
 
     calculus = frozenset({"ito"})
     noise = frozenset({"diagonal", "scalar", "additive"})
-    levy_area = True
+    _tableau_type = SRITableau
+    _noise_weights = ("beta1", "beta2", "beta3", "beta4")
+    _embedded_terms = 2
 
-    def __init__(self, tableau: SRITableau):
-        if not isinstance(tableau, SRITableau):
-            raise InputTypeError(
-                f"SRI(tableau): expected an SRITableau, got {type(tableau).__name__}"
-            )
-        self.tableau = tableau
-        self.strong_order = tableau.strong_order
-        t = tableau
-        s = t.stages
-        self._A0 = [_pairs(r) for r in t.A0]
-        self._A1 = [_pairs(r) for r in t.A1]
-        self._B0 = [_pairs(r) for r in t.B0]
-        self._B1 = [_pairs(r) for r in t.B1]
-        self._alpha = _pairs(t.alpha)
-        self._beta = [_pairs(b) for b in (t.beta1, t.beta2, t.beta3, t.beta4)]
-        error_weights = [a - b for a, b in zip(t.alpha, t.alpha_embedded, strict=True)]
-        self._alpha_error = _pairs(error_weights)
-        self.error_order = 1.5 if self._alpha_error or self._beta[2] or self._beta[3] else None
+    def _diffusion_rows(self, tableau: SRITableau) -> list[tuple[_Pairs, _Pairs]]:
+        return [(_pairs(a), _pairs(b)) for a, b in zip(tableau.A1, tableau.B1, strict=True)]
 
-        def used_later(matrices, j):
-            return any(m[i][j] != 0 for m in matrices for i in range(j + 1, s))
-
-        f_needed = [
-            t.alpha[i] != 0 or error_weights[i] != 0 or used_later((t.A0, t.A1), i)
-            for i in range(s)
-        ]
-        g_needed = [
-            any(b[i] != 0 for b in (t.beta1, t.beta2, t.beta3, t.beta4))
-            or used_later((t.B0, t.B1), i)
-            for i in range(s)
-        ]
-        self._f_source, self.nfe_drift = _plan(
-            f_needed, [(self._A0[i], self._B0[i], t.c0[i]) for i in range(s)]
-        )
-        self._g_source, self.nfe_diffusion = _plan(
-            g_needed, [(self._A1[i], self._B1[i], t.c1[i]) for i in range(s)]
-        )
-
-    @property
-    def name(self) -> str:
-        return f"SRI({_tableau_name(self.tableau)})"
+    def _integrals(self, dW, abs_h, sqrt_h, i10) -> tuple:
+        i11 = (dW * dW - abs_h) / (2 * sqrt_h)
+        i111 = dW * (dW * dW - 3 * abs_h) / (6 * abs_h)
+        return dW, i11, i10, i111
 
     def check(self, problem) -> None:
         if problem.noise == "general":
@@ -221,111 +308,35 @@ class SRI(AbstractSolver):
             )
         super().check(problem)
 
-    def step(self, problem, t, y, h, inc, state):
-        _need_levy_area(self.name, inc)
-        tab = self.tableau
-        hb, abs_h, sqrt_h, i10 = _step_integrals(h, y, inc)
-        dW = inc.dW
-        f: list = [None] * tab.stages
-        g: list = [None] * tab.stages
-        for i in range(tab.stages):
-            fs, gs = self._f_source[i], self._g_source[i]
-            if fs == i:
-                stage = y
-                drift = _lincomb(self._A0[i], f)
-                noise = _lincomb(self._B0[i], g)
-                if drift is not None:
-                    stage = stage + hb * drift
-                if noise is not None:
-                    stage = stage + problem.g_prod(noise, i10)
-                f[i] = problem.f(t + tab.c0[i] * h, stage)
-            elif fs >= 0:
-                f[i] = f[fs]
-            if gs == i:
-                stage = y
-                drift = _lincomb(self._A1[i], f)
-                noise = _lincomb(self._B1[i], g)
-                if drift is not None:
-                    stage = stage + hb * drift
-                if noise is not None:
-                    stage = stage + sqrt_h * noise
-                g[i] = problem.g(t + tab.c1[i] * h, stage)
-            elif gs >= 0:
-                g[i] = g[gs]
 
-        i11 = (dW * dW - abs_h) / (2 * sqrt_h)
-        i111 = dW * (dW * dW - 3 * abs_h) / (6 * abs_h)
-        g1, g2, g3, g4 = (_lincomb(b, g) for b in self._beta)
-        y_next = y + hb * _lincomb(self._alpha, f) + problem.g_prod(g1, dW)
-        if g2 is not None:
-            y_next = y_next + problem.g_prod(g2, i11)
-        e_n = None
-        for weights, integral in ((g3, i10), (g4, i111)):
-            if weights is not None:
-                term = problem.g_prod(weights, integral)
-                e_n = term if e_n is None else e_n + term
-        if e_n is not None:
-            y_next = y_next + e_n
-        e_d = _lincomb(self._alpha_error, f)
-        return y_next, _magnitude(None if e_d is None else hb * e_d, e_n), state
-
-
-class SRA(AbstractSolver):
+class SRA(_StochasticRungeKutta):
     r"""Rößler's SRA method for additive noise, from any :class:`SRATableau`.
 
-    .. math::
-        H^{(0)}_i = y + h\textstyle\sum_{j<i} A^{(0)}_{ij} f_j
-                    + \frac{I_{(1,0)}}{h}\sum_{j<i} B^{(0)}_{ij} g_j, \qquad
-        y_{n+1} = y + h\textstyle\sum_i \alpha_i f_i
-                  + \sum_i \big(\beta^{(1)}_i I_{(1)} + \beta^{(2)}_i \tfrac{I_{(1,0)}}{h}\big) g_i
+    The drift stages are those of the shared engine; the diffusion does not depend on the state,
+    so it is evaluated at the step's start, :math:`g_j = g(t + c^{(1)}_j h, y)` (no
+    :math:`A^{(1)}, B^{(1)}`), and
 
-    with :math:`f_j = f(t + c^{(0)}_j h, H^{(0)}_j)` and :math:`g_j = g(t + c^{(1)}_j h)`. Any
-    layout of additive noise (diagonal, or matrix-valued with ``noise_dim`` Brownian motions:
+    .. math::
+        y_{n+1} = y + h\textstyle\sum_i \alpha_i f_i
+                  + \sum_i \big(\beta^{(1)}_i I_{(1)} + \beta^{(2)}_i \tfrac{I_{(1,0)}}{h}\big) g_i .
+
+    Any layout of additive noise (diagonal, or matrix-valued with ``noise_dim`` Brownian motions:
     the products are ``problem.g_prod``). Itô and Stratonovich coincide for additive noise, so
     both are accepted. Strong order: the tableau's (1.5 for the library); error estimate and
-    backward steps as in the module docstring. The diffusion is called with the step's starting
-    state (it must not depend on it).
+    backward steps as in the module docstring.
     """
 
     calculus = frozenset({"ito", "stratonovich"})
     noise = frozenset({"additive"})
-    levy_area = True
+    _tableau_type = SRATableau
+    _noise_weights = ("beta1", "beta2")
+    _embedded_terms = 1
 
-    def __init__(self, tableau: SRATableau):
-        if not isinstance(tableau, SRATableau):
-            raise InputTypeError(
-                f"SRA(tableau): expected an SRATableau, got {type(tableau).__name__}"
-            )
-        self.tableau = tableau
-        self.strong_order = tableau.strong_order
-        t = tableau
-        s = t.stages
-        self._A0 = [_pairs(r) for r in t.A0]
-        self._B0 = [_pairs(r) for r in t.B0]
-        self._alpha = _pairs(t.alpha)
-        self._beta1 = _pairs(t.beta1)
-        self._beta2 = _pairs(t.beta2)
-        error_weights = [a - b for a, b in zip(t.alpha, t.alpha_embedded, strict=True)]
-        self._alpha_error = _pairs(error_weights)
-        self.error_order = 1.5 if self._alpha_error or self._beta2 else None
-        f_needed = [
-            t.alpha[i] != 0
-            or error_weights[i] != 0
-            or any(t.A0[k][i] != 0 for k in range(i + 1, s))
-            for i in range(s)
-        ]
-        g_needed = [
-            t.beta1[i] != 0 or t.beta2[i] != 0 or any(t.B0[k][i] != 0 for k in range(i + 1, s))
-            for i in range(s)
-        ]
-        self._f_source, self.nfe_drift = _plan(
-            f_needed, [(self._A0[i], self._B0[i], t.c0[i]) for i in range(s)]
-        )
-        self._g_source, self.nfe_diffusion = _plan(g_needed, [(t.c1[i],) for i in range(s)])
+    def _diffusion_rows(self, tableau: SRATableau) -> list[tuple[_Pairs, _Pairs]]:
+        return [((), ())] * tableau.stages
 
-    @property
-    def name(self) -> str:
-        return f"SRA({_tableau_name(self.tableau)})"
+    def _integrals(self, dW, abs_h, sqrt_h, i10) -> tuple:
+        return dW, i10
 
     def check(self, problem) -> None:
         if problem.noise is not None and not problem.additive:
@@ -336,41 +347,6 @@ class SRA(AbstractSolver):
                 f"'milstein', or 'euler' (any noise)"
             )
         super().check(problem)
-
-    def step(self, problem, t, y, h, inc, state):
-        _need_levy_area(self.name, inc)
-        tab = self.tableau
-        hb, _, _, i10 = _step_integrals(h, y, inc)
-        f: list = [None] * tab.stages
-        g: list = [None] * tab.stages
-        for i in range(tab.stages):
-            gs = self._g_source[i]
-            if gs == i:
-                g[i] = problem.g(t + tab.c1[i] * h, y)
-            elif gs >= 0:
-                g[i] = g[gs]
-        for i in range(tab.stages):
-            fs = self._f_source[i]
-            if fs == i:
-                stage = y
-                drift = _lincomb(self._A0[i], f)
-                noise = _lincomb(self._B0[i], g)
-                if drift is not None:
-                    stage = stage + hb * drift
-                if noise is not None:
-                    stage = stage + problem.g_prod(noise, i10)
-                f[i] = problem.f(t + tab.c0[i] * h, stage)
-            elif fs >= 0:
-                f[i] = f[fs]
-        y_next = (
-            y + hb * _lincomb(self._alpha, f) + problem.g_prod(_lincomb(self._beta1, g), inc.dW)
-        )
-        g2 = _lincomb(self._beta2, g)
-        e_n = None if g2 is None else problem.g_prod(g2, i10)
-        if e_n is not None:
-            y_next = y_next + e_n
-        e_d = _lincomb(self._alpha_error, f)
-        return y_next, _magnitude(None if e_d is None else hb * e_d, e_n), state
 
 
 def _tableau_name(tableau: SRITableau | SRATableau) -> str:

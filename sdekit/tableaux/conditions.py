@@ -145,6 +145,19 @@ def _deterministic(out: _Collector, order: int, skip_second: bool, alpha, A0, c0
         out.add("deterministic 3", "αᵀA0c0 = 1/6", _dot(alpha, _matvec(A0, c0)), Fraction(1, 6))
 
 
+def _strong_order(tableau, kind: type, order: float | None) -> float:
+    """The strong order to check ``tableau`` to (default: its own), once it is a ``kind``."""
+    if not isinstance(tableau, kind):
+        raise InputTypeError(f"expected an {kind.__name__}, got {type(tableau).__name__}")
+    order = tableau.strong_order if order is None else order
+    if order not in (1.0, 1.5):
+        family = kind.__name__.removesuffix("Tableau")
+        raise InputValueError(
+            f"order={order!r}: {family} conditions are listed for strong order 1.0 and 1.5"
+        )
+    return order
+
+
 def sri_order_conditions(
     tableau: SRITableau, *, order: float | None = None, tol: float = DEFAULT_TOL
 ) -> OrderConditions:
@@ -156,13 +169,7 @@ def sri_order_conditions(
             deterministic conditions up to ``tableau.deterministic_order`` are always included.
         tol: a condition holds iff ``|value - target| <= tol``.
     """
-    if not isinstance(tableau, SRITableau):
-        raise InputTypeError(f"expected an SRITableau, got {type(tableau).__name__}")
-    order = tableau.strong_order if order is None else order
-    if order not in (1.0, 1.5):
-        raise InputValueError(
-            f"order={order!r}: SRI conditions are listed for strong order 1.0 and 1.5"
-        )
+    order = _strong_order(tableau, SRITableau, order)
     alpha = _vec(tableau.alpha)
     betas = [_vec(tableau.beta1), _vec(tableau.beta2), _vec(tableau.beta3), _vec(tableau.beta4)]
     A0, A1, B0, B1 = (_mat(m) for m in (tableau.A0, tableau.A1, tableau.B0, tableau.B1))
@@ -204,13 +211,7 @@ def sra_order_conditions(
 
     Arguments as for :func:`sri_order_conditions`.
     """
-    if not isinstance(tableau, SRATableau):
-        raise InputTypeError(f"expected an SRATableau, got {type(tableau).__name__}")
-    order = tableau.strong_order if order is None else order
-    if order not in (1.0, 1.5):
-        raise InputValueError(
-            f"order={order!r}: SRA conditions are listed for strong order 1.0 and 1.5"
-        )
+    order = _strong_order(tableau, SRATableau, order)
     alpha, beta1, beta2, c1 = (
         _vec(v) for v in (tableau.alpha, tableau.beta1, tableau.beta2, tableau.c1)
     )

@@ -114,7 +114,12 @@ def _lower_rows(matrix: Any, s: int, cls: str, name: str) -> Rows:
         raise InputValueError(f"{cls}.{name}: expected {s} rows (one per stage), got {len(rows)}")
     lengths = [len(r) for r in rows]
     if all(n == s for n in lengths):
-        upper = [(i, j) for i in range(s) for j in range(i, s) if _float(rows[i][j], name) != 0]
+        upper = [
+            (i, j)
+            for i in range(s)
+            for j in range(i, s)
+            if _float(rows[i][j], f"{cls}.{name}") != 0
+        ]
         if upper:
             raise InputValueError(
                 f"{cls}.{name}: explicit methods need a strictly lower-triangular matrix, but "
@@ -164,8 +169,43 @@ def _orders(strong: Any, deterministic: Any, cls: str) -> None:
         )
 
 
+class _StochasticRKTableau:
+    r"""The validation SRI and SRA tableaux share, run once on construction.
+
+    Every family has the drift stages :math:`(c^{(0)}, A^{(0)}, B^{(0)})`, drift weights
+    :math:`\alpha` summing to one with their embedded :math:`\hat\alpha`, and its orders; a family
+    names the rest of its fields in three class attributes: ``_vectors`` (one entry per stage),
+    ``_matrices`` (strictly lower triangular) and ``_row_sums`` (pairs ``(c, A)`` with
+    :math:`c = A e`). The number of stages is read off ``alpha``.
+    """
+
+    _vectors: tuple[str, ...]
+    _matrices: tuple[str, ...]
+    _row_sums: tuple[tuple[str, str], ...]
+
+    def __post_init__(self):
+        cls = type(self).__name__
+        s = len(self.alpha)
+        if s < 1:
+            raise InputValueError(f"{cls}: a tableau needs at least one stage")
+        set_ = object.__setattr__
+        for name in self._vectors:
+            set_(self, name, _vector(getattr(self, name), s, cls, name))
+        for name in self._matrices:
+            set_(self, name, _lower_rows(getattr(self, name), s, cls, name))
+        for c_name, a_name in self._row_sums:
+            c = _nodes(getattr(self, c_name), getattr(self, a_name), s, cls, c_name, a_name)
+            set_(self, c_name, c)
+        set_(self, "alpha_embedded", _embedded(self.alpha_embedded, s, cls))
+        _orders(self.strong_order, self.deterministic_order, cls)
+
+    @property
+    def stages(self) -> int:
+        return len(self.alpha)
+
+
 @dataclass(frozen=True)
-class SRITableau:
+class SRITableau(_StochasticRKTableau):
     r"""Rößler's SRI method for Itô SDEs with scalar or diagonal noise (module docstring).
 
     Attributes:
@@ -193,28 +233,13 @@ class SRITableau:
     strong_order: float = 1.5
     deterministic_order: int = 2
 
-    def __post_init__(self):
-        cls = type(self).__name__
-        s = len(self.alpha)
-        if s < 1:
-            raise InputValueError(f"{cls}: a tableau needs at least one stage")
-        set_ = object.__setattr__
-        for name in ("alpha", "beta1", "beta2", "beta3", "beta4"):
-            set_(self, name, _vector(getattr(self, name), s, cls, name))
-        for name in ("A0", "A1", "B0", "B1"):
-            set_(self, name, _lower_rows(getattr(self, name), s, cls, name))
-        set_(self, "c0", _nodes(self.c0, self.A0, s, cls, "c0", "A0"))
-        set_(self, "c1", _nodes(self.c1, self.A1, s, cls, "c1", "A1"))
-        set_(self, "alpha_embedded", _embedded(self.alpha_embedded, s, cls))
-        _orders(self.strong_order, self.deterministic_order, cls)
-
-    @property
-    def stages(self) -> int:
-        return len(self.alpha)
+    _vectors = ("alpha", "beta1", "beta2", "beta3", "beta4")
+    _matrices = ("A0", "A1", "B0", "B1")
+    _row_sums = (("c0", "A0"), ("c1", "A1"))
 
 
 @dataclass(frozen=True)
-class SRATableau:
+class SRATableau(_StochasticRKTableau):
     r"""Rößler's SRA method for SDEs with additive noise (module docstring).
 
     Attributes:
@@ -238,23 +263,9 @@ class SRATableau:
     strong_order: float = 1.5
     deterministic_order: int = 2
 
-    def __post_init__(self):
-        cls = type(self).__name__
-        s = len(self.alpha)
-        if s < 1:
-            raise InputValueError(f"{cls}: a tableau needs at least one stage")
-        set_ = object.__setattr__
-        for name in ("alpha", "beta1", "beta2", "c1"):
-            set_(self, name, _vector(getattr(self, name), s, cls, name))
-        for name in ("A0", "B0"):
-            set_(self, name, _lower_rows(getattr(self, name), s, cls, name))
-        set_(self, "c0", _nodes(self.c0, self.A0, s, cls, "c0", "A0"))
-        set_(self, "alpha_embedded", _embedded(self.alpha_embedded, s, cls))
-        _orders(self.strong_order, self.deterministic_order, cls)
-
-    @property
-    def stages(self) -> int:
-        return len(self.alpha)
+    _vectors = ("alpha", "beta1", "beta2", "c1")
+    _matrices = ("A0", "B0")
+    _row_sums = (("c0", "A0"),)
 
 
 # --------------------------------------------------------------------------- SRI library
