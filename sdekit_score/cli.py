@@ -8,8 +8,17 @@
     sdekit-score bench  --target gmm2d --process ve
     sdekit-score demo   [--quick] [--out runs/demo]
 
-Every command exits with status 0 on success; bad input (a missing checkpoint, an unknown sampler,
-a negative count, a malformed ``--option``) exits with status 2 and a one-line message on stderr.
+Exit status: 0 on success; 2 on bad input (a missing checkpoint, an unknown sampler, a negative
+count, a malformed ``--option``: an :class:`~sdekit.errors.InputError` or an argument error); 1 when
+a solve cannot finish (:class:`~sdekit.SolveError`) or an optional dependency is missing (the message
+names the extra to install). These print one line on stderr; anything else is a defect and
+propagates with its traceback.
+
+The base install runs every command; the digits need the ``data`` extra (scikit-learn) and PNG
+pictures the ``plot`` extra (matplotlib): without it ``sample`` and ``demo`` skip the pictures and
+say so. Progress bars go to stderr (``--no-progress`` turns them off). ``--threads`` (default 1) is
+the number of torch CPU threads: more help only on idle cores, and a training step of the demo's
+size is about ten times slower with 2 threads than with 1 while another process keeps a core busy.
 """
 
 from __future__ import annotations
@@ -25,7 +34,9 @@ from typing import Any
 
 import torch
 
-from sdekit_score.data import TOY2D, digits, toy2d
+from sdekit import SolveError
+from sdekit.errors import InputError
+from sdekit_score.data import TOY2D, MissingExtraError, digits, toy2d
 from sdekit_score.demo import (
     BENCH_COLUMNS,
     DEMO_COLUMNS,
@@ -43,11 +54,11 @@ from sdekit_score.demo import (
     target_process,
 )
 from sdekit_score.nets import MLP
-from sdekit_score.plotting import save_image_grid, save_scatter
+from sdekit_score.plotting import NO_PICTURES, available, save_image_grid, save_scatter
+from sdekit_score.processes import PROCESSES
 from sdekit_score.sampling import SAMPLERS
 from sdekit_score.scores import ScoreModel
 from sdekit_score.training import (
-    PROCESSES,
     TrainConfig,
     checkpoint_file,
     load_checkpoint,
@@ -96,6 +107,15 @@ def _positive(text: str) -> float:
     return value
 
 
+def _device(text: str) -> str:
+    """A torch device name."""
+    try:
+        torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r}") from None
+    return text
+
+
 def parse_value(text: str) -> Any:
     """``--option`` values: int, float, ``true``/``false``, ``none``, else the string itself."""
     lowered = text.lower()
@@ -136,15 +156,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_runtime(parser: argparse.ArgumentParser) -> None:
+    """``--threads`` and ``--no-progress``, common to every command."""
+    parser.add_argument(
+        "--threads",
+        type=_count,
+        default=1,
+        help="torch CPU threads (default 1: more threads help only on idle cores, and collapse "
+        "when another process keeps a core busy)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="no progress bars (they go to stderr)",
+    )
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--threads", type=_count, default=None, help="torch threads")
-    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument("--device", type=_device, default="cpu", help="torch device (default cpu)")
+    _add_runtime(parser)
 
 
 def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", choices=("digits", *TOY2D), default="digits")
-    parser.add_argument("--process", choices=("vp", "ve", "subvp"), default="vp")
+    parser.add_argument("--process", choices=tuple(PROCESSES), default="vp")
     parser.add_argument("--steps", type=_count, default=10_000, help="total training steps")
     parser.add_argument("--objective", choices=("dsm", "hybrid"), default="dsm")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint directory")
@@ -159,7 +196,10 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=_positive, default=None, help="default: 1e-3 (MLP)")
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay (default 0.999)")
     parser.add_argument(
-        "--sigma-max", type=_positive, default=None, help="VE: default the data's diameter"
+        "--sigma-max",
+        type=_positive,
+        default=None,
+        help="VE and EDM: default the data's diameter (VE), 80 (EDM)",
     )
     parser.add_argument("--n-data", type=_count, default=20_000, help="points of a 2-D toy")
     parser.add_argument("--checkpoint-every", type=_count, default=1000)
@@ -171,7 +211,9 @@ def _add_sample(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="a checkpoint file or training directory")
     source.add_argument("--target", help=f"an analytic target: {', '.join(TARGETS)}")
-    parser.add_argument("--process", default="vp", help="process of a target: vp, ve or subvp")
+    parser.add_argument(
+        "--process", choices=tuple(PROCESSES), default="vp", help="process of a target (default vp)"
+    )
     parser.add_argument("--sampler", default="ggf", help=f"one of {', '.join(SAMPLERS)}")
     parser.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="a sampler option"
@@ -186,7 +228,7 @@ def _add_sample(parser: argparse.ArgumentParser) -> None:
 
 def _add_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="gmm2d", help=f"one of {', '.join(TARGETS)}")
-    parser.add_argument("--process", default="ve", help="vp, ve or subvp (default ve)")
+    parser.add_argument("--process", choices=tuple(PROCESSES), default="ve", help="default ve")
     parser.add_argument(
         "--samplers", default=None, help="comma-separated (default: all that fit the process)"
     )
@@ -198,7 +240,7 @@ def _add_bench(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_demo(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="a smoke run of about two minutes")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of about six minutes")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"))
     parser.add_argument(
         "--seed",
@@ -209,7 +251,7 @@ def _add_demo(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--train-steps", type=_count, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=_count, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--threads", type=_count, default=2, help="torch threads (default 2)")
+    _add_runtime(parser)
     parser.set_defaults(handler=cmd_demo)
 
 
@@ -234,12 +276,16 @@ def _train_config(args: argparse.Namespace, data: torch.Tensor) -> TrainConfig:
     process_kwargs = {}
     if args.process == "ve":
         process_kwargs["sigma_max"] = args.sigma_max or round(max_pairwise_distance(data), 1)
+    elif args.sigma_max is not None:
+        process_kwargs["sigma_max"] = args.sigma_max
     lr = args.lr or (1e-3 if args.net == "mlp" and args.objective == "dsm" else None)
     return TrainConfig(
         net=args.net,
         net_kwargs=net_kwargs,
         process=args.process,
         process_kwargs=process_kwargs,
+        # EDM's time is its noise level, up to sigma_max: the network sees log(sigma) instead.
+        conditioning="log_sigma" if args.process == "edm" else "999t",
         objective=args.objective,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -254,8 +300,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     """Train (or resume) a score model; write checkpoints and ``run.json`` into ``--out``."""
     if args.net == "unet" and args.data != "digits":
         raise CLIError("--net unet needs image data (--data digits); use --net mlp for 2-D toys")
-    if args.process != "ve" and args.sigma_max is not None:
-        raise CLIError("--sigma-max applies to --process ve only")
+    if args.process not in ("ve", "edm") and args.sigma_max is not None:
+        raise CLIError("--sigma-max applies to --process ve or edm only")
     data = _training_data(args, PROCESSES[args.process].data_range)
     run_info = {"data": args.data, "image_shape": list(data.shape[1:]) if data.ndim == 4 else None}
     if args.net == "mlp":
@@ -264,7 +310,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / RUN_FILE).write_text(json.dumps(run_info, indent=2))
     start = time.perf_counter()
-    result = train(config, data, args.out, device=args.device, progress=sys.stderr.isatty())
+    result = train(config, data, args.out, device=args.device, progress=args.progress)
     loss = result.history["loss"][-100:]
     print(
         f"trained {result.step} steps in {time.perf_counter() - start:.1f} s; "
@@ -332,7 +378,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
         seed=args.seed,
         batch_size=args.batch_size,
         denoise=not args.no_denoise,
-        progress=sys.stderr.isatty(),
+        progress=args.progress,
     )
     stats = source | {"sampler": run.sampler, "options": run.options, "n": args.n}
     stats |= {"seed": args.seed, "denoise": not args.no_denoise, "wall_s": wall}
@@ -351,9 +397,13 @@ def _write_samples(out: Path, x, stats, image_shape, data_range, reference) -> N
     torch.save(x.cpu(), out / "samples.pt")
     (out / "stats.json").write_text(json.dumps(stats, indent=2))
     title = f"{stats['sampler']}: NFE {stats['nfe']:.0f}"
-    if image_shape is not None and image_shape[0] == 1:
+    images = image_shape is not None and image_shape[0] == 1
+    points = x.ndim == 2 and x.shape[1] == 2
+    if (images or points) and not available():
+        print(f"{PROG}: note: {NO_PICTURES}", file=sys.stderr)
+    elif images:
         save_image_grid(x[:100], out / "samples.png", data_range=data_range, title=title)
-    elif x.ndim == 2 and x.shape[1] == 2:
+    elif points:
         save_scatter(x, out / "samples.png", reference=reference, title=title)
 
 
@@ -372,7 +422,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         n=args.n,
         seed=args.seed,
         batch_size=args.batch_size,
-        progress=sys.stderr.isatty(),
+        progress=args.progress,
     )
     print(f"{args.target}, {args.process.upper()} process, exact score, {args.n} samples")
     print(format_table(rows, BENCH_COLUMNS))
@@ -390,7 +440,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     if args.n is not None:
         config.n = args.n
     config.seed = args.seed
-    results = run_demo(args.out, config, progress=sys.stderr.isatty())
+    results = run_demo(args.out, config, progress=args.progress)
     rows = [row for row in results["rows"] if row["label"] in config.figure]
     print(format_table(rows, DEMO_COLUMNS))
     check = results["acceptance"]
@@ -408,20 +458,33 @@ def cmd_demo(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- entry point
 
 
+def _fail(err: BaseException, status: int) -> int:
+    """Report ``err`` as one line on stderr; return ``status``."""
+    message = " ".join(str(err).split()) or type(err).__name__
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``sdekit-score``; returns the exit status (0, or 2 on bad input)."""
+    """Run ``sdekit-score``; returns the exit status (see the module docstring).
+
+    Torch's thread count is restored afterwards, so that calling ``main`` in a process (as the
+    tests do) leaves it as it was.
+    """
+    threads = torch.get_num_threads()
     try:
         args = build_parser().parse_args(argv)
-        if args.threads is not None:
-            torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.threads)
         args.handler(args)
-    except (CLIError, ValueError, TypeError, OSError) as err:
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"{PROG}: error: {message}", file=sys.stderr)
-        return 2
+    except (CLIError, InputError) as err:
+        return _fail(err, 2)
+    except (SolveError, MissingExtraError) as err:
+        return _fail(err, 1)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        torch.set_num_threads(threads)
     return 0
 
 

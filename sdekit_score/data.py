@@ -2,12 +2,17 @@
 
 Both come as :class:`torch.utils.data.TensorDataset` of ``(x, label)`` pairs; ``dataset.tensors[0]``
 is the whole data tensor. The toys are drawn from a ``torch.Generator`` only.
+
+The digits need scikit-learn (the ``data`` extra), imported only when they are asked for;
+:func:`import_extra` is the one place where ``sdekit_score`` imports an optional dependency.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
+from types import ModuleType
 
 import torch
 from torch.utils.data import TensorDataset
@@ -15,7 +20,22 @@ from torch.utils.data import TensorDataset
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator
 
-__all__ = ["TOY2D", "digits", "sample_toy2d", "toy2d"]
+__all__ = ["TOY2D", "MissingExtraError", "digits", "import_extra", "sample_toy2d", "toy2d"]
+
+
+class MissingExtraError(ModuleNotFoundError):
+    """An optional dependency is missing; the message names the extra that installs it."""
+
+
+def import_extra(module: str, package: str, extra: str, purpose: str) -> ModuleType:
+    """``import module``, or a :class:`MissingExtraError` saying that ``purpose`` needs
+    ``package`` and which extra of sdekit installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise MissingExtraError(
+            f"{purpose} need {package}: pip install 'sdekit[{extra}]'", name=module
+        ) from err
 
 
 def digits(data_range: tuple[float, float] = (-1.0, 1.0)) -> TensorDataset:
@@ -24,16 +44,11 @@ def digits(data_range: tuple[float, float] = (-1.0, 1.0)) -> TensorDataset:
     The raw pixel values 0..16 map linearly onto ``data_range``: ``(-1, 1)`` for VP, ``(0, 1)``
     for VE.
     """
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError as err:
-        raise ImportError(
-            'the digits data set needs scikit-learn: pip install "sdekit[data]"'
-        ) from err
     lo, hi = data_range
     if not lo < hi:
         raise InputValueError(f"data_range must be (low, high) with low < high, got {data_range}")
-    bunch = load_digits()
+    datasets = import_extra("sklearn.datasets", "scikit-learn", "data", "the digits data")
+    bunch = datasets.load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1)
     labels = torch.as_tensor(bunch.target, dtype=torch.long)
     return TensorDataset(lo + (hi - lo) * images / 16.0, labels)

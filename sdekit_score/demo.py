@@ -32,8 +32,8 @@ from sdekit_score.metrics import (
     sliced_wasserstein,
 )
 from sdekit_score.nets import MLP
-from sdekit_score.plotting import save_image_grid, save_quality_vs_nfe
-from sdekit_score.processes import VESDE, VPSDE, ForwardProcess, SubVPSDE
+from sdekit_score.plotting import NO_PICTURES, available, save_image_grid, save_quality_vs_nfe
+from sdekit_score.processes import ForwardProcess, make_process
 from sdekit_score.sampling import ScoreFn, sample
 from sdekit_score.scores import ScoreModel
 from sdekit_score.targets import GaussianMixture
@@ -144,7 +144,6 @@ TARGETS: dict[str, Callable[[], GaussianMixture]] = {
     "gmm256": lambda: GaussianMixture.random(256),
 }
 _TARGET_RANGE = (-1.0, 1.0)
-_PROCESSES = {"vp": VPSDE, "subvp": SubVPSDE, "ve": VESDE}
 
 
 def target(name: str) -> GaussianMixture:
@@ -155,16 +154,16 @@ def target(name: str) -> GaussianMixture:
 
 
 def target_process(mixture: GaussianMixture, kind: str) -> ForwardProcess:
-    """A ``vp``, ``subvp`` or ``ve`` process for ``mixture``'s data range ``[-1, 1]``.
+    """The process ``kind`` (a key of :data:`~sdekit_score.processes.PROCESSES`) for
+    ``mixture``'s data range ``[-1, 1]``.
 
-    For VE, ``sigma_max`` is the largest distance between two exact draws (rounded up).
+    For VE and EDM, ``sigma_max`` is the largest distance between two exact draws (rounded up).
     """
-    if kind not in _PROCESSES:
-        raise InputValueError(f"unknown process {kind!r}: choose one of {', '.join(_PROCESSES)}")
-    if kind != "ve":
-        return _PROCESSES[kind](data_range=_TARGET_RANGE)
-    sigma_max = math.ceil(max_pairwise_distance(mixture.sample(2000, generator=0)))
-    return VESDE(sigma_max=float(sigma_max), data_range=_TARGET_RANGE)
+    kwargs: dict[str, Any] = {"data_range": _TARGET_RANGE}
+    if kind in ("ve", "edm"):
+        diameter = max_pairwise_distance(mixture.sample(2000, generator=0))
+        kwargs["sigma_max"] = float(math.ceil(diameter))
+    return make_process(kind, **kwargs)
 
 
 def target_distances(samples: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
@@ -303,12 +302,29 @@ def _train_digits(config: TrainConfig, out: Path, progress: bool) -> ScoreModel:
     return train(config, data, out, progress=progress).score_fn
 
 
-def _evaluate(run: Run, model: ScoreModel, classifier, config: DemoConfig, out: Path) -> dict:
-    """Draw ``config.n`` samples of ``run`` and score them; save a grid if it is in the figure."""
+def _evaluate(
+    run: Run,
+    model: ScoreModel,
+    classifier,
+    config: DemoConfig,
+    out: Path,
+    *,
+    figures: bool,
+    progress: bool,
+) -> dict:
+    """Draw ``config.n`` samples of ``run`` and score them; save a grid if it is in the figure
+    (and ``figures``)."""
     data_range = model.process.data_range
     event = (64,) if isinstance(model.net, MLP) else (1, 8, 8)
     x, nfe, wall = draw(
-        model, model.process, event, run, n=config.n, seed=config.seed, batch_size=config.batch_size
+        model,
+        model.process,
+        event,
+        run,
+        n=config.n,
+        seed=config.seed,
+        batch_size=config.batch_size,
+        progress=progress,
     )
     images = x.reshape(-1, 1, 8, 8).clamp(*data_range)
     confidence = classifier_confidence(images, classifier, data_range=data_range)
@@ -319,7 +335,7 @@ def _evaluate(run: Run, model: ScoreModel, classifier, config: DemoConfig, out: 
         "confident": confidence.confident,
         "entropy": confidence.entropy,
     }
-    if run.label in config.figure:
+    if figures and run.label in config.figure:
         title = f"{run.label}: NFE {row['nfe']:.0f}, FD {row['fd']:.1f}"
         save_image_grid(
             images[:100], out / f"grid_{run.label}.png", data_range=data_range, title=title
@@ -344,15 +360,25 @@ def acceptance(rows: Sequence[dict], reference: str = "em-1000", fast: str = "gg
     return figures | {"met": met}
 
 
+def _say(message: str) -> None:
+    """Print a line now, also when stdout is a pipe or a file."""
+    print(message, flush=True)
+
+
 def run_demo(
     out_dir: str | Path,
     config: DemoConfig,
     *,
     progress: bool = False,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = _say,
 ) -> dict:
     """Train ``config.models`` on the digits (resuming from ``out_dir/model_<name>``), draw and
     score every run, write the grids, ``quality_vs_nfe.png`` and ``results.json`` to ``out_dir``.
+
+    ``progress`` shows a progress bar (on stderr) for each training, the digits classifier's
+    training (the first time only: it is cached, see :func:`~sdekit_score.metrics.digits_classifier`)
+    and each sampler; ``log`` gets a line as each phase starts and ends. Without matplotlib the
+    PNG files are skipped (with a note).
 
     Returns the results: ``rows`` (per run: label, sampler, options, NFE mean/min/max, wall time,
     digits FD, fraction classified with confidence >= 0.9, mean predictive entropy), the
@@ -365,12 +391,22 @@ def run_demo(
         log(f"training the {name} model: {train_config.steps} steps, in {out / f'model_{name}'}")
         models[name] = _train_digits(train_config, out / f"model_{name}", progress)
     train_s = time.perf_counter() - start
-    classifier = digits_classifier(out / "cache")
+    log("loading the digits classifier (trained and cached on first use)")
+    classifier = digits_classifier(progress=progress)
+    figures = available()
+    if not figures:
+        log(f"note: {NO_PICTURES}")
     rows = []
-    for run in config.runs:
-        rows.append(_evaluate(run, models[run.model], classifier, config, out))
+    for k, run in enumerate(config.runs, 1):
+        log(f"sampling {run.label} ({k}/{len(config.runs)}): {config.n} samples")
+        model = models[run.model]
+        rows.append(
+            _evaluate(run, model, classifier, config, out, figures=figures, progress=progress)
+        )
         log(f"{run.label}: NFE {rows[-1]['nfe']:.1f}, FD {rows[-1]['fd']:.2f}")
-    save_quality_vs_nfe(rows, out / "quality_vs_nfe.png", title="8x8 digits: quality vs NFE")
+    if figures:
+        title = "8x8 digits: quality vs NFE"
+        save_quality_vs_nfe(rows, out / "quality_vs_nfe.png", title=title)
     results = {
         "rows": rows,
         "acceptance": acceptance(rows),

@@ -11,13 +11,15 @@
   and the mean predictive entropy (low for clean, recognisable digits).
 - Sliced Wasserstein distance (Rabin et al. 2011) for low-dimensional data.
 
-The digits classifier is trained once (seeded, a few seconds on a CPU) on scikit-learn's digits in
-``[-1, 1]`` and cached in ``cache_dir``; images in another range are rescaled by ``data_range``.
+The digits classifier is trained once per user (seeded, about ten seconds on a CPU) on
+scikit-learn's digits in ``[-1, 1]`` and cached under :func:`default_cache_dir`; images in another
+range are rescaled by ``data_range``.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import NamedTuple
@@ -25,6 +27,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator
@@ -34,6 +37,7 @@ __all__ = [
     "Confidence",
     "DigitsClassifier",
     "classifier_confidence",
+    "default_cache_dir",
     "digits_classifier",
     "digits_fd",
     "frechet_distance",
@@ -86,7 +90,7 @@ def _split(seed: int, test_fraction: float) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def train_digits_classifier(
-    seed: int = 0, epochs: int = 100, test_fraction: float = 0.2
+    seed: int = 0, epochs: int = 100, test_fraction: float = 0.2, *, progress: bool = False
 ) -> DigitsClassifier:
     """Train a :class:`DigitsClassifier` on the digits outside the held-out split of ``seed``.
 
@@ -94,7 +98,7 @@ def train_digits_classifier(
     (about ten seconds on a CPU): about 99% held-out accuracy, and about 99% of the real digits get
     a class with confidence >= 0.9, so that figure for samples measures them and not the
     classifier's hesitancy (at 30 epochs only 92% of the real digits do). The global RNG is left
-    untouched.
+    untouched; ``progress`` shows a progress bar over the epochs.
     """
     images, labels = digits((-1.0, 1.0)).tensors
     train, _ = _split(seed, test_fraction)
@@ -103,7 +107,7 @@ def train_digits_classifier(
         torch.manual_seed(seed)
         model = DigitsClassifier()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(epochs):
+    for _ in tqdm(range(epochs), disable=not progress, desc="digits classifier", unit="epoch"):
         for batch in train[torch.randperm(len(train), generator=gen)].split(64):
             loss = F.cross_entropy(model(_random_shift(images[batch], gen)), labels[batch])
             optimizer.zero_grad()
@@ -133,17 +137,37 @@ def _random_shift(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return shifted.gather(3, cols)
 
 
-def digits_classifier(cache_dir: str | os.PathLike, *, seed: int = 0) -> DigitsClassifier:
-    """The digits classifier for ``seed``: loaded from ``cache_dir``, or trained and cached there.
+def default_cache_dir() -> Path:
+    """sdekit's per-user cache: ``$SDEKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/sdekit``, else
+    ``~/.cache/sdekit``."""
+    if os.environ.get("SDEKIT_CACHE_DIR"):
+        return Path(os.environ["SDEKIT_CACHE_DIR"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "sdekit"
 
-    The cache file is written atomically and loaded with ``weights_only=True``.
+
+def digits_classifier(
+    cache_dir: str | os.PathLike | None = None, *, seed: int = 0, progress: bool = False
+) -> DigitsClassifier:
+    """The digits classifier for ``seed``: loaded from ``cache_dir`` (default
+    :func:`default_cache_dir`), or trained (with a progress bar if ``progress``) and cached there.
+
+    The cache file is named after the classifier's version, so a changed classifier is retrained;
+    it is written atomically (temp file + ``os.replace``) and loaded with ``weights_only=True``.
+    An unreadable cache file is replaced.
     """
-    path = Path(cache_dir) / f"digits_classifier_v{_CLASSIFIER_VERSION}_seed{seed}.pt"
-    model = DigitsClassifier()
+    cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    path = cache_dir / f"digits_classifier_v{_CLASSIFIER_VERSION}_seed{seed}.pt"
     if path.exists():
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
-        return model.eval()
-    model = train_digits_classifier(seed)
+        model = DigitsClassifier()
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+            model.load_state_dict(state)
+            return model.eval()
+        except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError):
+            pass
+    model = train_digits_classifier(seed, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".digits-classifier-", suffix=".tmp")
     try:

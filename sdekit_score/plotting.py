@@ -5,26 +5,44 @@
 - :func:`save_quality_vs_nfe`: quality (lower is better) against score evaluations per sample,
   one line per sampler family.
 
-Each function writes one PNG and returns its path; figures are closed afterwards.
+Each function writes one PNG and returns its path; figures are closed afterwards. matplotlib (the
+``plot`` extra) is imported on the first figure, so this module imports without it; :func:`available`
+says whether figures can be drawn and :data:`NO_PICTURES` is the note to show when they cannot.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib
+import torch
 
 from sdekit.errors import InputValueError
+from sdekit_score.data import MissingExtraError, import_extra
 
-matplotlib.use("Agg")
+__all__ = ["NO_PICTURES", "available", "save_image_grid", "save_quality_vs_nfe", "save_scatter"]
 
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+NO_PICTURES = "no PNG pictures: they need matplotlib: pip install 'sdekit[plot]'"
 
-__all__ = ["save_image_grid", "save_quality_vs_nfe", "save_scatter"]
+
+@functools.cache
+def _pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display)."""
+    matplotlib = import_extra("matplotlib", "matplotlib", "plot", "PNG pictures")
+    matplotlib.use("Agg")
+    return import_extra("matplotlib.pyplot", "matplotlib", "plot", "PNG pictures")
+
+
+def available() -> bool:
+    """Whether matplotlib can be imported, i.e. whether the ``save_*`` functions work."""
+    try:
+        _pyplot()
+    except MissingExtraError:
+        return False
+    return True
 
 
 def save_image_grid(
@@ -50,7 +68,7 @@ def save_image_grid(
     for k, image in enumerate(pixels[:, 0]):
         top, left = 1 + (k // columns) * (height + 1), 1 + (k % columns) * (width + 1)
         canvas[top : top + height, left : left + width] = image
-    fig, ax = plt.subplots(figsize=(0.4 * columns + 0.4, 0.4 * rows + 0.8))
+    fig, ax = _pyplot().subplots(figsize=(0.4 * columns + 0.4, 0.4 * rows + 0.8))
     ax.imshow(canvas.numpy(), cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -68,7 +86,7 @@ def save_scatter(
     """Save 2-D points ``(N, 2)`` as a scatter plot, over ``reference`` points if given."""
     if points.ndim != 2 or points.shape[1] != 2:
         raise InputValueError(f"expected 2-D points (N, 2), got {tuple(points.shape)}")
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _pyplot().subplots(figsize=(4.5, 4.5))
     if reference is not None:
         ref = reference.detach().cpu().float()
         ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.75", label="target")
@@ -94,7 +112,7 @@ def save_quality_vs_nfe(
     Rows of one sampler (e.g. EM at several step counts) are joined in order of NFE; each point is
     annotated with ``row["label"]`` when present.
     """
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
+    fig, ax = _pyplot().subplots(figsize=(6.0, 4.0))
     for k, name in enumerate(dict.fromkeys(row["sampler"] for row in rows)):
         points = sorted(
             (r["nfe"], r[metric], r.get("label", "")) for r in rows if r["sampler"] == name
@@ -115,11 +133,11 @@ def save_quality_vs_nfe(
     return _save(fig, path)
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike) -> Path:
+def _save(fig, path: str | os.PathLike) -> Path:
     """Write ``fig`` as a PNG at ``path`` (parents created) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path

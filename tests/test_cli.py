@@ -9,8 +9,10 @@ import matplotlib.image
 import pytest
 import torch
 
+from sdekit import SolveError
 from sdekit_score import cli, demo
 from sdekit_score.metrics import DigitsClassifier
+from sdekit_score.processes import PROCESSES
 from sdekit_score.training import latest_checkpoint
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -139,14 +141,18 @@ def test_bench_prints_one_row_per_sampler(tmp_path, capsys):
 
 def test_demo_writes_a_grid_per_sampler_a_plot_and_a_table(tmp_path, capsys, monkeypatch):
     # An untrained classifier: the metrics' values do not matter here, their plumbing does.
-    monkeypatch.setattr(demo, "digits_classifier", lambda cache_dir: DigitsClassifier().eval())
+    monkeypatch.setattr(demo, "digits_classifier", lambda **_: DigitsClassifier().eval())
     argv = ["demo", "--quick", "--train-steps", 3, "--n", 8, "--threads", 1, "--out", tmp_path]
-    status, out, _ = run(argv, capsys)
+    status, out, err = run(argv, capsys)
     assert status == 0
     config = demo.demo_config(quick=True)
+    for k, run_ in enumerate(config.runs, 1):
+        assert f"sampling {run_.label} ({k}/{len(config.runs)})" in out
     for label in config.figure:
         assert_png(tmp_path / f"grid_{label}.png")
         assert any(line.split()[0] == label for line in out.splitlines())
+    # Progress bars on stderr, also when it is not a terminal: training, then each sampler's.
+    assert "train: 100%" in err and err.count("100%") > len(config.runs)
     assert_png(tmp_path / "quality_vs_nfe.png")
     results = json.loads((tmp_path / "results.json").read_text())
     assert {r["label"] for r in results["rows"]} == {r.label for r in config.runs}
@@ -167,6 +173,69 @@ def test_acceptance_needs_confident_samples_close_fd_and_under_half_the_nfe():
     assert not demo.acceptance(rows(0.88, 41.4, 501.0))["met"]
 
 
+def test_every_registered_process_is_a_choice_and_edm_trains_and_samples(tmp_path, capsys):
+    parser = cli.build_parser()
+    for command in ("train", "sample", "bench"):
+        [process] = [a for a in _subparser(parser, command)._actions if a.dest == "process"]
+        assert tuple(process.choices) == tuple(PROCESSES)
+    argv = ["train", "--data", "ring", "--process", "edm", "--steps", 3, "--width", 16]
+    status, out, _ = run(
+        [*argv, "--n-data", 64, "--batch-size", 32, "--out", tmp_path / "m"], capsys
+    )
+    assert status == 0 and "trained 3 steps" in out
+    config = torch.load(latest_checkpoint(tmp_path / "m"), weights_only=True)["config"]
+    assert config["process"] == "edm" and config["conditioning"] == "log_sigma"
+    argv = ["sample", "--checkpoint", tmp_path / "m", "--sampler", "em", "--option", "steps=5"]
+    assert run([*argv, "--n", 10, "--out", tmp_path / "s"], capsys)[0] == 0
+    assert_samples(tmp_path / "s", (10, 2))
+
+
+def _subparser(parser, command):
+    [commands] = [a for a in parser._actions if a.dest == "command"]
+    return commands.choices[command]
+
+
+@pytest.mark.parametrize("command", ["train", "sample", "bench", "demo"])
+def test_threads_default_to_one_and_the_callers_count_is_restored(command, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, f"cmd_{command}", lambda args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        argv = {"train": ["--out", "o"], "sample": ["--target", "gmm2d", "--out", "o"]}
+        assert cli.main([command, *argv.get(command, [])]) == 0
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert "--threads" in _subparser(cli.build_parser(), command).format_help()
+
+
+SAMPLE_GMM = ["sample", "--target", "gmm2d", "--sampler", "em", "--option", "steps=5", "--n", 10]
+
+
+@pytest.mark.parametrize("error", [ValueError, TypeError])
+def test_an_internal_error_is_not_reported_as_bad_input(error, tmp_path, capsys, monkeypatch):
+    def broken(*args, **kwargs):
+        raise error("a defect inside the library")
+
+    monkeypatch.setattr(cli, "target_distances", broken)
+    with pytest.raises(error, match="a defect inside the library"):
+        cli.main([str(a) for a in [*SAMPLE_GMM, "--out", tmp_path]])
+    assert "bad input" not in capsys.readouterr().err
+
+
+def test_a_solve_that_cannot_finish_exits_1_with_its_message_and_no_traceback(
+    tmp_path, capsys, monkeypatch
+):
+    def fails(*args, **kwargs):
+        raise SolveError("step size 1e-12 fell below dt_min for 3 samples")
+
+    monkeypatch.setattr(cli, "draw", fails)
+    status, out, err = run([*SAMPLE_GMM, "--out", tmp_path], capsys)
+    assert status == 1 and out == ""
+    assert err == "sdekit-score: error: step size 1e-12 fell below dt_min for 3 samples\n"
+
+
 BAD_INPUT = [
     (["sample", "--checkpoint", "missing.pt", "--out", "o"], "checkpoint not found"),
     (["sample", "--target", "gmm2d", "--sampler", "rk4", "--out", "o"], "unknown sampler"),
@@ -174,6 +243,9 @@ BAD_INPUT = [
     (["sample", "--target", "gmm2d", "--option", "eps_rel", "--out", "o"], "malformed --option"),
     (["sample", "--target", "gmm2d", "--option", "bogus=1", "--out", "o"], "unknown option"),
     (["sample", "--target", "nope", "--out", "o"], "unknown target"),
+    (["sample", "--target", "gmm2d", "--process", "xx", "--out", "o"], "invalid choice"),
+    (["sample", "--target", "gmm2d", "--device", "gpu0", "--out", "o"], "not a torch device"),
+    (["train", "--process", "vp", "--sigma-max", "5", "--out", "o"], "ve or edm only"),
     (["train", "--steps", "0", "--out", "o"], "positive integer"),
     (["bench", "--samplers", "em,xx"], "unknown sampler"),
     (["frobnicate"], "invalid choice"),

@@ -7,15 +7,19 @@ import pytest
 import scipy.linalg
 import torch
 
-from sdekit_score.data import TOY2D, digits, sample_toy2d, toy2d
+from sdekit_score import metrics
+from sdekit_score.data import TOY2D, MissingExtraError, digits, sample_toy2d, toy2d
 from sdekit_score.metrics import (
+    DigitsClassifier,
     classifier_confidence,
+    default_cache_dir,
     digits_classifier,
     digits_fd,
     frechet_distance,
     gaussian_frechet,
     held_out_accuracy,
     sliced_wasserstein,
+    train_digits_classifier,
 )
 
 
@@ -29,7 +33,7 @@ def test_digits_are_1797_images_in_the_requested_range_with_labels():
 
 def test_digits_without_scikit_learn_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
-    with pytest.raises(ImportError, match=r'pip install "sdekit\[data\]"'):
+    with pytest.raises(MissingExtraError, match=r"pip install 'sdekit\[data\]'"):
         digits()
 
 
@@ -87,6 +91,47 @@ def test_sliced_wasserstein_detects_a_shift():
     # A shift by v moves each projection by theta . v: SW_2 = |v| sqrt(E cos^2) = 0.6 / sqrt(2).
     assert same < 0.08
     assert shifted == pytest.approx(0.6 / 2**0.5, abs=0.08)
+
+
+def test_the_cache_is_sdekit_cache_dir_else_xdg_cache_home_else_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SDEKIT_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert default_cache_dir() == tmp_path / "home" / ".cache" / "sdekit"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "sdekit"
+    monkeypatch.setenv("SDEKIT_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
+
+
+def test_the_classifier_is_trained_once_per_user_and_again_for_a_new_version(tmp_path, monkeypatch):
+    trained = []
+
+    def fake_training(seed, *, progress):
+        trained.append(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(len(trained))
+            return DigitsClassifier().eval()
+
+    monkeypatch.setattr(metrics, "train_digits_classifier", fake_training)
+    monkeypatch.setenv("SDEKIT_CACHE_DIR", str(tmp_path))
+    first, second = digits_classifier(), digits_classifier()
+    assert trained == [0]
+    for (name, p), q in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+    assert [f.name for f in tmp_path.iterdir()] == ["digits_classifier_v2_seed0.pt"]
+    monkeypatch.setattr(metrics, "_CLASSIFIER_VERSION", 3)
+    digits_classifier()
+    assert trained == [0, 0]
+    assert sorted(f.name for f in tmp_path.iterdir()) == [
+        "digits_classifier_v2_seed0.pt",
+        "digits_classifier_v3_seed0.pt",
+    ]
+
+
+def test_the_classifier_training_shows_a_progress_bar(capsys):
+    train_digits_classifier(epochs=1, progress=True)
+    assert "digits classifier: 100%" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
