@@ -1,17 +1,23 @@
-"""Small tensor helpers shared by solvers, controllers and the loop."""
+"""Per-sample tensors against batched states: the one way to broadcast a ``(batch,)`` tensor.
+
+Times, step sizes and masks are 0-d (shared) or ``(batch,)`` (per sample); states are
+``(batch, *event_shape)``. Solvers, controllers, kernels and samplers all use these helpers.
+"""
 
 from __future__ import annotations
 
 import torch
 
 
-def bcast(x: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
+def bcast(x: float | torch.Tensor, like: torch.Tensor | int) -> float | torch.Tensor:
     """View a per-sample ``(batch,)`` tensor so it broadcasts over ``like``'s event dims.
 
-    Floats and 0-d tensors pass through unchanged (the shared-time fast path).
+    ``like`` is the state (or its number of dimensions). Floats and 0-d tensors pass through
+    unchanged (the shared-time fast path).
     """
     if isinstance(x, torch.Tensor) and x.dim() == 1:
-        return x.view((-1,) + (1,) * (like.dim() - 1))
+        ndim = like if isinstance(like, int) else like.dim()
+        return x.view((-1,) + (1,) * (ndim - 1))
     return x
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from sdekit.checks import one_of
 from sdekit.errors import InputTypeError, InputValueError
 
 NOISE_KINDS = ("diagonal", "scalar", "additive", "general")
@@ -82,10 +83,7 @@ class SDE:
                 raise InputTypeError(
                     f"SDE({name}=...): expected a callable (t, y) -> tensor, got {type(fn).__name__}"
                 )
-        if noise not in NOISE_KINDS:
-            raise InputValueError(
-                f"SDE(noise={noise!r}): noise must be one of {', '.join(NOISE_KINDS)}"
-            )
+        one_of("noise", noise, NOISE_KINDS)
         if calculus not in CALCULI:
             raise InputValueError(
                 f"SDE(calculus={calculus!r}): calculus must be 'ito' or 'stratonovich'"

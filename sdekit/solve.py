@@ -24,8 +24,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from ._util import bcast, tree_where
+from .batching import bcast, tree_where
 from .brownian import BrownianSource, CallableBrownian, GaussianIncrements
+from .checks import one_of
 from .controllers import AbstractStepSizeController, ConstantStepSize
 from .errors import InputTypeError, InputValueError
 from .problems import as_problem
@@ -274,7 +275,7 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controll
     if isinstance(brownian, BrownianSource):
         return brownian
     if isinstance(brownian, str):
-        raise InputValueError(f"brownian={brownian!r}: choose one of {', '.join(BROWNIAN_NAMES)}")
+        one_of("brownian", brownian, BROWNIAN_NAMES)
     if controller.per_sample:
         raise InputValueError(
             "a torchsde-style Brownian object gives one path for the whole batch and cannot serve "

@@ -36,9 +36,10 @@ from typing import NamedTuple
 
 import torch
 
+from sdekit.batching import bcast
 from sdekit.errors import InputValueError
 from sdekit.random import GeneratorLike, as_generator, rand, randn
-from sdekit_score.processes import ForwardProcess, ScoreFn, batch_time, broadcast_batch
+from sdekit_score.processes import ForwardProcess, ScoreFn, batch_time
 
 __all__ = [
     "HybridLoss",
@@ -110,8 +111,8 @@ def _perturb(
         t = sample_times(process, x0.shape[0], generator=gen, levels=levels, device=x0.device)
     t = batch_time(t, x0)
     noise = randn(x0.shape, gen, x0.dtype, x0.device)
-    alpha = broadcast_batch(process.alpha(t), x0)
-    sigma = broadcast_batch(process.sigma(t), x0)
+    alpha = bcast(process.alpha(t), x0)
+    sigma = bcast(process.sigma(t), x0)
     return _Noisy(t, alpha * x0 + sigma * noise, noise, alpha, sigma)
 
 

@@ -26,13 +26,14 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import torch
 
 import sdekit
-from sdekit.errors import InputValueError
+from sdekit.batching import bcast
+from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator, randn
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -40,12 +41,13 @@ ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 __all__ = [
     "EDMProcess",
     "ForwardProcess",
+    "PROCESSES",
     "ScoreFn",
     "SubVPSDE",
     "VESDE",
     "VPSDE",
     "batch_time",
-    "broadcast_batch",
+    "make_process",
     "probability_flow",
     "reverse_sde",
 ]
@@ -55,15 +57,6 @@ def _as_time(t) -> torch.Tensor:
     """``t`` as a floating tensor (Python numbers and integer tensors get the default dtype)."""
     t = torch.as_tensor(t)
     return t if t.is_floating_point() else t.to(torch.get_default_dtype())
-
-
-def broadcast_batch(c: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Reshape a per-sample coefficient ``c`` of shape ``(batch,)`` (or ``()``) to broadcast over
-    the event dimensions of ``x`` of shape ``(batch, *event)``; cast to ``x``'s dtype."""
-    c = c.to(dtype=x.dtype)
-    if c.ndim == 0:
-        return c
-    return c.reshape(c.shape + (1,) * (x.ndim - 1))
 
 
 def batch_time(t, x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +129,7 @@ class ForwardProcess(abc.ABC):
 
     def drift(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The forward drift ``f(x, t) = f(t) x`` for ``x`` of shape ``(batch, *event)``."""
-        return broadcast_batch(self.drift_coefficient(t), x) * x
+        return bcast(self.drift_coefficient(t), x) * x
 
     def noise_level(self, t: torch.Tensor) -> torch.Tensor:
         """``sigma(t) / alpha(t)``, the noise level of ``x_t / alpha(t) = x0 + (sigma / alpha) z``.
@@ -158,7 +151,7 @@ class ForwardProcess(abc.ABC):
     def perturb(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """A draw of ``x_t`` given ``x0``: ``alpha(t) x0 + sigma(t) noise`` (noise ~ N(0, I))."""
         t = _as_time(t)
-        return broadcast_batch(self.alpha(t), x0) * x0 + broadcast_batch(self.sigma(t), x0) * noise
+        return bcast(self.alpha(t), x0) * x0 + bcast(self.sigma(t), x0) * noise
 
     def prior_sample(
         self,
@@ -404,6 +397,29 @@ class EDMProcess(ForwardProcess):
         return _as_time(sigma).clone()
 
 
+# The processes by name: the one list that the CLI's ``--process`` and ``TrainConfig.process`` use.
+PROCESSES: dict[str, type[ForwardProcess]] = {
+    "vp": VPSDE,
+    "subvp": SubVPSDE,
+    "ve": VESDE,
+    "edm": EDMProcess,
+}
+
+
+def make_process(name: str, **kwargs) -> ForwardProcess:
+    """The process ``name`` (a key of :data:`PROCESSES`) built with ``kwargs``."""
+    if name not in PROCESSES:
+        raise InputValueError(f"unknown process {name!r}: choose one of {', '.join(PROCESSES)}")
+    known = [f.name for f in fields(PROCESSES[name])]
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise InputTypeError(
+            f"unknown parameter(s) {', '.join(unknown)} for process {name!r}; its parameters are "
+            f"{', '.join(known)}"
+        )
+    return PROCESSES[name](**kwargs)
+
+
 def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
     """The reverse-time SDE of ``process`` as an sdekit problem, to be solved from ``T`` to ``eps``.
 
@@ -419,12 +435,12 @@ def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
 
     def drift(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
-        g2 = broadcast_batch(process.diffusion(t) ** 2, y)
+        g2 = bcast(process.diffusion(t) ** 2, y)
         return process.drift(y, t) - g2 * score_fn(y, batch_time(t, y))
 
     def diffusion(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
-        return broadcast_batch(process.diffusion(t), y).expand_as(y)
+        return bcast(process.diffusion(t), y).expand_as(y)
 
     return sdekit.SDE(drift, diffusion, noise="additive", calculus="ito")
 
@@ -440,7 +456,7 @@ def probability_flow(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.ODE:
 
     def vector_field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
-        half_g2 = broadcast_batch(0.5 * process.diffusion(t) ** 2, y)
+        half_g2 = bcast(0.5 * process.diffusion(t) ** 2, y)
         return process.drift(y, t) - half_g2 * score_fn(y, batch_time(t, y))
 
     return sdekit.ODE(vector_field)

@@ -22,12 +22,13 @@ import torch
 
 import sdekit
 from sdekit import mcmc
+from sdekit.batching import bcast
+from sdekit.checks import one_of, positive_int
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator, rand, randn
 from sdekit_score.processes import (
     ForwardProcess,
     batch_time,
-    broadcast_batch,
     probability_flow,
     reverse_sde,
 )
@@ -75,8 +76,7 @@ def sample(
         ``(x, stats)``; ``stats["nfe"]`` is a ``(batch,)`` tensor of score evaluations per sample,
         rejected attempts and the denoising evaluation included.
     """
-    if sampler not in SAMPLERS:
-        raise InputValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    one_of("sampler", sampler, SAMPLERS)
     if not isinstance(process, ForwardProcess):
         raise InputTypeError(
             f"process must be a sdekit_score process (VPSDE, VESDE, ...), got {type(process).__name__}"
@@ -133,7 +133,7 @@ def em(
     brownian=None,
 ):
     """Euler–Maruyama on the reverse-time SDE, ``steps`` equal steps from ``T`` to ``eps``."""
-    steps = _positive_int(steps, "steps")
+    steps = positive_int(steps, "steps")
     sol = sdekit.solve(
         reverse_sde(process, score_fn),
         x,
@@ -174,8 +174,8 @@ def pc(
     code does: per sample (``batch_mean_norms=False``) the step blows up wherever ``‖s‖`` nearly
     vanishes, which in low dimensions (near a mode) is common.
     """
-    steps = _positive_int(steps, "steps")
-    corrector_steps = _positive_int(corrector_steps, "corrector_steps", allow_zero=True)
+    steps = positive_int(steps, "steps")
+    corrector_steps = positive_int(corrector_steps, "corrector_steps", allow_zero=True)
     dt = (process.T - process.eps) / steps
     langevin = mcmc.LangevinCorrector(snr=snr, batch_mean_norms=batch_mean_norms)
 
@@ -399,11 +399,11 @@ def reverse_diffusion_problem(process: ForwardProcess, score_fn: ScoreFn, dt: fl
         t = batch_time(t, x)
         if process.kind == "ve":
             g2 = process.sigma(t) ** 2 - process.sigma((t - dt).clamp(min=0)) ** 2
-            return torch.zeros_like(x), broadcast_batch(g2, x)
+            return torch.zeros_like(x), bcast(g2, x)
         if process.kind == "vp":
-            beta = broadcast_batch(process.beta(t) * dt, x)
+            beta = bcast(process.beta(t) * dt, x)
             return (torch.sqrt(1 - beta) - 1) * x, beta
-        g2 = broadcast_batch(process.diffusion(t) ** 2 * dt, x)
+        g2 = bcast(process.diffusion(t) ** 2 * dt, x)
         return process.drift(x, t) * dt, g2
 
     def drift(t, x):
@@ -431,7 +431,7 @@ def _ladder(process: ForwardProcess, n_levels: int, sigma_max: float | None) -> 
     ``T`` (VE: ``sigma_max``; VP with β up to 20: about 152, far above what data in [−1, 1] need,
     where about the largest distance between two data points is the usual choice).
     """
-    n_levels = _positive_int(n_levels, "n_levels")
+    n_levels = positive_int(n_levels, "n_levels")
     return mcmc.geometric_sigmas(
         _top_level(process, sigma_max), process.noise_level_range()[0], n_levels
     )
@@ -456,7 +456,7 @@ def _level_score(score_fn: ScoreFn, process: ForwardProcess):
 
     def level_score(x: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
         t = process.noise_level_to_t(level).to(x.dtype)
-        alpha = broadcast_batch(process.alpha(t), x)
+        alpha = bcast(process.alpha(t), x)
         return alpha * score_fn(alpha * x, t)
 
     return level_score
@@ -560,8 +560,8 @@ class _Checked:
 
     def denoised(self, x: torch.Tensor, t: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
         """Tweedie's estimate ``(x + σ(t)² s)/α(t)`` of the clean sample."""
-        sigma = broadcast_batch(self.process.sigma(t), x)
-        return (x + sigma**2 * score) / broadcast_batch(self.process.alpha(t), x)
+        sigma = bcast(self.process.sigma(t), x)
+        return (x + sigma**2 * score) / bcast(self.process.alpha(t), x)
 
     def raise_if_nonfinite(self, sampler: str, cause: Exception | None = None) -> None:
         if self.total is not None and not bool(torch.isfinite(self.total)):
@@ -599,14 +599,6 @@ def _check_shape(shape) -> tuple[int, ...]:
     if any(s < 1 for s in shape):
         raise InputValueError(f"shape must have positive sizes, got {tuple(shape)}")
     return tuple(shape)
-
-
-def _positive_int(value, name: str, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise InputValueError(
-            f"{name}={value!r}: must be a {'non-negative' if allow_zero else 'positive'} int"
-        )
-    return value
 
 
 def _per_sample(n, x: torch.Tensor) -> torch.Tensor:

@@ -30,8 +30,10 @@ from collections.abc import Callable
 
 import torch
 
+from sdekit.batching import bcast
+from sdekit.checks import one_of
 from sdekit.errors import InputTypeError, InputValueError
-from sdekit_score.processes import ForwardProcess, batch_time, broadcast_batch
+from sdekit_score.processes import ForwardProcess, batch_time
 
 __all__ = ["ScoreModel", "check_score_output"]
 
@@ -39,11 +41,11 @@ Net = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def _from_noise(out, x, t, process: ForwardProcess) -> torch.Tensor:
-    return -out / broadcast_batch(process.sigma(t), x)
+    return -out / bcast(process.sigma(t), x)
 
 
 def _from_sigma_score(out, x, t, process: ForwardProcess) -> torch.Tensor:
-    return out / broadcast_batch(process.sigma(t), x)
+    return out / bcast(process.sigma(t), x)
 
 
 def _from_score(out, x, t, process: ForwardProcess) -> torch.Tensor:
@@ -51,8 +53,8 @@ def _from_score(out, x, t, process: ForwardProcess) -> torch.Tensor:
 
 
 def _from_denoiser(out, x, t, process: ForwardProcess) -> torch.Tensor:
-    alpha = broadcast_batch(process.alpha(t), x)
-    return (alpha * out - x) / broadcast_batch(process.sigma(t), x) ** 2
+    alpha = bcast(process.alpha(t), x)
+    return (alpha * out - x) / bcast(process.sigma(t), x) ** 2
 
 
 _OUTPUTS = {
@@ -68,13 +70,6 @@ _CONDITIONINGS = {
     "sigma": lambda t, process: process.noise_level(t),
     "log_sigma": lambda t, process: torch.log(process.noise_level(t)),
 }
-
-
-def _choose(name: str, value: str, options: dict):
-    if value not in options:
-        valid = ", ".join(repr(k) for k in options)
-        raise InputValueError(f"{name} must be one of {valid}; got {value!r}")
-    return options[value]
 
 
 class ScoreModel(torch.nn.Module):
@@ -102,8 +97,8 @@ class ScoreModel(torch.nn.Module):
         conditioning: str = "t",
     ) -> None:
         super().__init__()
-        self._convert = _choose("output", output, _OUTPUTS)
-        self._condition = _choose("conditioning", conditioning, _CONDITIONINGS)
+        self._convert = _OUTPUTS[one_of("output", output, _OUTPUTS)]
+        self._condition = _CONDITIONINGS[one_of("conditioning", conditioning, _CONDITIONINGS)]
         self.net = net
         self.process = process
         self.output = output

@@ -33,10 +33,11 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
+from sdekit.checks import one_of
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit_score.losses import WEIGHTINGS, dsm_loss, hybrid_loss
 from sdekit_score.nets import MLP, Discriminator, MLPDiscriminator, UNet
-from sdekit_score.processes import VESDE, VPSDE, EDMProcess, ForwardProcess, SubVPSDE
+from sdekit_score.processes import PROCESSES, ForwardProcess, make_process
 from sdekit_score.scores import ScoreModel
 
 __all__ = [
@@ -51,21 +52,10 @@ __all__ = [
 ]
 
 NETS: dict[str, type[nn.Module]] = {"unet": UNet, "mlp": MLP}
-PROCESSES: dict[str, type[ForwardProcess]] = {
-    "vp": VPSDE,
-    "subvp": SubVPSDE,
-    "ve": VESDE,
-    "edm": EDMProcess,
-}
 _AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
 _CHECKPOINT_GLOB = "checkpoint_*.pt"
 # Changing these does not change the run, so a run may be resumed with other values.
 _RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints")
-
-
-def _check_choice(name: str, value: Any, options) -> None:
-    if value not in options:
-        raise InputValueError(f"{name} must be one of {tuple(options)}, got {value!r}")
 
 
 @dataclass
@@ -115,11 +105,11 @@ class TrainConfig:
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
-        _check_choice("net", self.net, NETS)
-        _check_choice("process", self.process, PROCESSES)
-        _check_choice("objective", self.objective, ("dsm", "hybrid"))
-        _check_choice("weighting", self.weighting, WEIGHTINGS)
-        _check_choice("amp", self.amp, _AMP_DTYPES)
+        one_of("net", self.net, NETS)
+        one_of("process", self.process, PROCESSES)
+        one_of("objective", self.objective, ("dsm", "hybrid"))
+        one_of("weighting", self.weighting, WEIGHTINGS)
+        one_of("amp", self.amp, _AMP_DTYPES)
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < (0 if name == "steps" else 1):
                 raise InputValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -152,8 +142,9 @@ class TrainResult:
 
 
 def build_process(config: TrainConfig) -> ForwardProcess:
-    """The forward process ``PROCESSES[config.process](**config.process_kwargs)``."""
-    return PROCESSES[config.process](**config.process_kwargs)
+    """The forward process ``config.process`` (a key of :data:`~sdekit_score.processes.PROCESSES`)
+    built with ``config.process_kwargs``."""
+    return make_process(config.process, **config.process_kwargs)
 
 
 def build_model(config: TrainConfig) -> ScoreModel:

@@ -72,8 +72,8 @@ def test_zero_dim_time_is_expanded_to_the_batch():
 @pytest.mark.parametrize(
     "kwargs, match",
     [
-        ({"output": "eps"}, "'noise', 'sigma_score', 'score', 'denoiser'; got 'eps'"),
-        ({"conditioning": "time"}, "'t', '999t', 'sigma', 'log_sigma'; got 'time'"),
+        ({"output": "eps"}, "output='eps': choose one of noise, sigma_score, score, denoiser"),
+        ({"conditioning": "time"}, "conditioning='time': choose one of t, 999t, sigma, log_sigma"),
     ],
 )
 def test_bad_options_name_the_valid_ones(kwargs, match):

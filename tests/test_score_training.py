@@ -4,11 +4,18 @@ import numpy as np
 import pytest
 import torch
 
+from sdekit.errors import InputError
 from sdekit_score.data import digits, toy2d
 from sdekit_score.losses import dsm_loss, hybrid_loss, sample_times
-from sdekit_score.processes import VESDE, VPSDE
+from sdekit_score.processes import PROCESSES, VESDE, VPSDE, EDMProcess, make_process
 from sdekit_score.scores import ScoreModel
-from sdekit_score.training import TrainConfig, latest_checkpoint, load_checkpoint, train
+from sdekit_score.training import (
+    TrainConfig,
+    build_process,
+    latest_checkpoint,
+    load_checkpoint,
+    train,
+)
 
 TINY_UNET = dict(base_width=8, width_mults=(1,), attention=False)
 
@@ -143,10 +150,33 @@ def test_config_defaults_follow_the_objective_and_bad_values_are_rejected():
     assert TrainConfig().betas == (0.9, 0.999) and TrainConfig().lr == 2e-4
     hybrid = TrainConfig(objective="hybrid")
     assert hybrid.betas == (0.0, 0.9) and hybrid.lr == 1e-4
-    with pytest.raises(ValueError, match="objective must be one of"):
+    with pytest.raises(ValueError, match="objective=.*: choose one of"):
         TrainConfig(objective="gan")
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+
+
+def test_train_config_takes_every_process_of_the_registry_and_only_those():
+    assert set(PROCESSES) == {"vp", "subvp", "ve", "edm"}
+    for name, kind in PROCESSES.items():
+        assert type(build_process(TrainConfig(process=name))) is kind
+    edm = build_process(TrainConfig(process="edm", process_kwargs={"sigma_max": 5.0}))
+    assert edm == EDMProcess(sigma_max=5.0) == make_process("edm", sigma_max=5.0)
+    with pytest.raises(InputError, match="process=.*: choose one of"):
+        TrainConfig(process="ddpm")
+    with pytest.raises(
+        InputError, match="unknown process 'ddpm': choose one of vp, subvp, ve, edm"
+    ):
+        make_process("ddpm")
+    with pytest.raises(InputError, match="unknown parameter.*sigma_max.*'vp'"):
+        make_process("vp", sigma_max=5.0)
+
+
+def test_training_shows_a_progress_bar_on_stderr(capsys):
+    train(_small_config(steps=3), toy2d("ring", 64, generator=0), progress=True)
+    assert "train: 100%" in capsys.readouterr().err
+    train(_small_config(steps=3), toy2d("ring", 64, generator=0), progress=False)
+    assert capsys.readouterr().err == ""
 
 
 def _small_config(**overrides):

@@ -6,13 +6,14 @@ import math
 
 import torch
 
+from ..batching import bcast
 from ..random import randn
 from .base import BrownianSource, Increment
 
 
 def _sqrt_abs(h: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
     if isinstance(h, torch.Tensor):
-        return h.abs().sqrt().reshape(h.shape + (1,) * (like.dim() - h.dim()))
+        return bcast(h.abs().sqrt(), like)
     return math.sqrt(abs(h))
 
 

@@ -39,7 +39,8 @@ from dataclasses import dataclass
 
 import torch
 
-from sdekit._util import bcast
+from sdekit.batching import bcast
+from sdekit.checks import one_of
 from sdekit.errors import InputValueError
 
 from .base import AbstractStepSizeController
@@ -56,12 +57,6 @@ class ControllerState:
     inv_err_prev: torch.Tensor
     inv_err_prev2: torch.Tensor
     reference: torch.Tensor | None
-
-
-def _choice(name: str, value: str, options: tuple[str, ...]) -> str:
-    if value not in options:
-        raise InputValueError(f"{name}={value!r}: choose one of {', '.join(options)}")
-    return value
 
 
 class PIDController(AbstractStepSizeController):
@@ -123,10 +118,10 @@ class PIDController(AbstractStepSizeController):
         self.rtol, self.atol = rtol, atol
         self.pcoeff, self.icoeff, self.dcoeff = pcoeff, icoeff, dcoeff
         self.exponent = exponent
-        self.norm = _choice("norm", norm, NORMS)
-        self.combine = _choice("combine", combine, COMBINES)
-        self.reference = _choice("reference", reference, REFERENCES)
-        self.candidate = _choice("candidate", candidate, CANDIDATES)
+        self.norm = one_of("norm", norm, NORMS)
+        self.combine = one_of("combine", combine, COMBINES)
+        self.reference = one_of("reference", reference, REFERENCES)
+        self.candidate = one_of("candidate", candidate, CANDIDATES)
         self.safety = safety
         self.factor_min, self.factor_max = factor_min, factor_max
         self.dt_min, self.dt_max = dt_min, dt_max

@@ -7,7 +7,8 @@ from typing import Any
 
 import torch
 
-from sdekit._util import bcast
+from sdekit.batching import bcast
+from sdekit.checks import positive_float
 from sdekit.errors import InputTypeError
 from sdekit.mcmc.kernel import (
     KernelInfo,
@@ -16,7 +17,6 @@ from sdekit.mcmc.kernel import (
     StepSize,
     begin_step,
     count,
-    positive_float,
 )
 from sdekit.mcmc.target import Target
 from sdekit.random import randn

@@ -29,13 +29,13 @@ state tensor in place.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 import torch
 
+from sdekit.checks import positive_float
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.target import Target
 from sdekit.random import as_generator
@@ -104,15 +104,6 @@ def check_chains(x: torch.Tensor, target: Target) -> None:
             f"target must be an sdekit.mcmc.Target(score=..., log_prob=...), "
             f"got {type(target).__name__}"
         )
-
-
-def positive_float(value: float, name: str) -> float:
-    """``value`` as a float, or a clear error if it is not a finite positive number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InputTypeError(f"{name} must be a positive float, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise InputValueError(f"{name} must be a finite positive number, got {value}")
-    return float(value)
 
 
 def per_chain(step_size: StepSize, x: torch.Tensor, name: str = "step_size") -> torch.Tensor:

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import torch
 
-from sdekit._util import bcast
+from sdekit.batching import bcast
+from sdekit.checks import positive_float
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.kernel import (
     KernelInfo,
@@ -17,7 +18,6 @@ from sdekit.mcmc.kernel import (
     StepSize,
     begin_step,
     count,
-    positive_float,
     sum_event,
 )
 from sdekit.mcmc.target import Target

@@ -16,8 +16,9 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from sdekit.checks import positive_float, positive_int
 from sdekit.errors import InputTypeError, InputValueError
-from sdekit.mcmc.kernel import Kernel, KernelInfo, check_chains, count, positive_float
+from sdekit.mcmc.kernel import Kernel, KernelInfo, check_chains, count
 from sdekit.mcmc.target import Target
 from sdekit.mcmc.ula import ULA
 from sdekit.random import GeneratorLike, as_generator, randn
@@ -139,7 +140,7 @@ def run_schedule(
         raise InputTypeError(f"kernel must be a callable MCMC kernel, got {type(kernel).__name__}")
     _check_callables(x, score, log_prob, callback)
     values = _levels(levels)
-    n_steps = _count(n_steps, "n_steps")
+    n_steps = positive_int(n_steps, "n_steps")
     per_level = _step_sizes(step_sizes, len(values), x)
     generator = as_generator(generator, x.device)
 
@@ -242,7 +243,7 @@ def consistent_annealed_sampling(
     _check_callables(x, score, None, callback)
     sigmas = _levels(sigmas, positive=True)
     epsilon = positive_float(step_size, "step_size")
-    n_steps = _count(n_steps, "n_steps")
+    n_steps = positive_int(n_steps, "n_steps")
     if len(sigmas) < 2 or any(a <= b for a, b in pairwise(sigmas)):
         raise InputValueError(
             f"consistent annealed sampling needs at least two strictly decreasing sigmas, "
@@ -309,13 +310,6 @@ def _check_callables(
         raise InputTypeError(
             f"callback must be None or a callable(level_index, x, info), got {callback!r}"
         )
-
-
-def _count(n: int, name: str) -> int:
-    """``n`` if it is a positive int, else a clear error."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputValueError(f"{name} must be a positive int, got {n!r}")
-    return n
 
 
 def _levels(levels: Levels, positive: bool = False) -> list[float]:

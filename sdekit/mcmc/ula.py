@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from sdekit._util import bcast
+from sdekit.batching import bcast
 from sdekit.mcmc.kernel import KernelInfo, KernelStep, StepGenerator, StepSize, begin_step, count
 from sdekit.mcmc.target import Target
 from sdekit.random import randn

@@ -7,7 +7,8 @@ from typing import Literal
 
 import torch
 
-from sdekit._util import bcast
+from sdekit.batching import bcast
+from sdekit.checks import one_of, positive_float
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.mcmc.kernel import (
     KernelInfo,
@@ -17,7 +18,6 @@ from sdekit.mcmc.kernel import (
     StepSize,
     begin_step,
     count,
-    positive_float,
 )
 from sdekit.mcmc.target import Target
 from sdekit.random import randn
@@ -78,8 +78,7 @@ class UnderdampedLangevin:
                 )
         else:
             positive_float(self.mass, "mass")
-        if self.scheme not in _SCHEMES:
-            raise InputValueError(f"scheme must be one of {_SCHEMES}, got {self.scheme!r}")
+        one_of("scheme", self.scheme, _SCHEMES)
 
     def __call__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .._util import bcast
+from ..batching import bcast
 from .base import AbstractSolver
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._util import bcast
+from ..batching import bcast
 from .base import AbstractSolver
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sdekit.errors import InputValueError
 
-from .._util import bcast
+from ..batching import bcast
 from .base import AbstractSolver
 
 

@@ -7,9 +7,9 @@ import math
 import torch
 import torch.autograd.forward_ad as fwAD
 
-from sdekit.errors import InputValueError
+from sdekit.checks import one_of
 
-from .._util import bcast
+from ..batching import bcast
 from .base import AbstractSolver
 
 DERIVATIVES = ("autograd", "finite_difference")
@@ -46,11 +46,7 @@ class Milstein(AbstractSolver):
     nfe_diffusion = 2
 
     def __init__(self, derivative: str = "autograd"):
-        if derivative not in DERIVATIVES:
-            raise InputValueError(
-                f"Milstein(derivative={derivative!r}): choose one of {', '.join(DERIVATIVES)}"
-            )
-        self.derivative = derivative
+        self.derivative = one_of("derivative", derivative, DERIVATIVES)
 
     def check(self, problem) -> None:
         super().check(problem)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sdekit.errors import InputTypeError
 
-from .._util import bcast
+from ..batching import bcast
 from ..tableaux.butcher import (
     BOGACKI_SHAMPINE,
     DORMAND_PRINCE,
