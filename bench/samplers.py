@@ -45,7 +45,7 @@ from pathlib import Path
 import torch
 
 import sdekit_score as ss
-from sdekit_score.metrics import gaussian_frechet
+from sdekit_score.evaluation.metrics import gaussian_frechet
 
 EM_STEPS = (50, 100, 200, 500, 1000, 2000)
 GGF_EPS_REL = (0.01, 0.02, 0.05, 0.1)

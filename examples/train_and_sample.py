@@ -9,7 +9,7 @@ The same steps on the command line: ``sdekit-score train --data moons --out runs
 import torch
 
 import sdekit_score as ss
-from sdekit_score.plotting import save_scatter
+from sdekit_score.app.plotting import save_scatter
 
 
 def main() -> None:

@@ -1,31 +1,47 @@
-"""sdekit_score: score-based generative sampling built from sdekit parts."""
+"""sdekit_score: score-based generative sampling built from sdekit parts.
 
-from sdekit_score.data import digits, toy2d
-from sdekit_score.losses import HybridLoss, dsm_loss, hybrid_loss
-from sdekit_score.metrics import (
+Layers (imports only run downward): :mod:`~sdekit_score.sampling` (processes, score
+conventions, samplers) → :mod:`~sdekit_score.training` and :mod:`~sdekit_score.evaluation` →
+:mod:`~sdekit_score.app` and the ``sdekit-score`` CLI. This namespace re-exports the library's
+public names; the application's are not among them.
+"""
+
+from sdekit_score.evaluation import (
+    GaussianMixture,
     classifier_confidence,
+    digits,
     digits_classifier,
     digits_fd,
     frechet_distance,
     gaussian_frechet,
     sliced_wasserstein,
+    toy2d,
 )
-from sdekit_score.nets import MLP, Discriminator, MLPDiscriminator, UNet
-from sdekit_score.processes import (
+from sdekit_score.sampling import (
+    PROCESSES,
+    SAMPLERS,
     VESDE,
     VPSDE,
     EDMProcess,
     ForwardProcess,
+    ScoreModel,
     SubVPSDE,
+    check_score_output,
+    make_process,
     probability_flow,
     reverse_sde,
+    sample,
 )
-from sdekit_score.sampling import SAMPLERS, sample
-from sdekit_score.scores import ScoreModel, check_score_output
-from sdekit_score.targets import GaussianMixture
 from sdekit_score.training import (
+    MLP,
+    Discriminator,
+    HybridLoss,
+    MLPDiscriminator,
     TrainConfig,
     TrainResult,
+    UNet,
+    dsm_loss,
+    hybrid_loss,
     latest_checkpoint,
     load_checkpoint,
     train,
@@ -37,7 +53,9 @@ __all__ = [
     "HybridLoss",
     "MLP",
     "MLPDiscriminator",
+    "PROCESSES",
     "SAMPLERS",
+    "make_process",
     "TrainConfig",
     "TrainResult",
     "UNet",

@@ -36,8 +36,7 @@ import torch
 
 from sdekit import SolveError
 from sdekit.errors import InputError
-from sdekit_score.data import TOY2D, MissingExtraError, digits, toy2d
-from sdekit_score.demo import (
+from sdekit_score.app.demo import (
     BENCH_COLUMNS,
     DEMO_COLUMNS,
     TARGETS,
@@ -53,12 +52,13 @@ from sdekit_score.demo import (
     target_distances,
     target_process,
 )
-from sdekit_score.nets import MLP
-from sdekit_score.plotting import NO_PICTURES, available, save_image_grid, save_scatter
-from sdekit_score.processes import PROCESSES
-from sdekit_score.sampling import SAMPLERS
-from sdekit_score.scores import ScoreModel
-from sdekit_score.training import (
+from sdekit_score.app.plotting import NO_PICTURES, available, save_image_grid, save_scatter
+from sdekit_score.evaluation.data import TOY2D, MissingExtraError, digits, toy2d
+from sdekit_score.sampling.processes import PROCESSES
+from sdekit_score.sampling.samplers import SAMPLERS
+from sdekit_score.sampling.scores import ScoreModel
+from sdekit_score.training.nets import MLP
+from sdekit_score.training.trainer import (
     TrainConfig,
     checkpoint_file,
     load_checkpoint,

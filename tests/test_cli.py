@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from sdekit import SolveError
-from sdekit_score import cli, demo
-from sdekit_score.metrics import DigitsClassifier
-from sdekit_score.processes import PROCESSES
-from sdekit_score.training import latest_checkpoint
+from sdekit_score import cli
+from sdekit_score.app import demo
+from sdekit_score.evaluation.metrics import DigitsClassifier
+from sdekit_score.sampling.processes import PROCESSES
+from sdekit_score.training.trainer import latest_checkpoint
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -281,7 +281,10 @@ def test_solver_without_error_estimate_cannot_be_adaptive():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(noise="diagnoal"), "noise=.diagnoal.: choose one of diagonal, scalar, additive, general"),
+        (
+            dict(noise="diagnoal"),
+            "noise=.diagnoal.: choose one of diagonal, scalar, additive, general",
+        ),
         (dict(calculus="stratonovitch"), "calculus must be 'ito' or 'stratonovich'"),
         (dict(noise="general", noise_dim=0), "noise_dim=0.*positive int"),
         (dict(noise="diagonal", noise_dim=2), "noise_dim is for 'general'"),

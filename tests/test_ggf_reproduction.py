@@ -1,7 +1,7 @@
 """Gotta Go Fast, attempt by attempt: sdekit's ``ggf`` against the paper's pseudocode.
 
 ``paper_ggf`` below transcribes "The adaptive step" of papers.md (section A) line by line, with the
-VP and VE processes written from their formulas rather than taken from ``sdekit_score.processes``.
+VP and VE processes written from their formulas rather than taken from ``sdekit_score.sampling.processes``.
 Both sides see the same Gaussian draws: sdekit through a :class:`~sdekit.brownian.BrownianSource`
 that draws ``z`` per attempt, records it and hands out ``dW = sqrt(|h|) z``; the transcription
 replays the recorded ``z`` in order, one draw of the whole batch per attempted step (finished
@@ -18,7 +18,7 @@ import torch
 
 import sdekit_score as ss
 from sdekit.brownian import BrownianSource, Increment
-from sdekit_score.sampling import ggf
+from sdekit_score.sampling.samplers import ggf
 
 BETA_MIN, BETA_MAX = 0.1, 20.0
 SIGMA_MIN, SIGMA_MAX = 0.01, 50.0

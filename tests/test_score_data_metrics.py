@@ -7,9 +7,9 @@ import pytest
 import scipy.linalg
 import torch
 
-from sdekit_score import metrics
-from sdekit_score.data import TOY2D, MissingExtraError, digits, sample_toy2d, toy2d
-from sdekit_score.metrics import (
+from sdekit_score.evaluation import metrics
+from sdekit_score.evaluation.data import TOY2D, MissingExtraError, digits, sample_toy2d, toy2d
+from sdekit_score.evaluation.metrics import (
     DigitsClassifier,
     classifier_confidence,
     default_cache_dir,

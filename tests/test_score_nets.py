@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from sdekit_score.nets import MLP, Discriminator, FourierEmbedding, MLPDiscriminator, UNet
+from sdekit_score.training.nets import MLP, Discriminator, FourierEmbedding, MLPDiscriminator, UNet
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from scipy.integrate import solve_ivp
 
 import sdekit
 import sdekit_score as ss
-from sdekit_score.processes import batch_time
+from sdekit_score.sampling.processes import batch_time
 
 PROCESSES = [
     ss.VPSDE(),

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import sdekit_score as ss
-from sdekit_score.metrics import gaussian_frechet
+from sdekit_score.evaluation.metrics import gaussian_frechet
 
 BATCH = {2: 2000, 256: 1000}
 REFERENCE = {2: 20000, 256: 5000}

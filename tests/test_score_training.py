@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from sdekit.errors import InputError
-from sdekit_score.data import digits, toy2d
-from sdekit_score.losses import dsm_loss, hybrid_loss, sample_times
-from sdekit_score.processes import PROCESSES, VESDE, VPSDE, EDMProcess, make_process
-from sdekit_score.scores import ScoreModel
-from sdekit_score.training import (
+from sdekit_score.evaluation.data import digits, toy2d
+from sdekit_score.sampling.processes import PROCESSES, VESDE, VPSDE, EDMProcess, make_process
+from sdekit_score.sampling.scores import ScoreModel
+from sdekit_score.training.losses import dsm_loss, hybrid_loss, sample_times
+from sdekit_score.training.trainer import (
     TrainConfig,
     build_process,
     latest_checkpoint,

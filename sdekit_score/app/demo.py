@@ -23,21 +23,21 @@ from typing import Any
 import torch
 
 from sdekit.errors import InputValueError
-from sdekit_score.data import digits
-from sdekit_score.metrics import (
+from sdekit_score.app.plotting import NO_PICTURES, available, save_image_grid, save_quality_vs_nfe
+from sdekit_score.evaluation.data import digits
+from sdekit_score.evaluation.metrics import (
     classifier_confidence,
     digits_classifier,
     digits_fd,
     gaussian_frechet,
     sliced_wasserstein,
 )
-from sdekit_score.nets import MLP
-from sdekit_score.plotting import NO_PICTURES, available, save_image_grid, save_quality_vs_nfe
-from sdekit_score.processes import ForwardProcess, make_process
-from sdekit_score.sampling import ScoreFn, sample
-from sdekit_score.scores import ScoreModel
-from sdekit_score.targets import GaussianMixture
-from sdekit_score.training import TrainConfig, build_process, train
+from sdekit_score.evaluation.targets import GaussianMixture
+from sdekit_score.sampling.processes import ForwardProcess, make_process
+from sdekit_score.sampling.samplers import ScoreFn, sample
+from sdekit_score.sampling.scores import ScoreModel
+from sdekit_score.training.nets import MLP
+from sdekit_score.training.trainer import TrainConfig, build_process, train
 
 __all__ = [
     "DemoConfig",
@@ -154,7 +154,7 @@ def target(name: str) -> GaussianMixture:
 
 
 def target_process(mixture: GaussianMixture, kind: str) -> ForwardProcess:
-    """The process ``kind`` (a key of :data:`~sdekit_score.processes.PROCESSES`) for
+    """The process ``kind`` (a key of :data:`~sdekit_score.sampling.processes.PROCESSES`) for
     ``mixture``'s data range ``[-1, 1]``.
 
     For VE and EDM, ``sigma_max`` is the largest distance between two exact draws (rounded up).
@@ -376,7 +376,7 @@ def run_demo(
     score every run, write the grids, ``quality_vs_nfe.png`` and ``results.json`` to ``out_dir``.
 
     ``progress`` shows a progress bar (on stderr) for each training, the digits classifier's
-    training (the first time only: it is cached, see :func:`~sdekit_score.metrics.digits_classifier`)
+    training (the first time only: it is cached, see :func:`~sdekit_score.evaluation.metrics.digits_classifier`)
     and each sampler; ``log`` gets a line as each phase starts and ends. Without matplotlib the
     PNG files are skipped (with a note).
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from sdekit.errors import InputValueError
-from sdekit_score.data import MissingExtraError, import_extra
+from sdekit_score.evaluation.data import MissingExtraError, import_extra
 
 __all__ = ["NO_PICTURES", "available", "save_image_grid", "save_quality_vs_nfe", "save_scatter"]
 

@@ -1,7 +1,7 @@
 """Analytic targets: data distributions whose perturbed densities and scores are exact.
 
 A Gaussian mixture with diagonal covariances stays one under every forward process of
-:mod:`sdekit_score.processes`: if ``x0 ~ sum_k w_k N(m_k, S_k)`` then
+:mod:`sdekit_score.sampling.processes`: if ``x0 ~ sum_k w_k N(m_k, S_k)`` then
 
     x_t = alpha(t) x0 + sigma(t) z  ~  sum_k w_k N(alpha(t) m_k, alpha(t)^2 S_k + sigma(t)^2 I),
 
@@ -18,7 +18,7 @@ import torch
 
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator, rand, randn
-from sdekit_score.processes import ForwardProcess, ScoreFn
+from sdekit_score.sampling.processes import ForwardProcess, ScoreFn
 
 __all__ = ["GaussianMixture"]
 

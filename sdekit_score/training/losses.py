@@ -39,7 +39,7 @@ import torch
 from sdekit.batching import bcast
 from sdekit.errors import InputValueError
 from sdekit.random import GeneratorLike, as_generator, rand, randn
-from sdekit_score.processes import ForwardProcess, ScoreFn, batch_time
+from sdekit_score.sampling.processes import ForwardProcess, ScoreFn, batch_time
 
 __all__ = [
     "HybridLoss",

@@ -33,7 +33,7 @@ import torch
 from sdekit.batching import bcast
 from sdekit.checks import one_of
 from sdekit.errors import InputTypeError, InputValueError
-from sdekit_score.processes import ForwardProcess, batch_time
+from sdekit_score.sampling.processes import ForwardProcess, batch_time
 
 __all__ = ["ScoreModel", "check_score_output"]
 

@@ -35,10 +35,10 @@ from tqdm.auto import tqdm
 
 from sdekit.checks import one_of
 from sdekit.errors import InputTypeError, InputValueError
-from sdekit_score.losses import WEIGHTINGS, dsm_loss, hybrid_loss
-from sdekit_score.nets import MLP, Discriminator, MLPDiscriminator, UNet
-from sdekit_score.processes import PROCESSES, ForwardProcess, make_process
-from sdekit_score.scores import ScoreModel
+from sdekit_score.sampling.processes import PROCESSES, ForwardProcess, make_process
+from sdekit_score.sampling.scores import ScoreModel
+from sdekit_score.training.losses import WEIGHTINGS, dsm_loss, hybrid_loss
+from sdekit_score.training.nets import MLP, Discriminator, MLPDiscriminator, UNet
 
 __all__ = [
     "TrainConfig",
@@ -64,7 +64,7 @@ class TrainConfig:
 
     Model: ``net`` (``"unet"`` or ``"mlp"``) built with ``net_kwargs`` (the MLP needs ``dim``),
     ``process`` (``"vp"``, ``"subvp"``, ``"ve"``, ``"edm"``) built with ``process_kwargs``, and the
-    :class:`~sdekit_score.scores.ScoreModel` convention ``output`` / ``conditioning``.
+    :class:`~sdekit_score.sampling.scores.ScoreModel` convention ``output`` / ``conditioning``.
 
     Objective: ``"dsm"`` or ``"hybrid"`` (DSM + ``adv_weight`` times the adversarial loss, critic
     built with ``disc_kwargs``); ``weighting`` of DSM; ``levels``: train on ``L`` discrete noise
@@ -128,7 +128,7 @@ class TrainConfig:
 class TrainResult:
     """What :func:`train` returns.
 
-    ``score_fn``: the EMA model, a :class:`~sdekit_score.scores.ScoreModel` in eval mode;
+    ``score_fn``: the EMA model, a :class:`~sdekit_score.sampling.scores.ScoreModel` in eval mode;
     ``history``: per-step losses by name (``"loss"``; for the hybrid objective also ``"dsm"``,
     ``"generator"`` and ``"discriminator"``), from step 1 even after a resume; ``step``: the
     number of steps done; ``checkpoint``: the last checkpoint written (``None`` without
@@ -142,7 +142,7 @@ class TrainResult:
 
 
 def build_process(config: TrainConfig) -> ForwardProcess:
-    """The forward process ``config.process`` (a key of :data:`~sdekit_score.processes.PROCESSES`)
+    """The forward process ``config.process`` (a key of :data:`~sdekit_score.sampling.processes.PROCESSES`)
     built with ``config.process_kwargs``."""
     return make_process(config.process, **config.process_kwargs)
 
@@ -402,7 +402,7 @@ def train(
     Args:
         config: the run (see :class:`TrainConfig`).
         data: a floating tensor ``(N, *event)`` or a data set of such items (or ``(item, label)``
-            pairs, e.g. :func:`sdekit_score.data.digits`), in ``process.data_range``. It is held in
+            pairs, e.g. :func:`sdekit_score.evaluation.data.digits`), in ``process.data_range``. It is held in
             memory on ``device``.
         out_dir: where checkpoints go. If it already holds checkpoints of the same config, training
             resumes from the latest one.

@@ -1,7 +1,7 @@
 """The samplers of Song et al. (2021) and of the two Jolicoeur-Martineau et al. papers.
 
 Each sampler is a short composition of sdekit parts: it builds a problem from the process and the
-score (:func:`~sdekit_score.processes.reverse_sde`, :func:`~sdekit_score.processes.probability_flow`
+score (:func:`~sdekit_score.sampling.processes.reverse_sde`, :func:`~sdekit_score.sampling.processes.probability_flow`
 or a ladder of noise levels), picks a scheme, a controller or MCMC kernels from ``sdekit``, and
 runs :func:`sdekit.solve` or an :mod:`sdekit.mcmc` schedule. None of them steps by itself.
 
@@ -26,13 +26,13 @@ from sdekit.batching import bcast
 from sdekit.checks import one_of, positive_int
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator, rand, randn
-from sdekit_score.processes import (
+from sdekit_score.sampling.processes import (
     ForwardProcess,
     batch_time,
     probability_flow,
     reverse_sde,
 )
-from sdekit_score.scores import check_score_output
+from sdekit_score.sampling.scores import check_score_output
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

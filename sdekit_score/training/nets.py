@@ -1,7 +1,7 @@
 """Score networks and discriminators, small enough to train on 8x8 digits or 2-D toys on a CPU.
 
 Every score network has the signature ``net(x, c)``: ``x`` is a batch of data and ``c`` of shape
-``(batch,)`` is the noise-level conditioning that :class:`sdekit_score.scores.ScoreModel` computes
+``(batch,)`` is the noise-level conditioning that :class:`sdekit_score.sampling.scores.ScoreModel` computes
 from the time (``t``, ``999 t``, ``sigma`` or ``log sigma``). What the output means (noise, sigma
 times the score, the score, a denoised image) is the score model's convention, not the network's.
 

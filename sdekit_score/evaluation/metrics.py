@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator
-from sdekit_score.data import digits
+from sdekit_score.evaluation.data import digits
 
 __all__ = [
     "Confidence",
