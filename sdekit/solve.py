@@ -490,6 +490,7 @@ class _AdaptiveSteps:
             [state.active.any().to(like.dtype), underflow.any().to(like.dtype), done]
         ).tolist()
         if shown:
+            done = min(done, self.progress_total)  # rounding must not push the bar past its end
             bar.update(done - self.done_before)
             self.done_before = done
         if any_failed and throw:
