@@ -1,7 +1,8 @@
 """Per-step cost of fixed-step solves on dY = -Y dt + 0.5 dW (diagonal noise), one thread.
 
 Compares sdekit's schemes with a minimal hand-written torch loop (the floor) and torchsde's
-``sdeint`` with its defaults (Euler and its stochastic Runge–Kutta), all in one run. Prints one table of median microseconds per step.
+``sdeint`` with its defaults (Euler and its stochastic Runge–Kutta), all in one run; "compiled"
+rows use ``solve(..., compile=True)`` (compilation happens in the warm-up run, not timed). Prints one table of median microseconds per step.
 
     python bench/overhead.py [--repeats 7] [--out DIR]
 """
@@ -52,11 +53,14 @@ def minimal_loop(y0, steps, dt, gen):
     return y
 
 
-def sdekit_run(solver, noise="diagonal"):
+def sdekit_run(solver, noise="diagonal", compile=False):
     sde = sk.SDE(drift, diffusion, noise=noise)
 
     def run(y0, steps, dt, gen):
-        return sk.solve(sde, y0, 0.0, steps * dt, solver=solver, dt=dt, generator=gen).ys[-1]
+        sol = sk.solve(
+            sde, y0, 0.0, steps * dt, solver=solver, dt=dt, generator=gen, compile=compile
+        )
+        return sol.ys[-1]
 
     return run
 
@@ -71,7 +75,7 @@ def torchsde_run(method):
 
 def time_per_step(fn, y0, steps, dt, repeats):
     gen = torch.Generator().manual_seed(0)
-    fn(y0, max(steps // 10, 2), dt, gen)  # warm-up
+    fn(y0, steps, dt, gen)  # warm-up (and compilation, for the compiled rows)
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -89,17 +93,20 @@ def main():
     methods = {
         "minimal loop": minimal_loop,
         "sdekit euler": sdekit_run("euler"),
+        "sdekit euler compiled": sdekit_run("euler", compile=True),
         "sdekit milstein": sdekit_run("milstein"),
         "sdekit milstein (fd)": sdekit_run(sk.Milstein(derivative="finite_difference")),
         "torchsde euler": torchsde_run("euler"),
         "sdekit sriw1": sdekit_run("sriw1"),
         "sdekit sosri": sdekit_run("sosri"),
         "sdekit sra1 (additive)": sdekit_run("sra1", noise="additive"),
+        "sdekit sra1 compiled": sdekit_run("sra1", noise="additive", compile=True),
         "torchsde srk": torchsde_run("srk"),
     }
     rows = {}
     for batch, dim in SIZES:
         y0 = torch.ones(batch, dim)
+        torch._dynamo.reset()  # one graph per size and compiled row: below the recompile limit
         steps = 2000 if batch * dim <= 512 else 200 if batch * dim <= 65536 else 20
         for name, fn in methods.items():
             rows.setdefault(name, []).append(time_per_step(fn, y0, steps, 0.01, args.repeats))

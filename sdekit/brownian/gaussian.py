@@ -36,7 +36,7 @@ class GaussianIncrements(BrownianSource):
     ):
         self.shape = tuple(shape)
         self.dtype = dtype
-        self.device = device
+        self.device = torch.device(device)
         self.generator = generator
         self.levy_area = levy_area
 
@@ -49,3 +49,36 @@ class GaussianIncrements(BrownianSource):
         if not self.levy_area:
             return Increment(z.mul_(sqrt_h))
         return Increment(z.mul_(sqrt_h), self._draw(sqrt_h * math.sqrt(1 / 12)))
+
+    def normals(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Standard normals for ``n`` steps, ``(n, *shape)`` (and as many for the Lévy area):
+        the same numbers as ``n`` calls of :meth:`increment` would draw, so that compiled
+        steps see the noise eager steps would. One call where that gives the same stream (one
+        CPU generator, no Lévy area, a multiple of 16 elements: torch fills normals in blocks
+        of 16), else ``n`` calls."""
+        one_cpu_stream = not isinstance(self.generator, list) and self.device.type == "cpu"
+        if one_cpu_stream and not self.levy_area and math.prod(self.shape) % 16 == 0:
+            z = torch.randn((n, *self.shape), generator=self.generator, dtype=self.dtype)
+            return z, None
+        draws = []
+        for _ in range(n):
+            z = randn(self.shape, self.generator, self.dtype, self.device)
+            area = (
+                randn(self.shape, self.generator, self.dtype, self.device)
+                if self.levy_area
+                else None
+            )
+            draws.append((z, area))
+        z = torch.stack([d[0] for d in draws])
+        return z, torch.stack([d[1] for d in draws]) if self.levy_area else None
+
+
+def increment_from_normals(
+    z: torch.Tensor, z_area: torch.Tensor | None, h: float | torch.Tensor
+) -> Increment:
+    """The increment over a step of size ``h`` (a float or a 0-d tensor) from standard normals
+    drawn by :meth:`GaussianIncrements.normals`: ``dW = √|h| z``, ``H = √(|h|/12) z_area``."""
+    sqrt_h = h.abs().sqrt() if isinstance(h, torch.Tensor) else math.sqrt(abs(h))
+    if z_area is None:
+        return Increment(z * sqrt_h)
+    return Increment(z * sqrt_h, z_area * (sqrt_h * math.sqrt(1 / 12)))

@@ -41,6 +41,7 @@ class Milstein(AbstractSolver):
     """
 
     strong_order = 1.0
+    weak_order = 1.0
     calculus = frozenset({"ito", "stratonovich"})
     noise = frozenset({"diagonal", "scalar", "additive"})
     nfe_diffusion = 2
@@ -79,10 +80,12 @@ def _jvp(fn, y):
     """``(fn(y), J_fn(y) fn(y))``: the directional derivative of ``fn`` along its own value.
 
     When gradients flow (backpropagation through the solve), forward mode is used, which composes
-    with reverse mode. Otherwise the cheaper double-vjp trick on a detached copy of ``y`` gives the
+    with reverse mode; compiled steps use ``torch.func.jvp``. Otherwise the cheaper double-vjp trick on a detached copy of ``y`` gives the
     same product: ``u -> J^T u`` is linear in ``u``, and its vjp with ``g`` is ``J g``.
     """
     g = fn(y)
+    if torch.compiler.is_compiling():  # inside solve(compile=True): functorch's jvp traces
+        return g, torch.func.jvp(fn, (y,), (g,))[1]
     if g.requires_grad:
         with fwAD.dual_level():
             tangent = fwAD.unpack_dual(fn(fwAD.make_dual(y, g))).tangent

@@ -1,0 +1,117 @@
+"""solve(..., compile=True): compiled chunks of fixed steps equal the eager steps."""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+
+import pytest
+import torch
+
+import sdekit as sk
+
+solve_module = importlib.import_module("sdekit.solve")
+
+F64 = torch.float64
+
+
+def _sde(noise: str, calculus: str = "ito") -> sk.SDE:
+    def drift(t, y):
+        return -y + torch.sin(t)
+
+    if noise == "additive":
+        return sk.SDE(drift, lambda t, y: 0.3 * torch.ones_like(y), noise=noise, calculus=calculus)
+    return sk.SDE(drift, lambda t, y: 0.3 * y + 0.1, noise=noise, calculus=calculus)
+
+
+CASES = [
+    ("euler", _sde("diagonal"), (16, 2)),
+    ("milstein", _sde("diagonal"), (16, 2)),
+    ("heun", _sde("diagonal", "stratonovich"), (16, 2)),
+    (
+        "euler_heun",
+        _sde("diagonal", "stratonovich"),
+        (3, 5),
+    ),  # 15 elements: noise drawn step by step
+    ("improved_euler", _sde("additive"), (16, 2)),
+    ("sriw1", _sde("diagonal"), (16, 2)),  # Lévy area
+    ("sra1", _sde("additive"), (16, 2)),
+    ("rk4", sk.ODE(lambda t, y: -y + torch.sin(t)), (16, 2)),
+    ("dopri5", sk.ODE(lambda t, y: -y + torch.sin(t)), (16, 2)),  # first-same-as-last state
+]
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    monkeypatch.setattr(solve_module, "CHUNK_STEPS", 4)  # small graphs: quick to compile
+    monkeypatch.setattr(solve_module, "MIN_COMPILED_CHUNK", 4)
+    torch._dynamo.reset()  # each problem is a new graph: stay below torch's recompile limit
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver, problem, shape", CASES, ids=[c[0] for c in CASES])
+def test_compiled_fixed_steps_equal_eager_steps(small_chunks, solver, problem, shape):
+    y0 = torch.linspace(-1, 1, shape[0] * shape[1], dtype=F64).reshape(shape)
+    options = dict(solver=solver, dt=0.01, saveat=[0.05, 0.2, 0.23])
+    eager = sk.solve(problem, y0, 0.0, 0.23, generator=3, **options)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="compile=True")  # it must not fall back
+        compiled = sk.solve(problem, y0, 0.0, 0.23, generator=3, compile=True, **options)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs  # it did compile
+    torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-12, atol=1e-12)
+    assert compiled.stats == eager.stats
+
+
+def test_compile_falls_back_to_eager_steps_with_one_warning(small_chunks, monkeypatch):
+    def unavailable(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no compiler on this machine")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    monkeypatch.setattr(solve_module, "_compiled", {})
+    problem, y0 = _sde("diagonal"), torch.ones(16, 1, dtype=F64)
+    eager = sk.solve(problem, y0, 0.0, 0.3, solver="euler", dt=0.01, generator=0)
+    with pytest.warns(UserWarning, match="torch.compile is unavailable") as record:
+        compiled = sk.solve(
+            problem, y0, 0.0, 0.3, solver="euler", dt=0.01, generator=0, compile=True
+        )
+        sk.solve(problem, y0, 0.0, 0.3, solver="euler", dt=0.01, generator=0, compile=True)
+    assert len(record) == 1
+    torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-12, atol=1e-12)
+
+
+def test_compile_with_an_adaptive_controller_warns_and_solves_eagerly():
+    controller = sk.PIController(rtol=1e-3, atol=1e-3)
+    y0 = torch.ones(4, 1, dtype=F64)
+    eager = sk.solve(
+        _sde("additive"), y0, 0.0, 1.0, solver="sra1", controller=controller, generator=1
+    )
+    with pytest.warns(UserWarning, match="adaptive solve runs eagerly"):
+        again = sk.solve(
+            _sde("additive"),
+            y0,
+            0.0,
+            1.0,
+            solver="sra1",
+            controller=controller,
+            generator=1,
+            compile=True,
+        )
+    assert torch.equal(again.ys, eager.ys)
+
+
+def test_compile_refuses_a_callback():
+    with pytest.raises(ValueError, match="callback"):
+        sk.solve(
+            _sde("diagonal"),
+            torch.ones(2, 1),
+            0.0,
+            1.0,
+            solver="euler",
+            dt=0.1,
+            compile=True,
+            callback=print,
+        )
