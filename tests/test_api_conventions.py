@@ -290,3 +290,10 @@ def test_pc_runs_as_one_solve_and_counts_its_evaluations_from_the_solve():
         score, process, (4, 2), sampler="pc", steps=50, corrector_steps=2, generator=0
     )
     assert stats["nfe"].tolist() == [len(calls)] * 4 == [50 * 3 + 1] * 4
+
+
+@pytest.mark.parametrize("saveat", [[0.999999999999996], [0.999999999999996, 1.0], [0.0, 4e-15]])
+def test_save_times_closer_than_rounding_are_all_landed_on(saveat):
+    y0 = torch.ones(2, 2, dtype=F64)
+    sol = sk.solve(_ou(), y0, 0.0, 1.0, solver="euler", dt=0.05, saveat=saveat, generator=0)
+    assert sol.ts.tolist() == saveat and sol.ys.shape == (len(saveat), 2, 2)

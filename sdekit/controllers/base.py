@@ -53,18 +53,19 @@ class AbstractStepSizeController:
 
 
 def merge_grid(grid: list[float], stops: list[float], t1: float, scale: float) -> list[float]:
-    """``grid`` (ending at ``t1``) merged with ``stops``; no step shorter than ``1e-9·scale``.
+    """``grid`` (starting at ``t0``, ending at ``t1``) merged with ``stops``.
 
-    A grid time within that distance of a stop or of ``t1`` is dropped in its favour, so that
-    rounding never creates a near-empty step and every stop is landed on exactly.
+    A grid time within ``1e-9·scale`` of a stop, of ``t0`` or of ``t1`` is dropped in its
+    favour, so that rounding never creates a near-empty step; every stop is landed on exactly,
+    even two stops that close together (then with a step that short).
     """
     direction = 1.0 if t1 >= grid[0] else -1.0
-    exact = set(stops) | {t1}
+    exact = set(stops) | {grid[0], t1}
     times = sorted(set(grid) | exact, reverse=direction < 0)
     tiny = 1e-9 * scale
     out = [times[0]]
     for s in times[1:]:
-        if abs(s - out[-1]) > tiny:
+        if abs(s - out[-1]) > tiny or (s in exact and out[-1] in exact):
             out.append(s)
         elif s in exact:
             out[-1] = s
