@@ -66,5 +66,5 @@ def test_the_digits_without_scikit_learn_are_a_one_line_error_naming_the_extra(t
     )
     assert status == 1 and out == ""
     assert err == (
-        "sdekit-score: error: the digits data need scikit-learn: pip install 'sdekit[data]'\n"
+        "sdekit-score: error: loading the digits data needs scikit-learn: pip install 'sdekit[data]'\n"
     )

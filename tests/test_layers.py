@@ -15,11 +15,20 @@ ALLOWED = {
     "sdekit_score.sampling": {"sdekit"},
     "sdekit_score.training": {"sdekit", "sdekit_score.sampling"},
     "sdekit_score.evaluation": {"sdekit", "sdekit_score.sampling"},
+    "sdekit_score.adapters": {"sdekit", "sdekit_score.sampling", "sdekit_score.training"},
     "sdekit_score.app": {
         "sdekit",
         "sdekit_score.sampling",
         "sdekit_score.training",
         "sdekit_score.evaluation",
+    },
+    # Sharded sampling sits on top, beside cli.py: nothing below imports it.
+    "sdekit_score.distributed": {
+        "sdekit",
+        "sdekit_score.sampling",
+        "sdekit_score.training",
+        "sdekit_score.evaluation",
+        "sdekit_score.app",
     },
 }
 

@@ -31,9 +31,9 @@ NO_PICTURES = "no PNG pictures: they need matplotlib: pip install 'sdekit[plot]'
 @functools.cache
 def _pyplot():
     """``matplotlib.pyplot`` on the Agg backend (no display)."""
-    matplotlib = import_extra("matplotlib", "matplotlib", "plot", "PNG pictures")
+    matplotlib = import_extra("matplotlib", "matplotlib", "plot", "drawing PNG pictures")
     matplotlib.use("Agg")
-    return import_extra("matplotlib.pyplot", "matplotlib", "plot", "PNG pictures")
+    return import_extra("matplotlib.pyplot", "matplotlib", "plot", "drawing PNG pictures")
 
 
 def available() -> bool:

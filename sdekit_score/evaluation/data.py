@@ -9,33 +9,17 @@ The digits need scikit-learn (the ``data`` extra), imported only when they are a
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Callable
-from types import ModuleType
 
 import torch
 from torch.utils.data import TensorDataset
 
 from sdekit.errors import InputTypeError, InputValueError
+from sdekit.extras import MissingExtraError, import_extra
 from sdekit.random import GeneratorLike, as_generator
 
 __all__ = ["TOY2D", "MissingExtraError", "digits", "import_extra", "sample_toy2d", "toy2d"]
-
-
-class MissingExtraError(ModuleNotFoundError):
-    """An optional dependency is missing; the message names the extra that installs it."""
-
-
-def import_extra(module: str, package: str, extra: str, purpose: str) -> ModuleType:
-    """``import module``, or a :class:`MissingExtraError` saying that ``purpose`` needs
-    ``package`` and which extra of sdekit installs it."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as err:
-        raise MissingExtraError(
-            f"{purpose} need {package}: pip install 'sdekit[{extra}]'", name=module
-        ) from err
 
 
 def digits(data_range: tuple[float, float] = (-1.0, 1.0)) -> TensorDataset:
@@ -47,7 +31,7 @@ def digits(data_range: tuple[float, float] = (-1.0, 1.0)) -> TensorDataset:
     lo, hi = data_range
     if not lo < hi:
         raise InputValueError(f"data_range must be (low, high) with low < high, got {data_range}")
-    datasets = import_extra("sklearn.datasets", "scikit-learn", "data", "the digits data")
+    datasets = import_extra("sklearn.datasets", "scikit-learn", "data", "loading the digits data")
     bunch = datasets.load_digits()
     images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1)
     labels = torch.as_tensor(bunch.target, dtype=torch.long)

@@ -1,0 +1,238 @@
+"""diffusers models and schedulers as ``(score_fn, process)`` pairs for :func:`sdekit_score.sample`.
+
+:func:`from_diffusers` needs no import of diffusers: it reads the scheduler's ``alphas_cumprod``
+and config and calls the model. :func:`load_pretrained` reads a directory written by diffusers'
+``save_pretrained`` and needs the ``diffusers`` extra (``pip install 'sdekit[diffusers]'``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from sdekit.batching import bcast
+from sdekit.checks import one_of
+from sdekit.errors import InputTypeError, InputValueError
+from sdekit.extras import import_extra
+from sdekit_score.sampling.processes import VESDE, ForwardProcess, batch_time
+
+from .processes import DiscreteVPProcess
+
+__all__ = ["DiffusersScore", "from_diffusers", "is_diffusers_directory", "load_pretrained"]
+
+PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+
+
+def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardProcess]:
+    """The score and process of a diffusers model and the scheduler it was trained with.
+
+    Args:
+        model: a diffusers ``UNet2DModel`` or anything called as ``model(x, timesteps)`` that
+            returns a tensor shaped like ``x``, an object with ``.sample``, or a tuple whose first
+            entry is that tensor.
+        scheduler: the training scheduler: one with ``alphas_cumprod`` and a ``prediction_type``
+            (``DDPMScheduler``, ``DDIMScheduler``, ...; any β schedule) gives a
+            :class:`~sdekit_score.adapters.DiscreteVPProcess`, exact at its timesteps (time
+            ``t = (n + 1)/N`` for timestep ``n``); a ``ScoreSdeVeScheduler`` gives a
+            :class:`~sdekit_score.sampling.VESDE` with its ``sigma_min``, ``sigma_max`` and
+            ``sampling_eps`` (the model is called with ``sigma(t)`` and returns the score).
+
+    Returns:
+        ``(score_fn, process)`` for :func:`sdekit_score.sample`. ``score_fn`` is an
+        ``nn.Module`` holding ``model``, so sampling follows the model's device and dtype.
+    """
+    config = _config(scheduler)
+    if hasattr(scheduler, "alphas_cumprod"):
+        prediction = one_of(
+            "scheduler prediction_type", config.get("prediction_type", "epsilon"), PREDICTION_TYPES
+        )
+        process = DiscreteVPProcess(scheduler.alphas_cumprod)
+        return DiffusersScore(model, process, prediction), process
+    if {"sigma_min", "sigma_max", "sampling_eps"} <= set(config):
+        process = VESDE(
+            sigma_min=float(config["sigma_min"]),
+            sigma_max=float(config["sigma_max"]),
+            eps=float(config["sampling_eps"]),
+        )
+        return DiffusersScore(model, process, "score"), process
+    raise InputTypeError(
+        f"from_diffusers: {type(scheduler).__name__} is not a supported scheduler: pass the "
+        f"scheduler the model was trained with, one with alphas_cumprod (DDPMScheduler, "
+        f"DDIMScheduler, ...) or a ScoreSdeVeScheduler"
+    )
+
+
+class DiffusersScore(torch.nn.Module):
+    r"""``score(x, t)`` from a diffusers model's output, by its prediction type.
+
+    With ``x = alpha x0 + sigma z`` at time ``t``:
+
+    ================  ===============================  ==================================
+    prediction        the model returns                score
+    ================  ===============================  ==================================
+    ``epsilon``       ``z``                            ``-out / sigma``
+    ``v_prediction``  ``v = alpha z - sigma x0``       ``-(alpha out + sigma x) / sigma``
+    ``sample``        ``x0``                           ``(alpha out - x) / sigma²``
+    ``score``         the score (``ScoreSdeVe``)       ``out``
+    ================  ===============================  ==================================
+
+    (``z = alpha v + sigma x`` recovers the noise from ``v`` since ``alpha² + sigma² = 1``.) The
+    model sees ``x`` unscaled and the timestep ``N t - 1`` of a
+    :class:`~sdekit_score.adapters.DiscreteVPProcess`, or the noise level ``sigma(t)`` of a VE
+    process.
+    """
+
+    def __init__(self, model: Callable, process: ForwardProcess, prediction: str):
+        super().__init__()
+        if not callable(model):
+            raise InputTypeError(f"model must be callable as model(x, t), got {model!r}")
+        self.model, self.process = model, process
+        self.prediction = one_of("prediction", prediction, (*PREDICTION_TYPES, "score"))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = batch_time(t, x)
+        if isinstance(self.process, DiscreteVPProcess):
+            condition = self.process.t_to_timestep(t)
+        else:
+            condition = self.process.sigma(t)
+        out = _tensor(self.model(x, condition), x)
+        if self.prediction == "score":
+            return out
+        alpha, sigma = bcast(self.process.alpha(t), x), bcast(self.process.sigma(t), x)
+        if self.prediction == "epsilon":
+            return -out / sigma
+        if self.prediction == "v_prediction":
+            return -(alpha * out + sigma * x) / sigma
+        return (alpha * out - x) / sigma**2
+
+    def extra_repr(self) -> str:
+        return f"process={self.process}, prediction={self.prediction!r}"
+
+
+def _tensor(out, x: torch.Tensor) -> torch.Tensor:
+    if hasattr(out, "sample"):
+        out = out.sample
+    elif isinstance(out, tuple | list):
+        out = out[0]
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise InputValueError(
+            f"the model returned {shape} for x of shape {tuple(x.shape)}: it must return a "
+            f"tensor shaped like x (or an output with .sample)"
+        )
+    return out
+
+
+def _config(scheduler) -> dict:
+    config = getattr(scheduler, "config", None)
+    if config is None:
+        raise InputTypeError(
+            f"from_diffusers: the scheduler must be a diffusers scheduler with a config, got "
+            f"{type(scheduler).__name__}"
+        )
+    return dict(config)
+
+
+# --------------------------------------------------------------------------- save_pretrained dirs
+
+
+def is_diffusers_directory(path: str | Path) -> bool:
+    """Whether ``path`` is a directory that diffusers' ``save_pretrained`` wrote: a pipeline
+    (``model_index.json``) or a model (``config.json`` naming a ``_class_name``)."""
+    path = Path(path)
+    if (path / "model_index.json").is_file():
+        return True
+    return "_class_name" in _read_json(path / "config.json", missing={})
+
+
+def load_pretrained(
+    path: str | Path, *, device: torch.device | str = "cpu"
+) -> tuple[DiffusersScore, ForwardProcess, tuple[int, ...]]:
+    """``(score_fn, process, event_shape)`` of a diffusers directory, without unpickling.
+
+    ``path`` is a pipeline saved with ``save_pretrained`` (``model_index.json``, with ``unet/``
+    and ``scheduler/``) or a model directory (``config.json``) with the training scheduler's
+    ``scheduler_config.json`` beside it or in ``scheduler/``. The model class named in the
+    config must be a diffusers model; its weights are read from
+    ``diffusion_pytorch_model.safetensors`` with safetensors, or from
+    ``diffusion_pytorch_model.bin`` with ``torch.load(weights_only=True)``, which refuses
+    anything but tensors. The event shape is ``(in_channels, *sample_size)``.
+    """
+    diffusers = import_extra("diffusers", "diffusers", "diffusers", "loading a diffusers model")
+    path = Path(path)
+    model_dir, scheduler_dir = _components(path)
+    config = _read_json(model_dir / "config.json")
+    model_cls = _diffusers_class(diffusers, config, diffusers.ModelMixin, model_dir / "config.json")
+    model = model_cls.from_config(config)
+    model.load_state_dict(_weights(model_dir))
+    model.to(device).eval()
+    scheduler_config = _read_json(scheduler_dir / "scheduler_config.json")
+    scheduler_cls = _diffusers_class(
+        diffusers,
+        scheduler_config,
+        diffusers.SchedulerMixin,
+        scheduler_dir / "scheduler_config.json",
+    )
+    score_fn, process = from_diffusers(model, scheduler_cls.from_config(scheduler_config))
+    size = config.get("sample_size")
+    if size is None or "in_channels" not in config:
+        raise InputValueError(
+            f"{model_dir / 'config.json'} has no in_channels/sample_size: cannot tell the shape "
+            f"of a sample"
+        )
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return score_fn, process, (int(config["in_channels"]), *map(int, size))
+
+
+def _components(path: Path) -> tuple[Path, Path]:
+    """The model's and the scheduler's directories inside ``path``."""
+    if (path / "model_index.json").is_file():
+        index = _read_json(path / "model_index.json")
+        models = [name for name in ("unet", "transformer") if name in index]
+        if not models or "scheduler" not in index:
+            raise InputValueError(
+                f"{path / 'model_index.json'} names no unet and scheduler: not a diffusion pipeline"
+            )
+        return path / models[0], path / "scheduler"
+    for scheduler_dir in (path, path / "scheduler"):
+        if (scheduler_dir / "scheduler_config.json").is_file():
+            return path, scheduler_dir
+    raise FileNotFoundError(
+        f"no scheduler_config.json in {path} or {path / 'scheduler'}: save the training "
+        f"scheduler beside the model (scheduler.save_pretrained(DIR)), since the noise schedule "
+        f"decides what the model's output means"
+    )
+
+
+def _diffusers_class(diffusers, config: dict, base: type, where: Path) -> type:
+    name = config.get("_class_name")
+    cls = getattr(diffusers, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise InputValueError(f"{where}: _class_name={name!r} is not a diffusers {base.__name__}")
+    return cls
+
+
+def _weights(model_dir: Path) -> dict[str, torch.Tensor]:
+    safetensors, pickled = (model_dir / name for name in WEIGHTS)
+    if safetensors.is_file():
+        return import_extra(
+            "safetensors.torch", "safetensors", "diffusers", "loading safetensors weights"
+        ).load_file(str(safetensors))
+    if pickled.is_file():
+        return torch.load(pickled, map_location="cpu", weights_only=True)
+    raise FileNotFoundError(
+        f"no weights in {model_dir}: expected {WEIGHTS[0]} (or {WEIGHTS[1]}); sharded and "
+        f"variant checkpoints are not supported"
+    )
+
+
+def _read_json(path: Path, missing: dict | None = None) -> dict:
+    if not path.is_file():
+        if missing is not None:
+            return missing
+        raise FileNotFoundError(f"{path} not found")
+    return json.loads(path.read_text())
