@@ -5,7 +5,7 @@ tableaux), step-size controllers, Brownian sources that keep one path under reje
 solve loop (:func:`solve`) for fixed and adaptive, shared-time and per-sample stepping.
 """
 
-from . import brownian, controllers, errors, mcmc, random, solvers, tableaux
+from . import brownian, controllers, distributed, errors, mcmc, random, solvers, tableaux
 from .controllers import (
     AbstractStepSizeController,
     ClipStepSize,
@@ -65,6 +65,7 @@ __all__ = [
     "as_problem",
     "brownian",
     "controllers",
+    "distributed",
     "errors",
     "mcmc",
     "random",

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import pickle
 import sys
 import time
 from collections.abc import Sequence
@@ -36,6 +37,7 @@ import torch
 
 from sdekit import SolveError
 from sdekit.errors import InputError
+from sdekit_score.adapters import is_diffusers_directory, load_pretrained
 from sdekit_score.app.demo import (
     BENCH_COLUMNS,
     DEMO_COLUMNS,
@@ -43,7 +45,6 @@ from sdekit_score.app.demo import (
     Run,
     bench,
     demo_config,
-    draw,
     format_table,
     max_pairwise_distance,
     nfe_summary,
@@ -53,6 +54,7 @@ from sdekit_score.app.demo import (
     target_process,
 )
 from sdekit_score.app.plotting import NO_PICTURES, available, save_image_grid, save_scatter
+from sdekit_score.distributed import DEFAULT_CHUNK_SIZE, draw, launch
 from sdekit_score.evaluation.data import TOY2D, MissingExtraError, digits, toy2d
 from sdekit_score.sampling.processes import PROCESSES
 from sdekit_score.sampling.samplers import SAMPLERS
@@ -209,7 +211,12 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
 
 def _add_sample(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", type=Path, help="a checkpoint file or training directory")
+    source.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="a checkpoint file or training directory, or a diffusers directory written by "
+        "save_pretrained (a pipeline, or a model with its scheduler_config.json)",
+    )
     source.add_argument("--target", help=f"an analytic target: {', '.join(TARGETS)}")
     parser.add_argument(
         "--process", choices=tuple(PROCESSES), default="vp", help="process of a target (default vp)"
@@ -219,7 +226,25 @@ def _add_sample(parser: argparse.ArgumentParser) -> None:
         "--option", action="append", default=[], metavar="KEY=VALUE", help="a sampler option"
     )
     parser.add_argument("--n", type=_count, default=64, help="number of samples (default 64)")
-    parser.add_argument("--batch-size", type=_count, default=None, help="default: all at once")
+    parser.add_argument(
+        "--batch-size",
+        type=_count,
+        default=None,
+        help="samples per sampler call within a chunk (default: the whole chunk)",
+    )
+    parser.add_argument(
+        "--chunk-size",
+        type=_count,
+        default=DEFAULT_CHUNK_SIZE,
+        help=f"samples per chunk, the unit of work, of the shards in OUT/shards and of resuming "
+        f"(default {DEFAULT_CHUNK_SIZE}, whatever the number of processes)",
+    )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="run as one of the processes of `torchrun --nproc_per_node=N -m sdekit_score.cli -- "
+        "sample ...`: they share the chunks out and rank 0 writes the output (docs/distributed.md)",
+    )
     parser.add_argument("--no-denoise", action="store_true", help="skip the final denoising")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     _add_common(parser)
@@ -349,6 +374,16 @@ def _load_model(path: Path, device: str) -> tuple[ScoreModel, tuple[int, ...], l
     return model, tuple(image_shape), image_shape
 
 
+def _load_diffusers(path: Path, device: str):
+    """``(score_fn, process, event_shape)`` of a diffusers ``save_pretrained`` directory."""
+    try:
+        return load_pretrained(path, device=device)
+    except (RuntimeError, KeyError, ValueError, OSError, pickle.UnpicklingError) as err:
+        if isinstance(err, InputError):
+            raise
+        raise CLIError(f"cannot load diffusers model {path}: {err}") from None
+
+
 def _check_sampler(name: str) -> str:
     if name not in SAMPLERS:
         raise CLIError(f"unknown sampler {name!r}: choose one of {', '.join(SAMPLERS)}")
@@ -356,32 +391,49 @@ def _check_sampler(name: str) -> str:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
-    """Sample a checkpoint or a target; write ``samples.pt``, ``stats.json`` and a PNG."""
+    """Sample a checkpoint or a target in chunks, with their shards in ``OUT/shards`` (a rerun
+    resumes; with ``--distributed`` the chunks are shared out across torchrun's processes); then
+    (rank 0) write ``samples.pt``, ``stats.json`` and a PNG."""
     run = Run(args.sampler, _check_sampler(args.sampler), parse_options(args.option))
-    reference = None
-    if args.checkpoint is not None:
-        path = _checkpoint_path(args.checkpoint)
-        score_fn, event_shape, image_shape = _load_model(path, args.device)
-        process, source = score_fn.process, {"checkpoint": str(path)}
-    else:
-        mixture = target(args.target)
-        process = target_process(mixture, args.process)
-        score_fn, event_shape, image_shape = mixture.score(process), (mixture.dim,), None
-        reference = mixture.sample(args.n, generator=args.seed + 1, dtype=torch.float64)
-        source = {"target": args.target, "process": args.process}
-    x, nfe, wall = draw(
-        score_fn,
-        process,
-        event_shape,
-        run,
-        n=args.n,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        denoise=not args.no_denoise,
-        progress=args.progress,
-    )
+    with launch(args.device, args.distributed) as group:
+        reference = None
+        if args.checkpoint is not None and is_diffusers_directory(args.checkpoint):
+            score_fn, process, event_shape = _load_diffusers(args.checkpoint, str(group.device))
+            image_shape = list(event_shape)
+            source = {"checkpoint": str(args.checkpoint), "format": "diffusers"}
+            tag = None
+        elif args.checkpoint is not None:
+            path = _checkpoint_path(args.checkpoint)
+            score_fn, event_shape, image_shape = _load_model(path, str(group.device))
+            process, source, tag = score_fn.process, {"checkpoint": str(path)}, None
+        else:
+            mixture = target(args.target)
+            process = target_process(mixture, args.process)
+            score_fn, event_shape, image_shape = mixture.score(process), (mixture.dim,), None
+            reference = mixture.sample(args.n, generator=args.seed + 1, dtype=torch.float64)
+            source = tag = {"target": args.target, "process": args.process}
+        drawn = draw(
+            score_fn,
+            process,
+            event_shape,
+            run,
+            n=args.n,
+            directory=args.out / "shards",
+            seed=args.seed,
+            chunk_size=args.chunk_size,
+            batch_size=args.batch_size,
+            denoise=not args.no_denoise,
+            group=group,
+            tag=tag,
+            progress=args.progress,
+        )
+    if drawn is None:
+        return  # this rank's chunks are in OUT/shards; rank 0 merges them and writes the output
+    x, nfe, report = drawn
     stats = source | {"sampler": run.sampler, "options": run.options, "n": args.n}
-    stats |= {"seed": args.seed, "denoise": not args.no_denoise, "wall_s": wall}
+    stats |= {"seed": args.seed, "denoise": not args.no_denoise, "wall_s": report.wall_s}
+    stats |= {"chunk_size": args.chunk_size, "chunks_generated": len(report.generated)}
+    stats |= {"world_size": report.world_size, "samples_per_s": report.items_per_s}
     stats |= nfe_summary(nfe)
     if reference is not None:
         stats["distances"] = target_distances(x, reference)
