@@ -66,8 +66,7 @@ def solve(
     Args:
         problem: an :class:`~sdekit.SDE`, an :class:`~sdekit.ODE` or a torchsde-style module.
         y0: initial state, shape ``(batch, *event_shape)``, floating point.
-        t0: start time.
-        t1: end time; ``t1 < t0`` integrates backward in time.
+        t0, t1: start and end times; ``t1 < t0`` integrates backward in time.
         solver: a solver name (``sdekit.solvers.SDE_SOLVERS`` / ``ODE_SOLVERS``) or instance.
         dt: the step size ``|dt|`` (its sign follows the direction): the fixed step of
             :class:`~sdekit.ConstantStepSize` (the default controller), or an adaptive
@@ -385,7 +384,11 @@ class _FixedSteps:
         return self.times[state.i], self.hs[state.i]
 
     def increment(self, state, source, t, h):
-        return source.increment(t, h) if source is not None else None
+        if source is None:
+            return None
+        if isinstance(source, CallableBrownian):  # exact grid times, not y0's dtype's rounding
+            return source.increment(self.grid[state.i], h)
+        return source.increment(t, h)
 
     def settle(self, state, problem, solver, source, y_next, y_error, solver_state, check_finite):
         self.arrive(state, state.i + 1, problem, solver, y_next, solver_state, check_finite)

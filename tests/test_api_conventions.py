@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import pytest
 import torch
@@ -297,3 +298,17 @@ def test_save_times_closer_than_rounding_are_all_landed_on(saveat):
     y0 = torch.ones(2, 2, dtype=F64)
     sol = sk.solve(_ou(), y0, 0.0, 1.0, solver="euler", dt=0.05, saveat=saveat, generator=0)
     assert sol.ts.tolist() == saveat and sol.ys.shape == (len(saveat), 2, 2)
+
+
+def test_a_brownian_interval_is_queried_at_the_exact_grid_times_in_float32():
+    # dY = dW: Y(1) − Y(0) is W(1) − W(0) exactly when the steps tile [0, 1] without gaps.
+    torchsde = pytest.importorskip("torchsde")
+    y0 = torch.zeros(8, 1)
+    bm = torchsde.BrownianInterval(0.0, 1.0, size=(8, 1), dtype=torch.float32, entropy=3)
+    sde = sk.SDE(
+        lambda t, y: torch.zeros_like(y), lambda t, y: torch.ones_like(y), noise="additive"
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # torchsde warns when asked beyond its interval
+        sol = sk.solve(sde, y0, 0.0, 1.0, solver="euler", dt=0.1, brownian=bm)
+    torch.testing.assert_close(sol.ys[-1], bm(0.0, 1.0), rtol=0, atol=2e-6)
