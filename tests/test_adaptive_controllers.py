@@ -1,6 +1,6 @@
 """Adaptive stepping: controllers, step placement, per-sample independence, failure reporting.
 
-Issue 4. Everything here is deterministic (fixed seeds, derandomised hypothesis), float64.
+Fixed seeds, float64; hypothesis follows the profile of ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -119,7 +119,14 @@ def test_sde_strong_error_falls_with_tolerance_on_a_shared_path():
 # --------------------------------------------------------------------------- steps land on stops
 
 
-@settings(max_examples=80, deadline=None, derandomize=True, phases=[Phase.explicit, Phase.generate])
+# Global error of dopri5/bosh3 under PIController(rtol=tol, atol=tol) on the decay problem, per unit
+# of the mixed tolerance tol (1 + |y|) and per unit of time: at most 21 (bosh3 at tol 1e-6; dopri5
+# 1.5) over 400 random spans, save times and first steps. At tol 1e-2 that bound exceeds the
+# solution itself, so accuracy is asserted for tol <= 1e-4 only, where returning zeros fails.
+ERROR_PER_TOLERANCE = 30.0
+
+
+@settings(max_examples=80, phases=[Phase.explicit, Phase.generate])
 @given(
     t0=st.floats(-2.0, 2.0),
     t1=st.floats(-2.0, 2.0),
@@ -176,11 +183,12 @@ def test_steps_never_pass_t1_or_a_save_time(t0, t1, fractions, tol, dt, per_samp
     else:
         assert sol.ts.item() == t1
     assert torch.isfinite(sol.ys).all()
-    if solver != "improved_euler":
+    if solver != "improved_euler" and tol <= 1e-4:
         for k, s in enumerate(saveat or [t1]):
             exact = _decay_exact(y0, t0, s)
-            got = sol.ys[k] if saveat else sol.ys
-            assert torch.allclose(got, exact, rtol=100 * tol, atol=100 * tol), (s, got, exact)
+            got = sol.ys[k] if saveat else sol.ys[0]
+            bound = ERROR_PER_TOLERANCE * tol * (1 + exact.abs()) * max(abs(s - t0), 0.05)
+            assert ((got - exact).abs() <= bound).all(), (s, got, exact, bound)
 
 
 def test_save_time_at_t0_is_saved_without_stalling():
@@ -638,3 +646,69 @@ def test_adaptive_loop_reads_the_device_at_most_once_per_step(per_sample, browni
     assert steps > 50
     allowed = steps + 12 + (steps // 8 if brownian == "bridge" else 0)
     assert len(reads) <= allowed, (len(reads), steps, sorted(set(reads)))
+
+
+# --------------------------------------------------------------------------- argument checks
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(rtol=-1.0), r"rtol=-1.0: must be finite and non-negative"),
+        (dict(atol=math.inf), r"atol=inf: must be finite and non-negative"),
+        (dict(rtol=0.0, atol=0.0), "both 0: give at least one positive tolerance"),
+        (dict(exponent=0.0), r"exponent=0.0: must be positive"),
+        (dict(safety=1.5), r"safety=1.5: must be in \(0, 1\]"),
+        (dict(factor_min=1.0), "need 0 <= factor_min < 1 < factor_max"),
+        (dict(factor_max=1.0), "need 0 <= factor_min < 1 < factor_max"),
+        (dict(dt_min=1.0, dt_max=0.5), "need 0 <= dt_min < dt_max"),
+        (dict(norm="l1"), "norm='l1': choose one of rms, max"),
+        (dict(combine="mean"), "combine='mean': choose one of sum, max"),
+        (dict(reference="next"), "reference='next': choose one of current, previous_proposal"),
+        (dict(candidate="lower"), "candidate='lower': choose one of solution, embedded"),
+    ],
+)
+def test_pid_controller_refuses_invalid_settings_saying_what_is_valid(options, message):
+    with pytest.raises(sk.InputValueError, match=message):
+        sk.PIDController(**options)
+
+
+def test_clip_step_size_refuses_what_it_cannot_wrap_or_bound():
+    with pytest.raises(sk.InputTypeError, match="wraps an adaptive controller.*StepTo"):
+        sk.ClipStepSize(sk.ConstantStepSize())
+    with pytest.raises(sk.InputValueError, match="need 0 <= dt_min < dt_max"):
+        sk.ClipStepSize(sk.IController(), dt_min=1.0, dt_max=0.5)
+    with pytest.raises(sk.InputValueError, match="jump_ts must be finite"):
+        sk.ClipStepSize(sk.IController(), jump_ts=[math.nan])
+    with pytest.raises(sk.InputTypeError, match="jump_ts must be a sequence of numbers"):
+        sk.ClipStepSize(sk.IController(), jump_ts=3)
+    with pytest.raises(sk.InputTypeError, match=r"jump_ts must be a sequence of numbers.*'half'"):
+        sk.ClipStepSize(sk.IController(), jump_ts=[0.25, "half"])
+
+
+@pytest.mark.parametrize(
+    ("ts", "error", "message"),
+    [
+        ([0.0], sk.InputValueError, "needs at least two times"),
+        ([0.0, 1.0, 0.5], sk.InputValueError, "must be strictly monotonic"),
+        (torch.zeros(2, 2), sk.InputValueError, "must be 1-D"),
+        (3, sk.InputTypeError, "must be a sequence of numbers"),
+    ],
+)
+def test_step_to_refuses_grids_that_are_not_monotonic_sequences(ts, error, message):
+    with pytest.raises(error, match=message):
+        sk.StepTo(ts)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(controller=sk.StepTo([0.0, 0.5, 1.0]), dt=0.1), "do not also pass dt"),
+        (dict(controller=sk.StepTo([0.0, 0.5, 2.0])), "its first and last times must be t0 and t1"),
+        (dict(controller=sk.ConstantStepSize()), r"needs solve\(..., dt=...\)"),
+    ],
+)
+def test_fixed_step_controllers_refuse_a_solve_they_do_not_fit(options, message):
+    sde = _problem("sde")
+    with pytest.raises(sk.InputValueError, match=message):
+        sk.solve(sde, torch.zeros(2, 1, dtype=F64), 0.0, 1.0, solver="euler", **options)

@@ -1,10 +1,11 @@
 """BrownianBridge: one Brownian path per sample, whatever the solver rejects.
 
-Statistical checks use float64, fixed seeds and thresholds at 5 standard errors. Under rejection
-patterns fixed in advance, accepted increments must be independent N(0, h) with independent
-Lévy areas N(0, h/12); under noise-dependent rejection only the total over a fixed horizon is
-N(0, T) (individual accepted increments are then a selected sample), and re-drawing the noise
-fails that check.
+The law of what the bridge hands out is checked by the Brownian battery of ``sdekit.testing``
+(:func:`sdekit.testing.brownian_properties`: increments N(0, h) and areas N(0, h/12) under
+rejection patterns fixed in advance, W(T) ~ N(0, T) under noise-dependent rejection, Chen's
+relation, the conditional law of a retry, the same noise on a retry), with and without Lévy area,
+at 5 standard errors; re-drawing the noise fails it. The rest is bookkeeping and agreement with
+Brownian paths sampled on a fine grid.
 """
 
 import math
@@ -13,11 +14,11 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
-from hypothesis import strategies as st
-from scipy import stats
 
+import sdekit.testing as skt
 from sdekit.brownian import BrownianBridge, GaussianIncrements
 from sdekit.brownian import bridge as bridge_module
+from sdekit.testing.strategies import rejection_schedules
 
 F32, F64 = torch.float32, torch.float64
 
@@ -40,142 +41,36 @@ def _merge(left, right):
     return a + b, W1 + W2, K1 + K2 + (b * W1 - a * W2) / 2
 
 
-def _assert_standard_normal(z: np.ndarray, what: str) -> None:
-    n = len(z)
-    assert abs(z.mean()) < 5 / math.sqrt(n), f"{what}: mean {z.mean():.4f}"
-    assert abs(z.var() - 1) < 5 * math.sqrt(2 / n), f"{what}: variance {z.var():.4f}, want 1"
-    p = stats.kstest(z, "norm").pvalue
-    assert p > 1e-5, f"{what}: Kolmogorov–Smirnov p = {p:.2g}"
+# ---------------------------------------------------------------- the battery
 
 
-def _assert_uncorrelated(columns: list[np.ndarray], names: list[str]) -> None:
-    n = len(columns[0])
-    corr = np.corrcoef(np.stack(columns))
-    np.fill_diagonal(corr, 0)
-    i, j = np.unravel_index(np.abs(corr).argmax(), corr.shape)
-    assert abs(corr[i, j]) < 5 / math.sqrt(n), f"corr({names[i]}, {names[j]}) = {corr[i, j]:.4f}"
+def test_the_bridge_passes_the_brownian_battery():
+    report = skt.brownian_properties(BrownianBridge, n=20_000, seed=1234)
+    report.raise_if_failed()
+    assert report["past_end"].status == "skipped"  # a bridge has no end
 
 
-# ---------------------------------------------------------------- rejection fixed in advance
-
-
-def _run_schedules(br, schedules, group, t0, t1, dt0):
-    """Drive ``br`` with one (fraction of dt0, accept) schedule per group of samples.
-
-    After its schedule a group steps by dt0, accepting, up to t1. Returns per group the list of
-    accepted (h, dW, H) with dW, H as numpy arrays over the group's samples.
-    """
-    n_groups = len(schedules)
-    t = [t0] * n_groups
-    pos = [0] * n_groups
-    accepted = [[] for _ in range(n_groups)]
-    while any(t1 - tg > 1e-12 for tg in t):
-        hs, acc = [], []
-        for g in range(n_groups):
-            remaining = t1 - t[g]
-            frac, ok = schedules[g][pos[g]] if pos[g] < len(schedules[g]) else (1.0, True)
-            pos[g] += 1
-            hs.append(min(frac * dt0, remaining) if remaining > 1e-12 else 0.0)
-            acc.append(ok and remaining > 1e-12)
-        inc = br.increment(torch.tensor(t, dtype=F64)[group], torch.tensor(hs, dtype=F64)[group])
-        br.commit(torch.tensor(acc)[group])
-        for g in range(n_groups):
-            if acc[g]:
-                rows = group == g
-                H = inc.H[rows, 0].numpy() if inc.H is not None else None
-                accepted[g].append((hs[g], inc.dW[rows, 0].numpy(), H))
-                t[g] += hs[g]
-    return accepted
-
-
-_schedule = st.lists(st.tuples(st.floats(0.05, 1.5), st.booleans()), min_size=1, max_size=10)
+def test_redrawing_the_noise_on_rejection_fails_the_battery_where_it_must():
+    """The control: fresh draws after a rejection have the right law step by step, but are not
+    one path (Var W(T)/T = 1.57 under the noise-dependent pattern, 5 SE = 0.05)."""
+    report = skt.brownian_properties(GaussianIncrements, n=20_000, seed=7)
+    failed = {r.name for r in report.failures}
+    assert failed == {"path_under_rejection", "chen", "bridge_law", "retry"}, str(report)
+    assert "variance" in report["path_under_rejection"].detail
 
 
 @settings(max_examples=8)
-@given(schedules=st.lists(_schedule, min_size=2, max_size=2), levy_area=st.booleans())
-def test_accepted_increments_are_independent_gaussians_under_forced_rejection(schedules, levy_area):
-    batch = 40_000
-    group = torch.arange(batch) % 2
-    br = _bridge(batch, levy_area=levy_area, generator=1234)
-    t0, t1 = 0.5, 1.5
-    for steps in _run_schedules(br, schedules, group, t0, t1, dt0=0.25):
-        columns, names = [], []
-        total = sum(h for h, _, _ in steps)
-        assert total == pytest.approx(t1 - t0)
-        for k, (h, dW, H) in enumerate(steps):
-            columns.append(dW / math.sqrt(h))
-            names.append(f"dW[{k}] (h={h:.3f})")
-            if H is not None:
-                columns.append(H / math.sqrt(h / 12))
-                names.append(f"H[{k}] (h={h:.3f})")
-        for z, name in zip(columns, names, strict=True):
-            _assert_standard_normal(z, name)
-        if len(columns) > 1:
-            _assert_uncorrelated(columns, names)
-        W_total = sum(dW for _, dW, _ in steps)
-        _assert_standard_normal(W_total / math.sqrt(total), "W(t1) - W(t0)")
-
-
-# ---------------------------------------------------------------- rejection that looks at the noise
-
-
-def _noise_dependent_run(source, batch, T=1.0):
-    """Reject when the step's noise is small (|dW|/√h < 1/2, or |H|/√(h/12) < 1/2), retry at h/2.
-
-    Steps start at T/4, double after an acceptance, and are always accepted at T/64 or below.
-    Returns W(T) and the Lévy area H over [0, T] (None without) assembled from accepted steps.
-    """
-    t = torch.zeros(batch, dtype=F64)
-    h = torch.full((batch,), T / 4, dtype=F64)
-    piece = (torch.zeros(batch, dtype=F64),) * 3  # accepted (length, W, K) so far
-    while True:
-        active = T - t > 1e-12
-        if not active.any():
-            break
-        h_try = torch.where(active, torch.minimum(h, T - t), 0.0)
-        inc = source.increment(t, h_try)
-        h_safe = torch.where(active, h_try, 1.0)
-        small = inc.dW[:, 0].abs() / h_safe.sqrt() < 0.5
-        if inc.H is not None:
-            small |= inc.H[:, 0].abs() / (h_safe / 12).sqrt() < 0.5
-        accept = active & (~small | (h_try <= T / 64 + 1e-15))
-        source.commit(accept)
-        H = inc.H[:, 0] if inc.H is not None else torch.zeros(batch, dtype=F64)
-        step = (h_try, inc.dW[:, 0], h_try * H)
-        piece = tuple(
-            torch.where(accept, m, p) for m, p in zip(_merge(piece, step), piece, strict=True)
-        )
-        t = torch.where(accept, t + h_try, t)
-        h = torch.where(accept, torch.clamp(2 * h_try, max=T / 4), h_try / 2)
-    length, W, K = piece
-    assert torch.allclose(length, torch.full_like(length, T))
-    return W.numpy(), (K / T).numpy() if source.levy_area else None
-
-
-@pytest.mark.parametrize("levy_area", [False, True])
-def test_noise_dependent_rejection_keeps_the_total_exactly_gaussian(levy_area):
-    T = 1.0
-    br = _bridge(20_000, levy_area=levy_area, generator=7)
-    W_T, H_T = _noise_dependent_run(br, 20_000, T)
-    _assert_standard_normal(W_T / math.sqrt(T), "W(T)")
-    if levy_area:
-        _assert_standard_normal(H_T / math.sqrt(T / 12), "H over [0, T]")
-        _assert_uncorrelated([W_T, H_T], ["W(T)", "H(0, T)"])
-
-
-def test_redrawing_the_noise_on_rejection_fails_the_same_check():
-    """The control: fresh draws after a rejection keep the large ones, and Var W(T) / T ≫ 1."""
-    n = 20_000
-    gauss = GaussianIncrements(
-        (n, 1), dtype=F64, device="cpu", generator=torch.Generator().manual_seed(7)
+@given(schedules=rejection_schedules().map(lambda s: (s,)))
+def test_accepted_increments_are_independent_gaussians_under_random_rejection_patterns(schedules):
+    report = skt.brownian_properties(
+        BrownianBridge, only=["increment_law"], schedules=schedules, n=20_000, seed=1234
     )
-    W_T, _ = _noise_dependent_run(gauss, n)
-    ratio = W_T.var()
-    assert ratio > 1 + 10 * math.sqrt(2 / n), (
-        f"Var W(T)/T = {ratio:.3f}: the control lost its power"
-    )
-    with pytest.raises(AssertionError):
-        _assert_standard_normal(W_T, "W(T), re-drawn")
+    report.raise_if_failed()
+
+
+@given(schedules=rejection_schedules(max_size=20).map(lambda s: (s,)))
+def test_chens_relation_holds_over_random_rejection_patterns(schedules):
+    skt.brownian_properties(BrownianBridge, only=["chen"], schedules=schedules).raise_if_failed()
 
 
 # ---------------------------------------------------------------- the bridge against fine paths

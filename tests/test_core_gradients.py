@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
-from exact_problems import brownian_interval
 from torch.autograd import gradcheck
 
 import sdekit as sk
+from sdekit.testing import brownian_path
 
 DT = 0.125
 
@@ -57,7 +57,7 @@ def test_gradients_through_a_fixed_step_sde_solve_match_finite_differences(solve
     theta_f = torch.tensor([0.7, 0.4], dtype=torch.float64, requires_grad=True)
     theta_g = torch.tensor([0.5, 0.3], dtype=torch.float64, requires_grad=True)
     shape = (2, 1) if noise == "scalar" else (2, 2)
-    bm = brownian_interval(shape, 0.0, 1.0, seed=3)
+    bm = brownian_path(shape, 0.0, 1.0, seed=3)
 
     def final_state(y0, theta_f, theta_g):
         sde = _parametric_sde(theta_f, theta_g, calculus, noise)
@@ -122,7 +122,7 @@ def test_gbm_pathwise_gradient_matches_the_exact_one():
     mu = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
     sigma = torch.tensor(0.6, dtype=torch.float64, requires_grad=True)
     y0 = torch.ones(200, 1, dtype=torch.float64)
-    bm = brownian_interval((200, 1), 0.0, 1.0, seed=8)
+    bm = brownian_path((200, 1), 0.0, 1.0, seed=8)
     sde = sk.SDE(lambda t, y: mu * y, lambda t, y: sigma * y, calculus="stratonovich")
     y1 = sk.solve(sde, y0, 0.0, 1.0, solver="heun", dt=2.0**-9, brownian=bm).ys[-1]
     grad_mu, grad_sigma = torch.autograd.grad(y1.sum(), (mu, sigma))

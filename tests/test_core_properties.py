@@ -8,13 +8,16 @@ import math
 import pytest
 import torch
 import torchsde
-from exact_problems import brownian_interval, gbm, smooth_ode
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import sdekit as sk
+import sdekit.testing as skt
+from sdekit.testing import problems as P
 
 NOISE_DIM = 3
+GBM_MU = torch.tensor([0.5, -0.3], dtype=torch.float64)
+GBM_SIGMA = torch.tensor([0.8, 0.5], dtype=torch.float64)
 
 
 # --------------------------------------------------------------------- a family of test problems
@@ -213,53 +216,32 @@ def test_per_sample_generators_make_each_sample_independent_of_the_batch():
 # SDE they agree pathwise, in the calculus of the problem (an Itô correction uses |h|).
 
 
-def _reversed(problem):
-    f = problem.f
-    if problem.noise is None:
-        return sk.ODE(lambda s, y: -f(-s, y))
-    g = problem.g
-    return sk.SDE(
-        lambda s, y: -f(-s, y),
-        lambda s, y: g(-s, y),
-        noise=problem.noise,
-        calculus=problem.calculus,
-        noise_dim=problem.noise_dim,
-    )
-
-
-def _mirrored(bm):
-    """The path ``W~(s) = W(-s)``, queried as ``bm(ta, tb)``."""
-
-    def mirrored(ta, tb, return_U=False, return_A=False):
-        return -bm(-tb, -ta)
-
-    return mirrored
-
-
 @pytest.mark.parametrize("solver", ["euler", "heun", "midpoint", "rk4", "bosh3", "dopri5"])
 def test_backward_ode_solve_is_the_forward_solve_of_the_reversed_problem(solver):
-    ode, exact = smooth_ode()
+    ode = P.smooth_ode()
     y0 = torch.tensor([[1.0, 0.2], [0.5, 0.7]], dtype=torch.float64)
     backward = sk.solve(ode, y0, 1.3, 0.1, solver=solver, dt=0.07, saveat=[0.9, 0.1])
-    forward = sk.solve(_reversed(ode), y0, -1.3, -0.1, solver=solver, dt=0.07, saveat=[-0.9, -0.1])
+    forward = sk.solve(
+        P.time_reversed(ode), y0, -1.3, -0.1, solver=solver, dt=0.07, saveat=[-0.9, -0.1]
+    )
     assert torch.equal(backward.ys, forward.ys)
     assert torch.equal(backward.ts, -forward.ts)
     # ... and it integrates backward: it approaches the exact backward flow.
-    assert torch.allclose(backward.ys[-1], exact(y0, 1.3, 0.1), atol=3e-3)
+    assert torch.allclose(backward.ys[-1], ode.exact(y0, None, 1.3, 0.1), atol=3e-3)
 
 
 def test_backward_adaptive_ode_solve_is_the_forward_solve_of_the_reversed_problem():
-    ode, exact = smooth_ode()
+    ode = P.smooth_ode()
     y0 = torch.tensor([[1.0, 0.2], [0.5, 0.7]], dtype=torch.float64)
 
     def run(problem, t0, t1):
         controller = sk.PIController(rtol=1e-6, atol=1e-8)
         return sk.solve(problem, y0, t0, t1, solver="dopri5", controller=controller)
 
-    backward, forward = run(ode, 2.0, 0.0), run(_reversed(ode), -2.0, 0.0)
+    backward, forward = run(ode, 2.0, 0.0), run(P.time_reversed(ode), -2.0, 0.0)
     assert torch.equal(backward.ys[-1], forward.ys[-1])
     assert backward.stats == forward.stats
-    assert torch.allclose(backward.ys[-1], exact(y0, 2.0, 0.0), rtol=1e-5)
+    assert torch.allclose(backward.ys[-1], ode.exact(y0, None, 2.0, 0.0), rtol=1e-5)
 
 
 SDE_REVERSAL_CASES = [
@@ -288,10 +270,10 @@ def test_backward_sde_solve_is_the_forward_solve_of_the_reversed_problem_on_the_
     sde = make_sde(noise, calculus)
     y0 = torch.linspace(-1, 1, 8, dtype=torch.float64).reshape(4, 2)
     shape = sde.noise_shape(y0)
-    bm = brownian_interval(shape, 0.2, 1.4, seed=5)
+    bm = skt.brownian_path(shape, 0.2, 1.4, seed=5)
     backward = sk.solve(sde, y0, 1.4, 0.2, solver=solver, dt=0.05, brownian=bm)
     forward = sk.solve(
-        _reversed(sde), y0, -1.4, -0.2, solver=solver, dt=0.05, brownian=_mirrored(bm)
+        P.time_reversed(sde), y0, -1.4, -0.2, solver=solver, dt=0.05, brownian=skt.mirrored(bm)
     )
     torch.testing.assert_close(backward.ys[-1], forward.ys[-1], rtol=1e-14, atol=1e-14)
 
@@ -299,12 +281,13 @@ def test_backward_sde_solve_is_the_forward_solve_of_the_reversed_problem_on_the_
 def test_backward_stratonovich_solve_on_the_same_path_undoes_the_forward_solve():
     # Stratonovich calculus is time-symmetric: the backward solve on the same path inverts the
     # forward flow, up to a discretisation error that vanishes at order 1.0 for stochastic Heun.
-    problem = gbm("stratonovich")
-    y0, bm = problem.path(500, seed=2)
+    problem = P.gbm(GBM_MU, GBM_SIGMA, calculus="stratonovich")
+    y0 = problem.initial(500)
+    bm = skt.brownian_path(problem.noise_shape(y0), seed=2)
     gaps = []
     for dt in (2.0**-5, 2.0**-7):
-        there = sk.solve(problem.sde, y0, 0.0, 1.0, solver="heun", dt=dt, brownian=bm).ys[-1]
-        back = sk.solve(problem.sde, there, 1.0, 0.0, solver="heun", dt=dt, brownian=bm).ys[-1]
+        there = sk.solve(problem, y0, 0.0, 1.0, solver="heun", dt=dt, brownian=bm).ys[-1]
+        back = sk.solve(problem, there, 1.0, 0.0, solver="heun", dt=dt, brownian=bm).ys[-1]
         gaps.append(float((back / y0 - 1).square().mean().sqrt()))
     assert gaps[1] < 0.01
     assert gaps[0] / gaps[1] > 2.5  # order 1: a factor 4 per factor 4 in dt
@@ -316,13 +299,13 @@ def test_backward_ito_solve_on_the_same_path_is_the_ito_solution_of_the_reversed
     # dZ = -mu Z ds + sigma Z dW~ with W~ ending at -W, so it returns X0 exp(-sigma^2) in the
     # limit. A backward Milstein step with the Itô term ΔW^2 - h (mean 2|h| for h < 0) adds the
     # drift sigma^2 Z and misses this by a factor exp(sigma^2).
-    problem = gbm("ito")
-    y0, bm = problem.path(500, seed=4)
-    sigma = torch.tensor([0.8, 0.5], dtype=torch.float64)
+    problem = P.gbm(GBM_MU, GBM_SIGMA, calculus="ito")
+    y0 = problem.initial(500)
+    bm = skt.brownian_path(problem.noise_shape(y0), seed=4)
     for solver in (sk.Milstein("autograd"), sk.Milstein("finite_difference")):
-        there = sk.solve(problem.sde, y0, 0.0, 1.0, solver=solver, dt=2.0**-8, brownian=bm).ys[-1]
-        back = sk.solve(problem.sde, there, 1.0, 0.0, solver=solver, dt=2.0**-8, brownian=bm).ys[-1]
-        ratio = back / (y0 * torch.exp(-(sigma**2)))
+        there = sk.solve(problem, y0, 0.0, 1.0, solver=solver, dt=2.0**-8, brownian=bm).ys[-1]
+        back = sk.solve(problem, there, 1.0, 0.0, solver=solver, dt=2.0**-8, brownian=bm).ys[-1]
+        ratio = back / (y0 * torch.exp(-(GBM_SIGMA**2)))
         assert float((ratio - 1).square().mean().sqrt()) < 0.03, solver.derivative
 
 
@@ -349,7 +332,7 @@ def test_saveat_times_are_hit_exactly_on_the_same_path(grid, solver):
     calculus = "ito" if solver == "euler" else "stratonovich"
     sde = make_sde("diagonal", calculus)
     y0 = torch.tensor([[0.3, -0.4], [1.0, 0.1]], dtype=torch.float64)
-    bm = brownian_interval((2, 2), min(t0, t1), max(t0, t1), seed=1)
+    bm = skt.brownian_path((2, 2), min(t0, t1), max(t0, t1), seed=1)
     sol = sk.solve(sde, y0, t0, t1, solver=solver, dt=dt, saveat=saveat, brownian=bm)
     assert torch.equal(sol.ts, torch.tensor(saveat, dtype=torch.float64))
     assert sol.ys.shape == (len(saveat), *y0.shape)
@@ -379,7 +362,7 @@ def test_saving_at_grid_times_does_not_change_the_solution(ks, seed):
 @given(grid=save_grids())
 def test_adaptive_saveat_matches_adaptive_solves_to_each_save_time(grid):
     t0, t1, saveat, _ = grid
-    ode, exact = smooth_ode()
+    ode = P.smooth_ode()
     y0 = torch.tensor([[1.0, 0.2], [0.5, 0.7]], dtype=torch.float64)
 
     def run(end, save):
@@ -400,7 +383,7 @@ def test_adaptive_saveat_matches_adaptive_solves_to_each_save_time(grid):
     assert torch.equal(sol.ts, torch.tensor(saveat, dtype=torch.float64))
     for i, s in enumerate(saveat):
         assert torch.equal(sol.ys[i], run(s, saveat[: i + 1]).ys[-1])
-        assert torch.allclose(sol.ys[i], exact(y0, t0, s), rtol=1e-5)
+        assert torch.allclose(sol.ys[i], ode.exact(y0, None, t0, s), rtol=1e-5)
 
 
 def test_adaptive_step_that_reaches_a_save_time_by_rounding_goes_on():
@@ -432,7 +415,7 @@ def test_adaptive_step_that_reaches_a_save_time_by_rounding_goes_on():
 @pytest.mark.parametrize("adaptive", [False, True], ids=["fixed", "adaptive"])
 def test_saveat_may_start_at_t0(adaptive):
     # saveat in [t0, t1] includes t0; the state saved there is y0.
-    ode, exact = smooth_ode()
+    ode = P.smooth_ode()
     y0 = torch.tensor([[1.0, 0.2]], dtype=torch.float64)
     options = (
         dict(controller=sk.PIController(rtol=1e-8, atol=1e-8), max_steps=1000)
@@ -442,7 +425,7 @@ def test_saveat_may_start_at_t0(adaptive):
     sol = sk.solve(ode, y0, 0.0, 1.0, solver="dopri5", saveat=[0.0, 0.5, 1.0], **options)
     assert sol.ys.shape == (3, 1, 2)
     assert torch.equal(sol.ys[0], y0)
-    assert torch.allclose(sol.ys[1], exact(y0, 0.0, 0.5), rtol=1e-7)
+    assert torch.allclose(sol.ys[1], ode.exact(y0, None, 0.0, 0.5), rtol=1e-7)
 
 
 # --------------------------------------------------------------------- empty spans
@@ -524,7 +507,7 @@ def test_torchsde_module_solves_like_the_equivalent_sde_and_like_torchsde(
     module = TorchsdeModule(noise, calculus)
     sde = make_sde(noise, calculus, matrix_additive=noise == "additive")
     y0 = torch.linspace(-1, 1, 6, dtype=torch.float64).reshape(3, 2)
-    bm = brownian_interval(sde.noise_shape(y0), 0.0, 1.0, seed=9)
+    bm = skt.brownian_path(sde.noise_shape(y0), 0.0, 1.0, seed=9)
     as_module = sk.solve(module, y0, 0.0, 1.0, solver=solver, dt=0.125, brownian=bm).ys[-1]
     as_sde = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=0.125, brownian=bm).ys[-1]
     assert torch.equal(as_module, as_sde)
@@ -584,3 +567,68 @@ def test_reported_evaluations_match_the_calls(noise, calculus, solver):
     assert sol.stats["nfe_drift"] == counted.drift_calls
     assert sol.stats["nfe_diffusion"] == counted.diffusion_calls
     assert sol.stats["steps"] == sol.stats["accepted"] == 10
+
+
+# --------------------------------------------------------------------- generated problems
+
+
+SDE_SOLVER_NAMES = ["euler", "milstein", "heun", "euler_heun", "improved_euler", "sosri", "sosra"]
+
+
+@given(problem=skt.strategies.exact_sdes(), solver=st.sampled_from(SDE_SOLVER_NAMES))
+def test_time_reversal_and_composition_hold_on_generated_problems(problem, solver):
+    # Random families, coefficients and event shapes (sdekit.testing.strategies.exact_sdes); a
+    # solver that refuses the problem has nothing to check.
+    report = skt.solver_properties(
+        solver, only=["time_reversal", "composition"], problems=[problem]
+    )
+    assume(report.results[0].status != "skipped")
+    report.raise_if_failed()
+
+
+@given(problem=skt.strategies.exact_sdes(dtypes=(torch.float32,)), seed=st.integers(0, 100))
+def test_float32_solves_follow_float64_solves_on_one_path(problem, seed):
+    # dt = 2^-6 keeps every step time exact in float32, so both solves query the same path; after
+    # 64 steps the float32 solution is within 1e-4 of the float64 one (float32 eps 1.2e-7 per
+    # operation, a few hundred operations, coefficients of order one).
+    y32 = problem.initial(3)
+    y64 = y32.double()
+    path = skt.brownian_path(problem.noise_shape(y64), seed=seed)
+
+    def path32(ta, tb, return_U=False, return_A=False):
+        out = path(ta, tb, return_U=return_U)
+        return tuple(x.float() for x in out) if return_U else out.float()
+
+    solver = "euler" if problem.calculus == "ito" else "heun"
+    low = sk.solve(problem, y32, 0.0, 1.0, solver=solver, dt=2.0**-6, brownian=path32).ys[-1]
+    high = sk.solve(problem, y64, 0.0, 1.0, solver=solver, dt=2.0**-6, brownian=path).ys[-1]
+    assert low.dtype == torch.float32 and high.dtype == torch.float64
+    scale = high.abs().max().clamp_min(1.0)
+    assert float((low.double() - high).abs().max() / scale) < 1e-4
+
+
+# --------------------------------------------------------------------- generators
+
+
+@pytest.mark.parametrize("bad", [True, "seed", 1.5, [torch.Generator(), 3]])
+def test_a_generator_of_the_wrong_type_is_refused(bad):
+    with pytest.raises(TypeError, match="generator must be None, an int seed, a torch.Generator"):
+        sk.solve(
+            make_sde("diagonal"), torch.zeros(2, 2), 0.0, 1.0, solver="euler", dt=0.5, generator=bad
+        )
+
+
+def test_one_generator_per_sample_is_required_when_a_list_is_given():
+    generators = [torch.Generator().manual_seed(s) for s in range(2)]
+    with pytest.raises(ValueError, match="got 2 generators for a batch of 3: pass one per sample"):
+        sk.solve(
+            make_sde("diagonal"),
+            torch.zeros(3, 2),
+            0.0,
+            1.0,
+            solver="euler",
+            dt=0.5,
+            generator=generators,
+        )
+    with pytest.raises(ValueError, match="got 2 generators for a batch of 3"):
+        sk.random.rand((3, 2), generators, torch.float32, torch.device("cpu"))

@@ -214,6 +214,30 @@ def test_checkpoints_round_trip_exactly_and_are_pruned(tmp_path):
         load_checkpoint(tmp_path / "empty")
 
 
+def test_a_checkpoint_write_that_fails_halfway_leaves_the_previous_one_intact(
+    tmp_path, monkeypatch
+):
+    # The writer goes through a temporary file and os.replace: a crash while writing step 8 must
+    # leave neither a truncated checkpoint_000000008.pt (which latest_checkpoint would pick and
+    # load_checkpoint choke on) nor the temporary file.
+    data = toy2d("moons", 256, generator=0)
+    train(_small_config(steps=4), data, tmp_path, progress=False)
+    real_save = torch.save
+
+    def failing_save(state, f, *args, **kwargs):
+        if state["step"] == 8:
+            f.write(b"\x80\x02half a checkpoint")
+            raise OSError("disk full")
+        return real_save(state, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        train(_small_config(steps=8), data, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint_000000004.pt"]
+    assert torch.load(latest_checkpoint(tmp_path), weights_only=True)["step"] == 4
+    load_checkpoint(tmp_path)
+
+
 class _Interrupt(Exception):
     pass
 

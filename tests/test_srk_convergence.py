@@ -1,28 +1,31 @@
 """Stochastic Runge–Kutta engines: measured strong order, error estimates, costs, capabilities.
 
-Strong orders are fitted on one ``torchsde.BrownianInterval`` path per run (so every step size
-sees the same path), float64, RMS error at ``t = 1`` over the batch. Problems:
+Strong orders are fitted by :func:`sdekit.testing.strong_order` (one Brownian path per sample
+shared by every step size, float64, RMS error at ``t = 1``, 95% bootstrap interval over paths) on:
 
-- geometric Brownian motion ``dX = μX dt + σX dW``, ``X_t = X_0 exp((μ - σ²/2)t + σW_t)``;
-- the arctan problem ``dX = -a² sin X cos³X dt + a cos²X dW``, ``X_t = arctan(aW_t + tan X_0)``
-  (Kloeden & Platen 1992, sec. 4.4);
+- geometric Brownian motion and the arctan problem of :mod:`sdekit.testing.problems` (exact);
 - additive noise with a nonlinear drift, ``dX = -(sin 3X + X) dt + (1 + t) dW``, against a fine
   SRA3 solve on the same path (a linear drift would show order 2 and could not tell 1.5 from 2;
   the time-dependent diffusion exercises the diffusion nodes ``c1``).
+
+A fit passes iff its interval reaches ``[1.35, 1.75]``: 0.15 below the theory, 0.25 above (these
+schemes run a little fast on these problems at these steps, up to 1.62).
 """
 
 from __future__ import annotations
 
-import math
+import dataclasses
 
 import pytest
 import torch
 import torchsde
 
 import sdekit as sk
+import sdekit.testing as skt
 from sdekit.brownian import CallableBrownian, GaussianIncrements, Increment
 from sdekit.solvers.srk import SRA, SRI, SRK_SOLVERS
 from sdekit.tableaux.stochastic import SRA_TABLEAUX, SRI_TABLEAUX
+from sdekit.testing import problems as P
 
 F64 = torch.float64
 SRI_NAMES = ["sriw1", "sriw2", "sosri", "sosri2"]
@@ -31,39 +34,14 @@ STEPS = [2.0**-k for k in range(4, 9)]
 BATCH = 400
 
 MU, SIGMA = 0.5, 0.8
-ARCTAN_A = 1.0
 
 
-def fitted_order(steps: list[float], errors: list[float]) -> float:
-    x = torch.tensor(steps, dtype=F64).log()
-    y = torch.tensor(errors, dtype=F64).log()
-    x = x - x.mean()
-    return float((x * (y - y.mean())).sum() / (x * x).sum())
+def gbm() -> P.ExactSDE:
+    return P.gbm(MU, SIGMA, y0=(1.0,))
 
 
-def path(batch: int, *, seed: int, dt: float, t0: float = 0.0, t1: float = 1.0):
-    return torchsde.BrownianInterval(
-        t0,
-        t1,
-        size=(batch, 1),
-        dtype=F64,
-        entropy=seed,
-        dt=dt,
-        levy_area_approximation="space-time",
-    )
-
-
-def gbm() -> sk.SDE:
-    return sk.SDE(lambda t, y: MU * y, lambda t, y: SIGMA * y, noise="diagonal")
-
-
-def arctan() -> sk.SDE:
-    a = ARCTAN_A
-    return sk.SDE(
-        lambda t, y: -(a**2) * torch.sin(y) * torch.cos(y) ** 3,
-        lambda t, y: a * torch.cos(y) ** 2,
-        noise="diagonal",
-    )
+def arctan() -> P.ExactSDE:
+    return P.arctan(1.0, y0=(0.5,))
 
 
 def additive_nonlinear() -> sk.SDE:
@@ -74,68 +52,60 @@ def additive_nonlinear() -> sk.SDE:
     )
 
 
-EXACT = {
-    "gbm": (gbm, 1.0, lambda y0, W: y0 * torch.exp((MU - SIGMA**2 / 2) + SIGMA * W)),
-    "arctan": (arctan, 0.5, lambda y0, W: torch.atan(ARCTAN_A * W + torch.tan(y0))),
-}
-
-
-def assert_order(order: float, expected: float = 1.5) -> None:
-    assert expected - 0.15 <= order <= expected + 0.25, f"fitted strong order {order:.3f}"
+def assert_order(fit: skt.OrderFit, expected: float = 1.5) -> None:
+    low, high = fit.ci
+    assert high >= expected - 0.15 and low <= expected + 0.25 and high - low <= 0.3, str(fit)
 
 
 # --------------------------------------------------------------------------- strong order
 
 
-@pytest.mark.parametrize("problem", list(EXACT))
+@pytest.mark.parametrize("problem", [gbm, arctan], ids=["gbm", "arctan"])
 @pytest.mark.parametrize("name", SRI_NAMES)
 def test_sri_schemes_have_strong_order_one_and_a_half(problem, name):
-    make, x0, exact = EXACT[problem]
-    y0 = torch.full((BATCH, 1), x0, dtype=F64)
-    bm = path(BATCH, seed=11, dt=min(STEPS))
-    target = exact(y0, bm(0.0, 1.0))
-    errors = []
-    for dt in STEPS:
-        y1 = sk.solve(make(), y0, 0.0, 1.0, solver=SRK_SOLVERS[name](), dt=dt, brownian=bm).ys[-1]
-        errors.append(float((y1 - target).pow(2).mean().sqrt()))
-    assert_order(fitted_order(STEPS, errors))
+    fit = skt.strong_order(SRK_SOLVERS[name](), problem(), None, 1.0, STEPS, n_paths=BATCH, seed=11)
+    assert_order(fit)
 
 
 @pytest.fixture(scope="module")
 def additive_reference():
+    """One path and the SRA3 solve at h = 2^-11 on it: the target of every SRA fit."""
     y0 = torch.full((BATCH, 1), 0.3, dtype=F64)
-    bm = path(BATCH, seed=5, dt=2.0**-11)
-    ref = sk.solve(
-        additive_nonlinear(), y0, 0.0, 1.0, solver=SRK_SOLVERS["sra3"](), dt=2.0**-11, brownian=bm
+    path = skt.brownian_path((BATCH, 1), seed=5, dt=2.0**-11)
+    reference = sk.solve(
+        additive_nonlinear(), y0, 0.0, 1.0, solver=SRK_SOLVERS["sra3"](), dt=2.0**-11, brownian=path
     ).ys[-1]
-    return y0, bm, ref
+    return y0, path, reference
 
 
 @pytest.mark.parametrize("name", SRA_NAMES)
 def test_sra_schemes_have_strong_order_one_and_a_half_with_a_nonlinear_drift(
     name, additive_reference
 ):
-    y0, bm, ref = additive_reference
-    errors = []
-    for dt in STEPS:
-        y1 = sk.solve(
-            additive_nonlinear(), y0, 0.0, 1.0, solver=SRK_SOLVERS[name](), dt=dt, brownian=bm
-        ).ys[-1]
-        errors.append(float((y1 - ref).pow(2).mean().sqrt()))
-    assert_order(fitted_order(STEPS, errors))
+    y0, path, reference = additive_reference
+    fit = skt.strong_order(
+        SRK_SOLVERS[name](),
+        additive_nonlinear(),
+        y0,
+        1.0,
+        STEPS,
+        exact=lambda *args: reference,
+        n_paths=BATCH,
+        path=path,
+    )
+    assert_order(fit)
 
 
 def test_backward_solve_converges_to_the_reverse_time_solution():
     # Integrating t from 1 down to 0 is the SDE in s = 1 - t with drift -μX and W̃(s) = W(1 - s) -
     # W(1): X = X_0 exp((-μ - σ²/2) + σ (W(0) - W(1))).
-    y0 = torch.ones(BATCH, 1, dtype=F64)
-    bm = path(BATCH, seed=3, dt=min(STEPS))
-    target = y0 * torch.exp(-MU - SIGMA**2 / 2 - SIGMA * bm(0.0, 1.0))
-    errors = []
-    for dt in STEPS:
-        y = sk.solve(gbm(), y0, 1.0, 0.0, solver=SRK_SOLVERS["sriw1"](), dt=dt, brownian=bm).ys[-1]
-        errors.append(float((y - target).pow(2).mean().sqrt()))
-    assert_order(fitted_order(STEPS, errors))
+    def exact(y0, path, t0, t1):
+        return y0 * torch.exp(-MU - SIGMA**2 / 2 - SIGMA * path(0.0, 1.0))
+
+    fit = skt.strong_order(
+        SRK_SOLVERS["sriw1"](), gbm(), None, 0.0, STEPS, exact=exact, t0=1.0, n_paths=BATCH, seed=3
+    )
+    assert_order(fit)
 
 
 # --------------------------------------------------------------------------- agreement with torchsde
@@ -193,34 +163,34 @@ def test_sra1_step_equals_torchsde_srk_on_matrix_additive_noise():
 
 
 @pytest.mark.parametrize("name", sorted(set(SRK_SOLVERS) - {"sri1"}))
-def test_embedded_error_estimate_shrinks_at_the_declared_error_order(name):
+def test_embedded_error_estimate_is_a_magnitude_of_the_declared_order(name):
+    # The battery measures the order (skt.assert_solver_properties, property error_estimate);
+    # here: the estimate is a non-negative magnitude, as the engine documents.
     solver = SRK_SOLVERS[name]()
     problem = additive_nonlinear() if isinstance(solver, SRA) else arctan()
-    steps = [2.0**-k for k in range(5, 13)]
-    generator = torch.Generator().manual_seed(0)
-    y0 = torch.full((4000, 1), 0.4, dtype=F64)
+    y0 = torch.full((400, 1), 0.4, dtype=F64)
     source = GaussianIncrements(
-        y0.shape, dtype=F64, device=y0.device, generator=generator, levy_area=True
+        y0.shape,
+        dtype=F64,
+        device=y0.device,
+        generator=torch.Generator().manual_seed(0),
+        levy_area=True,
     )
     t = torch.zeros((), dtype=F64)
-    sizes = []
-    for h in steps:
-        _, error, _ = solver.step(problem, t, y0, h, source.increment(t, h), None)
-        assert (error >= 0).all()
-        sizes.append(float(error.pow(2).mean().sqrt()))
-    assert solver.error_order == 1.5
-    assert_order(fitted_order(steps, sizes), solver.error_order)
+    _, error, _ = solver.step(problem, t, y0, 0.01, source.increment(t, 0.01), None)
+    assert (error >= 0).all() and (error > 0).any()
 
 
 def test_adaptive_solve_error_falls_with_the_tolerance():
-    y0 = torch.ones(200, 1, dtype=F64)
-    bm = path(200, seed=7, dt=2.0**-12)
-    target = EXACT["gbm"][2](y0, bm(0.0, 1.0))
+    problem = gbm()
+    y0 = problem.initial(200)
+    bm = skt.brownian_path((200, 1), seed=7, dt=2.0**-12)
+    target = problem.exact(y0, bm, 0.0, 1.0)
     errors = []
     for tol in (1e-2, 1e-3, 1e-4):
         controller = sk.PIController(rtol=tol, atol=tol)
         sol = sk.solve(
-            gbm(), y0, 0.0, 1.0, solver=SRK_SOLVERS["sosri"](), controller=controller, brownian=bm
+            problem, y0, 0.0, 1.0, solver=SRK_SOLVERS["sosri"](), controller=controller, brownian=bm
         )
         errors.append(float((sol.ys[-1] - target).pow(2).mean().sqrt()))
     assert errors[0] > 3 * errors[1] > 9 * errors[2]
@@ -354,28 +324,38 @@ def test_sra_refuses_non_additive_noise_and_names_an_alternative(noise):
         )
 
 
-def test_additive_noise_is_accepted_in_either_calculus():
+def test_additive_noise_is_accepted_in_either_calculus_and_solved_alike():
+    # Itô and Stratonovich coincide for additive noise: on one path the solutions are the same.
     y0 = torch.ones(2, 3, dtype=F64)
-    for calculus in ("ito", "stratonovich"):
-        for name in ("sosri", "sosra"):
-            sk.solve(_sde("additive", calculus), y0, 0.0, 0.5, solver=SRK_SOLVERS[name](), dt=0.1)
-    sk.solve(_sde("additive", noise_dim=2), y0, 0.0, 0.5, solver=SRK_SOLVERS["sosra"](), dt=0.1)
+    for name in ("sosri", "sosra"):
+        ys = [
+            sk.solve(
+                _sde("additive", calculus),
+                y0,
+                0.0,
+                0.5,
+                solver=SRK_SOLVERS[name](),
+                dt=0.1,
+                generator=3,
+            ).ys[-1]
+            for calculus in ("ito", "stratonovich")
+        ]
+        assert torch.isfinite(ys[0]).all() and not torch.equal(ys[0], y0)
+        assert torch.equal(ys[0], ys[1])
+    matrix = sk.solve(
+        _sde("additive", noise_dim=2), y0, 0.0, 0.5, solver=SRK_SOLVERS["sosra"](), dt=0.1
+    )
+    assert matrix.ys.shape == (1, 2, 3) and torch.isfinite(matrix.ys).all()
 
 
 def test_scalar_noise_is_stepped_with_one_brownian_motion_per_sample():
-    y0 = torch.ones(BATCH, 2, dtype=F64)
-    sde = sk.SDE(lambda t, y: MU * y, lambda t, y: SIGMA * y, noise="scalar")
-    bm = torchsde.BrownianInterval(
-        0.0,
-        1.0,
-        size=(BATCH, 1),
-        dtype=F64,
-        entropy=4,
-        dt=2.0**-7,
-        levy_area_approximation="space-time",
-    )
-    target = y0 * torch.exp((MU - SIGMA**2 / 2) + SIGMA * bm(0.0, 1.0))
-    y1 = sk.solve(sde, y0, 0.0, 1.0, solver=SRK_SOLVERS["sriw1"](), dt=2.0**-7, brownian=bm).ys[-1]
+    problem = P.gbm(MU, SIGMA, noise="scalar", y0=(1.0, 1.0))
+    y0 = problem.initial(BATCH)
+    bm = skt.brownian_path((BATCH, 1), seed=4, dt=2.0**-7)
+    target = problem.exact(y0, bm, 0.0, 1.0)
+    y1 = sk.solve(problem, y0, 0.0, 1.0, solver=SRK_SOLVERS["sriw1"](), dt=2.0**-7, brownian=bm).ys[
+        -1
+    ]
     assert float((y1 - target).abs().max()) < 1e-2
     torch.testing.assert_close(y1[:, 0], y1[:, 1])
 
@@ -400,9 +380,8 @@ def test_engines_take_tableaux_of_their_own_family_only():
         SRA(SRI_TABLEAUX["SOSRI"])
 
 
-def test_solver_declarations():
-    for factory in SRK_SOLVERS.values():
-        solver = factory()
-        assert solver.levy_area and solver.strong_order == 1.5 and solver.error_order == 1.5
+def test_solver_names_say_family_and_tableau():
     assert SRK_SOLVERS["sosri"]().name == "SRI(SOSRI)"
-    assert math.isclose(SRK_SOLVERS["sra3"]().tableau.c0[2], 0.5)
+    assert SRK_SOLVERS["sra3"]().name == "SRA(SRA3)"
+    custom = dataclasses.replace(SRI_TABLEAUX["SOSRI"])  # equal coefficients, another object
+    assert SRI(custom).name == "SRI(custom 4-stage)"

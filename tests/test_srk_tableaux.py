@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import sdekit as sk
+import sdekit.testing as skt
 from sdekit.tableaux.conditions import sra_order_conditions, sri_order_conditions
 from sdekit.tableaux.stochastic import (
     SRA1,
@@ -17,8 +19,6 @@ from sdekit.tableaux.stochastic import (
     SRI1W1,
     SRI2W1,
     SRI_TABLEAUX,
-    SRIW1,
-    SRIW2,
     SRATableau,
     SRITableau,
 )
@@ -26,26 +26,21 @@ from sdekit.tableaux.stochastic import (
 LIBRARY = {**SRI_TABLEAUX, **SRA_TABLEAUX}
 
 
-def check(tableau, **kwargs):
-    if isinstance(tableau, SRITableau):
-        return sri_order_conditions(tableau, **kwargs)
-    return sra_order_conditions(tableau, **kwargs)
-
-
 @pytest.mark.parametrize("name", list(LIBRARY))
 def test_library_tableau_satisfies_its_order_conditions_to_1e_12(name):
-    result = check(LIBRARY[name], tol=1e-12)
+    result = skt.check_tableau(LIBRARY[name], tol=1e-12)
     assert result.all_hold, str(result)
     assert result.max_residual <= 1e-12
 
 
 @pytest.mark.parametrize("name", list(LIBRARY))
 def test_declared_deterministic_order_is_sharp(name):
+    # With g = 0 the tableau is the Runge–Kutta method (c0, A0, alpha): it has the declared
+    # classical order and not one more (Butcher's conditions, so order 3 tableaux are checked too).
     tableau = LIBRARY[name]
-    if tableau.deterministic_order == 3:
-        return
-    higher = dataclasses.replace(tableau, deterministic_order=tableau.deterministic_order + 1)
-    assert not check(higher).all_hold
+    order = tableau.deterministic_order
+    assert skt.check_tableau(skt.deterministic_tableau(tableau)).all_hold
+    assert not skt.check_tableau(skt.deterministic_tableau(tableau, order + 1)).all_hold
 
 
 def test_condition_lists_have_rosslers_lengths():
@@ -56,10 +51,6 @@ def test_condition_lists_have_rosslers_lengths():
     assert len(sra_order_conditions(SRA1)) == 8
     assert len(sra_order_conditions(SRA3)) == 10
     assert len(sri_order_conditions(SRI1W1, order=1.0)) == 9 + 1  # + deterministic order 2
-
-
-def test_sriw_names_are_rosslers_sri1w1_and_sri2w1():
-    assert SRIW1 is SRI1W1 and SRIW2 is SRI2W1
 
 
 def test_torchsde_sra3_sign_of_beta2_is_caught():
@@ -195,4 +186,16 @@ def test_perturbing_any_nonzero_coefficient_breaks_a_condition(name, pick, magni
     tableau = LIBRARY[name]
     coefficients = _nonzero_coefficients(tableau)
     field, index = coefficients[pick % len(coefficients)]
-    assert not check(_perturbed(tableau, field, index, sign * magnitude)).all_hold
+    assert not skt.check_tableau(_perturbed(tableau, field, index, sign * magnitude)).all_hold
+
+
+def test_a_solver_declares_the_weak_order_its_tableau_states():
+    assert {
+        sk.SRI(t).weak_order if isinstance(t, SRITableau) else sk.SRA(t).weak_order
+        for t in LIBRARY.values()
+    } == {2}
+    unstated = dataclasses.replace(LIBRARY["SOSRI"], weak_order=None)
+    assert sk.SRI(unstated).weak_order is None
+    assert (
+        skt.solver_properties(sk.SRI(unstated), only="weak_order")["weak_order"].status == "skipped"
+    )

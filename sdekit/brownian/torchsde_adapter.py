@@ -16,6 +16,9 @@ class CallableBrownian(BrownianSource):
     torchsde returns ``U = ∫_ta^tb (W(s) - W(ta)) ds``; the space-time Lévy area is
     ``H = U/h - dW/2``. Time is shared by the whole batch: ``t`` and ``h`` must be scalars.
     Backward steps use ``W(t + h) - W(t) = -(W(t) - W(t + h))``; ``H`` is unchanged by reversal.
+
+    A query outside the path's span (torchsde's ``BrownianInterval``, ``BrownianTree`` and
+    ``BrownianPath`` know theirs) raises: torchsde itself only warns and extrapolates.
     """
 
     def __init__(self, bm, *, levy_area: bool = False):
@@ -25,6 +28,7 @@ class CallableBrownian(BrownianSource):
             )
         self.bm = bm
         self.levy_area = levy_area
+        self.span = _span(bm)
 
     def increment(self, t: torch.Tensor, h: float | torch.Tensor) -> Increment:
         if (
@@ -39,9 +43,26 @@ class CallableBrownian(BrownianSource):
             )
         ta, tb = float(t), float(t) + float(h)
         lo, hi = min(ta, tb), max(ta, tb)
+        if self.span is not None:
+            start, end = self.span
+            slack = 1e-9 * (end - start)
+            if lo < start - slack or hi > end + slack:
+                raise InputValueError(
+                    f"a step over [{lo:g}, {hi:g}] leaves the Brownian path's span "
+                    f"[{start:g}, {end:g}]: create the path over the whole solve (t0 to t1)"
+                )
         if not self.levy_area:
             dW = self.bm(lo, hi)
             return Increment(dW if tb >= ta else -dW)
         dW, U = self.bm(lo, hi, return_U=True)
         H = U / (hi - lo) - dW / 2
         return Increment(dW if tb >= ta else -dW, H)
+
+
+def _span(bm) -> tuple[float, float] | None:
+    """``(start, end)`` of a torchsde Brownian object (or of the interval it wraps), else ``None``."""
+    for holder in (bm, getattr(bm, "_interval", None)):
+        start, end = getattr(holder, "_start", None), getattr(holder, "_end", None)
+        if start is not None and end is not None:
+            return float(start), float(end)
+    return None

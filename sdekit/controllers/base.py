@@ -80,9 +80,9 @@ def check_times(times, name: str) -> tuple[float, ...]:
         times = times.tolist()
     try:
         values = tuple(float(s) for s in times)
-    except TypeError:
+    except (TypeError, ValueError):
         raise InputTypeError(
-            f"{name} must be a sequence of times, got {type(times).__name__}"
+            f"{name} must be a sequence of numbers (times), got {times!r:.80}"
         ) from None
     if not all(math.isfinite(s) for s in values):
         raise InputValueError(f"{name} must be finite, got {list(values)}")

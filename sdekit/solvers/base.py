@@ -30,6 +30,7 @@ class AbstractSolver:
 
     Attributes:
         strong_order: strong order of convergence (``None`` for ODE solvers).
+        weak_order: weak order of convergence (``None`` for ODE solvers).
         order: classical order for ODE solvers (``None`` for SDE solvers).
         error_order: the embedded error estimate scales as ``|h|**error_order`` as ``h -> 0``;
             controllers derive their exponents from it. ``None`` when there is no embedded
@@ -41,6 +42,7 @@ class AbstractSolver:
     """
 
     strong_order: float | None = None
+    weak_order: float | None = None
     order: int | None = None
     error_order: float | None = None
     calculus: frozenset[str] = frozenset()

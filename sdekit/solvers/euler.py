@@ -16,6 +16,7 @@ class Euler(AbstractSolver):
     """
 
     strong_order = 0.5
+    weak_order = 1.0
     calculus = frozenset({"ito"})
     noise = frozenset({"diagonal", "scalar", "additive", "general"})
 

@@ -18,6 +18,7 @@ class Heun(AbstractSolver):
     """
 
     strong_order = 1.0
+    weak_order = 1.0
     calculus = frozenset({"stratonovich"})
     noise = frozenset({"diagonal", "scalar", "additive", "general"})
     nfe_drift = 2
@@ -45,6 +46,7 @@ class EulerHeun(AbstractSolver):
     """
 
     strong_order = 1.0
+    weak_order = 1.0
     calculus = frozenset({"stratonovich"})
     noise = frozenset({"diagonal", "scalar", "additive", "general"})
     nfe_drift = 1

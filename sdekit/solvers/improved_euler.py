@@ -11,28 +11,29 @@ from .base import AbstractSolver
 class ImprovedEuler(AbstractSolver):
     r"""Stochastic improved Euler (Roberts 2012, without the random sign) with an EM embedding.
 
-        One Gaussian draw :math:`\Delta W` serves both stages:
+    One Gaussian draw :math:`\Delta W` serves both stages:
 
-        .. math::
-            K_1 = h f(t, y) + g(t, y) \Delta W, \qquad y' = y + K_1 \quad\text{(Euler–Maruyama)}
+    .. math::
+        K_1 = h f(t, y) + g(t, y) \Delta W, \qquad y' = y + K_1 \quad\text{(Euler–Maruyama)}
 
-            K_2 = h f(t + h, y') + g(t + h, y') \Delta W, \qquad y'' = y + \tfrac12 (K_1 + K_2)
+        K_2 = h f(t + h, y') + g(t + h, y') \Delta W, \qquad y'' = y + \tfrac12 (K_1 + K_2)
 
-        The step returns :math:`y''` and the error estimate :math:`y'' - y'` (Jolicoeur-Martineau et
-        al. 2021, "Gotta Go Fast"). The estimate scales as :math:`h^{3/2}` under additive noise (and
+    The step returns :math:`y''` and the error estimate :math:`y'' - y'` (Jolicoeur-Martineau et
+    al. 2021, "Gotta Go Fast"). The estimate scales as :math:`h^{3/2}` under additive noise (and
     with ``drift_only``), as :math:`h` when :math:`g` depends on :math:`y`.
 
-        Averaging :math:`g` over both ends is the Stratonovich interpretation, so for Itô SDEs the
-        scheme is consistent only under additive noise (the reverse-time SDEs of diffusion models).
+    Averaging :math:`g` over both ends is the Stratonovich interpretation, so for Itô SDEs the
+    scheme is consistent only under additive noise (the reverse-time SDEs of diffusion models).
 
-        Args:
-            extrapolate: return :math:`y''` (default). ``False`` returns the Euler–Maruyama proposal
-                :math:`y'`, with the same error estimate (the paper's "no extrapolation" ablation).
-            drift_only: use the trapezoid only in the drift, :math:`y'' = y + \tfrac12 h (f(t,y) +
-                f(t+h,y')) + g(t,y)\Delta W` (a Lamba-like pair; one diffusion evaluation).
+    Args:
+        extrapolate: return :math:`y''` (default). ``False`` returns the Euler–Maruyama proposal
+            :math:`y'`, with the same error estimate (the paper's "no extrapolation" ablation).
+        drift_only: use the trapezoid only in the drift, :math:`y'' = y + \tfrac12 h (f(t,y) +
+            f(t+h,y')) + g(t,y)\Delta W` (a Lamba-like pair; one diffusion evaluation).
     """
 
     strong_order = 1.0
+    weak_order = 1.0
     error_order = 1.5
     calculus = frozenset({"ito", "stratonovich"})
     noise = frozenset({"diagonal", "scalar", "additive", "general"})

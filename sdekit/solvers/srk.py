@@ -172,7 +172,7 @@ class _StochasticRungeKutta(AbstractSolver):
                 f"{type(tableau).__name__}"
             )
         self.tableau = t = tableau
-        self.strong_order = t.strong_order
+        self.strong_order, self.weak_order = t.strong_order, t.weak_order
         s = t.stages
         self._drift_rows = [(_pairs(a), _pairs(b)) for a, b in zip(t.A0, t.B0, strict=True)]
         self._diffusion = self._diffusion_rows(t)

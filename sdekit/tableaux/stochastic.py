@@ -58,6 +58,10 @@ SOSRA       3       1.5           2           Rackauckas & Nie (2018), SOSRA (``
 SOSRA2      3       1.5           2           Rackauckas & Nie (2018), SOSRA2 (``constructSOSRA2``)
 ==========  ======  ============  ==========  ================================================
 
+Every tableau of the library declares weak order 2 (``weak_order``), the order measured for
+each on a linear problem (moments ``E[Y]``, ``E[Y²]``; ``skt.solver_properties``): SRA3 and SRI2W1
+measure 2.1 and 2.0 there, not the 3 that their third deterministic order might suggest.
+
 ``SRIW1``/``SRIW2`` are the names StochasticDiffEq.jl and Rackauckas & Nie use for Rößler's
 SRI1W1/SRI2W1 ("W1": one Wiener process, i.e. scalar noise, applied component-wise to diagonal
 noise).
@@ -216,6 +220,8 @@ class SRITableau(_StochasticRKTableau):
         alpha_embedded: lower-order drift weights for the error estimate (default: Euler).
         strong_order: 1.5, or 1.0 for a Milstein-type tableau (selects the order conditions).
         deterministic_order: classical order when ``g = 0`` (1, 2 or 3).
+        weak_order: the weak order its source states (``None``: not stated). Not derived from
+            the coefficients: the strong conditions checked here do not imply it.
     """
 
     c0: Vector | None
@@ -232,6 +238,7 @@ class SRITableau(_StochasticRKTableau):
     alpha_embedded: Vector | None = None
     strong_order: float = 1.5
     deterministic_order: int = 2
+    weak_order: float | None = None
 
     _vectors = ("alpha", "beta1", "beta2", "beta3", "beta4")
     _matrices = ("A0", "A1", "B0", "B1")
@@ -250,6 +257,7 @@ class SRATableau(_StochasticRKTableau):
         alpha_embedded: lower-order drift weights for the error estimate (default: Euler).
         strong_order: 1.5 (or 1.0).
         deterministic_order: classical order when ``g = 0`` (1, 2 or 3).
+        weak_order: the weak order its source states (``None``: not stated).
     """
 
     c0: Vector | None
@@ -262,6 +270,7 @@ class SRATableau(_StochasticRKTableau):
     alpha_embedded: Vector | None = None
     strong_order: float = 1.5
     deterministic_order: int = 2
+    weak_order: float | None = None
 
     _vectors = ("alpha", "beta1", "beta2", "c1")
     _matrices = ("A0", "B0")
@@ -289,6 +298,7 @@ SRI1W1 = SRITableau(
     beta3=_SRIW_BETA3,
     beta4=_SRIW_BETA4,
     deterministic_order=2,
+    weak_order=2,
 )
 
 SRI2W1 = SRITableau(
@@ -304,6 +314,7 @@ SRI2W1 = SRITableau(
     beta3=_SRIW_BETA3,
     beta4=_SRIW_BETA4,
     deterministic_order=3,
+    weak_order=2,
 )
 
 SRIW1 = SRI1W1
@@ -342,6 +353,7 @@ SOSRI = SRITableau(
     beta3=(2.8453464565104425, -2.688764531100725, 0.2523866501071322, -0.40896857551684945),
     beta4=(0.11522663875443433, -0.57877086147738, 0.2857851028163886, 0.17775911990655704),
     deterministic_order=2,
+    weak_order=2,
 )
 
 SOSRI2 = SRITableau(
@@ -377,6 +389,7 @@ SOSRI2 = SRITableau(
     beta3=(1.4531568972730915, -0.8330937231303933, -0.3792843195533583, -0.24077885458934023),
     beta4=(-0.4976090683622265, 0.9148155835648892, -1.4102107084476505, 0.9930041932449877),
     deterministic_order=2,
+    weak_order=2,
 )
 
 # --------------------------------------------------------------------------- SRA library
@@ -390,6 +403,7 @@ SRA1 = SRATableau(
     beta1=(1, 0),
     beta2=(-1, 1),
     deterministic_order=2,
+    weak_order=2,
 )
 
 SRA2 = SRATableau(
@@ -401,6 +415,7 @@ SRA2 = SRATableau(
     beta1=(0, 1),
     beta2=(F(3, 2), F(-3, 2)),
     deterministic_order=2,
+    weak_order=2,
 )
 
 SRA3 = SRATableau(
@@ -412,6 +427,7 @@ SRA3 = SRATableau(
     beta1=(1, 0, 0),
     beta2=(-1, 1, 0),
     deterministic_order=3,
+    weak_order=2,
 )
 
 SOSRA = SRATableau(
@@ -423,6 +439,7 @@ SOSRA = SRATableau(
     beta1=(-16.792534242221663, 17.514995785380226, 0.27753845684143835),
     beta2=(0.4237535769069274, 0.6010381474428539, -1.0247917243497813),
     deterministic_order=2,
+    weak_order=2,
 )
 
 SOSRA2 = SRATableau(
@@ -434,6 +451,7 @@ SOSRA2 = SRATableau(
     beta1=(0.0, 0.92438032145683, 0.07561967854316998),
     beta2=(1.0, -0.8169981105823436, -0.18300188941765633),
     deterministic_order=2,
+    weak_order=2,
 )
 
 SRI_TABLEAUX: dict[str, SRITableau] = {
