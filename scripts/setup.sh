@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install sdekit with its test and data extras. Idempotent.
+# Create .venv and install sdekit with its test, data and docs extras. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -12,4 +12,4 @@ python -m pip install -q --upgrade pip
 if ! python -c "import torch" 2>/dev/null; then
     python -m pip install -q "torch==2.13.0" || python -m pip install -q "torch>=2.1"
 fi
-python -m pip install -q -e ".[test,data]"
+python -m pip install -q -e ".[test,data,docs]"

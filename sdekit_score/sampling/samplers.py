@@ -381,6 +381,58 @@ def _annealed(run, score_fn, process, x, generator, callback, progress):
 
 SAMPLERS = {"em": em, "pc": pc, "ode": ode, "ggf": ggf, "als": als, "cas": cas}
 
+_SONG = "Song et al., *Score-Based Generative Modeling through SDEs*, ICLR 2021"
+SAMPLER_INFO = {
+    "em": {
+        "method": "reverse-time SDE, Euler–Maruyama, equal steps",
+        "nfe": "steps + 1",
+        "stochastic": True,
+        "adaptive": False,
+        "paper": _SONG,
+    },
+    "pc": {
+        "method": "reverse-diffusion predictor + Langevin corrector",
+        "nfe": "(1 + corrector_steps) * steps + 1",
+        "stochastic": True,
+        "adaptive": False,
+        "paper": _SONG + ", Algorithms 2–3",
+    },
+    "ode": {
+        "method": "probability-flow ODE, Dormand–Prince 5(4), per-sample steps",
+        "nfe": "6 per attempted step + 1 (first same as last) + 1 (denoising)",
+        "stochastic": False,
+        "adaptive": True,
+        "paper": _SONG,
+    },
+    "ggf": {
+        "method": "reverse-time SDE, improved Euler / Euler–Maruyama pair, per-sample steps",
+        "nfe": "2 per attempted step + 1 (denoising)",
+        "stochastic": True,
+        "adaptive": True,
+        "paper": "Jolicoeur-Martineau et al., *Gotta Go Fast When Generating Data with "
+        "Score-Based Models*, 2021",
+    },
+    "als": {
+        "method": "annealed Langevin dynamics on a geometric ladder of noise levels",
+        "nfe": "n_levels * n_steps_each",
+        "stochastic": True,
+        "adaptive": False,
+        "paper": "Song & Ermon, *Generative Modeling by Estimating Gradients of the Data "
+        "Distribution*, NeurIPS 2019",
+    },
+    "cas": {
+        "method": "consistent annealed sampling on a geometric ladder of noise levels",
+        "nfe": "(n_levels - 1) * n_steps_each + 1",
+        "stochastic": True,
+        "adaptive": False,
+        "paper": "Jolicoeur-Martineau et al., *Adversarial Score Matching and Improved Sampling "
+        "for Image Generation*, ICLR 2021",
+    },
+}
+"""What the documentation's sampler table says of each sampler (``docs/gen_tables.py``):
+``nfe`` is score evaluations per sample, the final denoising included (an expression in the
+sampler's options is evaluated at its defaults)."""
+
 
 # --------------------------------------------------------------------------- problems and pieces
 
