@@ -420,6 +420,29 @@ def make_process(name: str, **kwargs) -> ForwardProcess:
     return PROCESSES[name](**kwargs)
 
 
+def denoiser(process: ForwardProcess, score_fn: ScoreFn) -> Callable:
+    """Tweedie's estimate of the clean sample, ``D(t, x) = (x + sigma(t)^2 s(x, t)) / alpha(t)``.
+
+    One score evaluation per call; ``t`` is a scalar or of shape ``(batch,)``. Exponential
+    integrators step in this variable: with ``lambda = log(alpha/sigma)`` the reverse dynamics are
+    linear in ``x`` except through ``D``.
+    """
+
+    def denoised(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
+        sigma, alpha = bcast(process.sigma(t), y), bcast(process.alpha(t), y)
+        return (y + sigma**2 * score_fn(y, batch_time(t, y))) / alpha
+
+    return denoised
+
+
+def _with_model(problem, process: ForwardProcess, score_fn: ScoreFn):
+    """Attach ``process`` and ``denoiser`` (the semilinear structure exponential schemes use)."""
+    problem.process = process
+    problem.denoiser = denoiser(process, score_fn)
+    return problem
+
+
 def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
     """The reverse-time SDE of ``process`` as an sdekit problem, to be solved from ``T`` to ``eps``.
 
@@ -431,6 +454,7 @@ def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
     on ``x``, so the problem is declared additive: additive-noise schemes (improved Euler, SRA)
     apply, and Itô and Stratonovich readings coincide.
     ``score_fn`` always receives ``t`` of shape ``(batch,)``, also in a shared-time solve.
+    The problem also carries ``process`` and ``denoiser(t, x)`` (:func:`denoiser`).
     """
 
     def drift(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -442,7 +466,9 @@ def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
         t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
         return bcast(process.diffusion(t), y).expand_as(y)
 
-    return sdekit.SDE(drift, diffusion, noise="additive", calculus="ito")
+    return _with_model(
+        sdekit.SDE(drift, diffusion, noise="additive", calculus="ito"), process, score_fn
+    )
 
 
 def probability_flow(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.ODE:
@@ -452,6 +478,7 @@ def probability_flow(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.ODE:
 
     (Song et al. 2021, eq. 13): its solutions have the same marginals ``p_t`` as the forward SDE.
     ``score_fn`` always receives ``t`` of shape ``(batch,)``, also in a shared-time solve.
+    The problem also carries ``process`` and ``denoiser(t, x)`` (:func:`denoiser`).
     """
 
     def vector_field(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -459,4 +486,4 @@ def probability_flow(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.ODE:
         half_g2 = bcast(0.5 * process.diffusion(t) ** 2, y)
         return process.drift(y, t) - half_g2 * score_fn(y, batch_time(t, y))
 
-    return sdekit.ODE(vector_field)
+    return _with_model(sdekit.ODE(vector_field), process, score_fn)
