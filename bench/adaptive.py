@@ -4,7 +4,8 @@ For each problem and scheme, a sweep of tolerances (adaptive) and of step counts
 (evaluations per sample, strong error) points. Each adaptive point is compared with the
 fixed-step runs of the *same scheme* at the same error: the cost ratio is the adaptive
 evaluations divided by the fixed-step evaluations interpolated (log-log) at that error. Below 1,
-adaptivity pays. The summary is the geometric mean over the tolerances whose error lies inside
+adaptivity pays (the fixed sweep is first made monotone, see ``fixed_nfe_at``). The summary is
+the geometric mean over the tolerances whose error lies inside
 the fixed-step sweep and whose relative error (mean |error| / mean |Y(T)|) is at most 5%: a
 ratio between two runs that both miss the solution says nothing.
 
@@ -17,22 +18,28 @@ Problems:
   horizon. Its exact solution still depends on the path only through ``W(T)``.
 - ``spike``: ``dY = -(Y + Y³) dt + s(t) dW`` (additive), ``s(t) = 0.2 + S/(1 + ((t - 0.5)/w)²)``,
   ``w = 0.01``, ``S = 5``: the volatility spikes 25-fold and the solution's spread jumps from
-  0.14 to 0.6. Scored against a fine fixed-step ``sosra`` run (``2^13`` steps) on the same path.
+  0.14 to 0.6. No exact solution: scored against a finer ``sosra`` solve on the same path.
 
 Paths: on ``gbm`` and ``pulse`` every run is scored against the exact solution of its own path;
 sdekit runs recover ``W(T)`` as the sum of the increments they accepted (per-sample adaptive runs
 use the one-path bridge, ``brownian="bridge"``), torchsde runs read it off their
-``BrownianInterval``. On ``spike`` all runs share one ``torchsde.BrownianInterval`` (shared time
-only; per-sample runs are skipped there).
+``BrownianInterval``. On ``spike`` shared-time and torchsde runs share one
+``torchsde.BrownianInterval`` and are scored against ``sosra`` with ``--fine-steps`` (``2^13``)
+steps on it; per-sample sdekit runs (fixed and adaptive alike) record the increments and Lévy
+areas they accepted and are scored against ``sosra`` on that path with every accepted step cut
+into ``2^REFINE_LEVELS = 16`` pieces by the Brownian bridge (about 64x more accurate).
 
 Schemes: sdekit ``improved_euler`` (Stratonovich form; per-sample control, and shared-time
-control), sdekit ``sosri`` (Itô form, per sample) and ``sosra`` (additive noise, shared time),
-each when registered in ``sdekit.solvers.SDE_SOLVERS``; torchsde ``euler_heun`` (Stratonovich)
+control), sdekit ``sosri`` and ``sriw1`` (Itô form, per sample), ``sosra`` and ``sra1``
+(additive noise, per sample) and ``sosra`` shared time, each when registered in ``sdekit.solvers.SDE_SOLVERS``; torchsde ``euler_heun`` (Stratonovich)
 and ``srk`` (Itô) in their adaptive mode (step doubling, one decision for the batch) and fixed.
 Evaluations are drift plus diffusion calls per sample (a call evaluates the whole batch);
-torchsde's are counted by the SDE module.
+torchsde's are counted by the SDE module. sdekit's SRI/SRA schemes run with
+``--srk-controller`` (default PI: Hairer's ``(0.7, 0.4)/1.5``, as StochasticDiffEq.jl's
+``(7/10, 2/5)/order``), the others with ``--controller`` (default I); ``--delta`` and
+``--noise-error`` set the SRI/SRA error estimate (``sdekit.solvers.srk``).
 
-    python bench/adaptive.py --out runs/adaptive                  # default sizes, < 5 min
+    python bench/adaptive.py --out runs/adaptive                  # default sizes, minutes
     python bench/adaptive.py --out /tmp/a --samples 200 --quick   # smoke run
 
 Prints one table and writes ``adaptive.md`` and ``adaptive.json`` into ``--out`` only.
@@ -51,10 +58,11 @@ import torch
 import torchsde
 
 import sdekit as sk
-from sdekit.brownian import BrownianBridge, BrownianSource, GaussianIncrements
+from sdekit.brownian import BrownianBridge, BrownianSource, GaussianIncrements, Increment
 
 F64 = torch.float64
 USEFUL_RELATIVE_ERROR = 0.05
+REFINE_LEVELS = 4
 
 
 def _column(t: torch.Tensor) -> torch.Tensor:
@@ -147,37 +155,88 @@ def shared_path(problem, samples: int, seed: int, fine_steps: int):
 
 
 class PathRecorder(BrownianSource):
-    """Passes a source through and sums the increments each sample accepted: ``W(T) - W(0)``.
+    """Passes a source through and records the increments each sample accepted.
 
     Fixed steps never call ``commit``: an increment not followed by one counts as accepted.
+    ``total()`` is ``W(T) - W(0)``; ``reference(...)`` solves again on the same path, finer.
     """
 
     def __init__(self, source: BrownianSource, shape: tuple[int, ...]):
         self.source = source
         self.levy_area = source.levy_area
-        self._total = torch.zeros(shape, dtype=F64)
-        self._pending: torch.Tensor | None = None
+        self._shape = shape
+        self._steps: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []  # (h, dW, K)
+        self._pending: tuple | None = None
 
     def increment(self, t, h):
         self._flush()
         inc = self.source.increment(t, h)
-        self._pending = inc.dW
+        h = torch.as_tensor(h, dtype=F64).abs().expand(self._shape[:1])
+        self._pending = (h, inc.dW, None if inc.H is None else inc.H * _column(h))
         return inc
 
     def commit(self, accept):
         self.source.commit(accept)
-        mask = accept.reshape((-1,) + (1,) * (self._total.dim() - 1))
-        self._total = self._total + torch.where(mask, self._pending, 0.0)
+        self._flush(accept.expand(self._shape[:1]))
+
+    def _flush(self, accept: torch.Tensor | None = None):
+        if self._pending is None:
+            return
+        h, dW, area = self._pending
+        if area is None:  # the solver saw no Lévy area: any consistent one will do
+            area = (
+                torch.randn(dW.shape, dtype=F64, generator=self._generator())
+                * (_column(h) ** 3 / 12).sqrt()
+            )
+        if accept is not None:
+            mask = _column(accept)
+            h, dW, area = torch.where(accept, h, 0.0), dW * mask, area * mask
+        self._steps.append((h, dW, area))
         self._pending = None
 
-    def _flush(self):
-        if self._pending is not None:
-            self._total = self._total + self._pending
-            self._pending = None
+    def _generator(self) -> torch.Generator:
+        if not hasattr(self, "_refine"):
+            self._refine = torch.Generator().manual_seed(12345)
+        return self._refine
 
     def total(self) -> torch.Tensor:
         self._flush()
-        return self._total
+        return sum(dW for _, dW, _ in self._steps)
+
+    def reference(self, problem, y0: torch.Tensor) -> torch.Tensor:
+        """``Y(T)`` by ``sosra`` on the recorded path, every recorded step cut into
+        ``2**REFINE_LEVELS`` pieces by bisection with the Brownian bridge given its increment
+        and Lévy area (so about ``2**(1.5 REFINE_LEVELS)`` times more accurate than the run)."""
+        self._flush()
+        solver = sk.solvers.resolve_solver("sosra", sdekit_problem(problem, "ito"))
+        sde = sk.as_problem(sdekit_problem(problem, "ito"))
+        t = torch.zeros(y0.shape[0], dtype=F64)
+        y = y0
+        for h, dW, area in self._steps:
+            if not h.any():  # every sample rejected or finished
+                continue
+            pieces = [(h, dW, area)]
+            for _ in range(REFINE_LEVELS):
+                pieces = [half for piece in pieces for half in _bisect(*piece, self._generator())]
+            for piece_h, piece_dW, piece_area in pieces:
+                inc = Increment(piece_dW, piece_area / _column(piece_h).clamp_min(1e-300))
+                y, _, _ = solver.step(sde, t, y, piece_h, inc, None)
+                t = t + piece_h
+        return y
+
+
+def _bisect(h, dW, area, generator):
+    """The two halves' ``(h, dW, K)`` of an interval of length ``h`` with increment ``dW`` and
+    area ``K = h·H``, drawn from the Brownian bridge (the split formula of
+    ``sdekit.brownian.bridge`` at ``x = 1/2``)."""
+    length = _column(h)
+    z1, z2 = (torch.randn(dW.shape, dtype=F64, generator=generator) for _ in range(2))
+    safe = length.clamp_min(1e-300)
+    left_dW = dW / 2 + 1.5 * area / safe + (length / 16).sqrt() * z1
+    left_area = area / 8 - length**1.5 / 16 * z1 + (length**3 / 192).sqrt() * z2
+    right_dW = dW - left_dW
+    right_area = area - left_area - length * (left_dW - right_dW) / 4
+    return (h / 2, left_dW, left_area), (h / 2, right_dW, right_area)
 
 
 @dataclass
@@ -200,8 +259,12 @@ SDEKIT_METHODS = {
     "sdekit improved_euler": ("improved_euler", "stratonovich", True),
     "sdekit improved_euler shared": ("improved_euler", "stratonovich", False),
     "sdekit sosri": ("sosri", "ito", True),
+    "sdekit sriw1": ("sriw1", "ito", True),
+    "sdekit sosra": ("sosra", "ito", True),
+    "sdekit sra1": ("sra1", "ito", True),
     "sdekit sosra shared": ("sosra", "ito", False),
 }
+SRK = ("sosri", "sriw1", "sosra", "sra1")
 
 
 def sdekit_problem(problem, calculus: str) -> sk.SDE:
@@ -212,6 +275,11 @@ def run_sdekit(problem, method: str, setting: float, adaptive: bool, args, path)
     solver, calculus, per_sample = SDEKIT_METHODS[method]
     sde = sdekit_problem(problem, calculus)
     y0 = initial_state(problem, args.samples)
+    if per_sample:  # per-sample paths are the run's own, recorded
+        path = None
+    if solver in SRK:
+        options = {} if args.delta is None else {"delta": args.delta}
+        solver = sk.solvers.SDE_SOLVERS[solver](noise_error=args.noise_error, **options)
     if path is None:
         levy_area = sk.solvers.resolve_solver(solver, sde).levy_area
         source = (BrownianBridge if adaptive else GaussianIncrements)(
@@ -225,7 +293,12 @@ def run_sdekit(problem, method: str, setting: float, adaptive: bool, args, path)
     else:
         brownian = path
     if adaptive:
-        controller = args.controller(
+        kind = (
+            args.srk_controller
+            if isinstance(solver, sk.solvers.SRI | sk.solvers.SRA)
+            else args.controller
+        )
+        controller = kind(
             rtol=setting, atol=setting, per_sample=per_sample, factor_max=args.factor_max
         )
         options = dict(controller=controller, dt=problem.horizon / 100)
@@ -234,7 +307,12 @@ def run_sdekit(problem, method: str, setting: float, adaptive: bool, args, path)
     start = time.perf_counter()
     sol = sk.solve(sde, y0, 0.0, problem.horizon, solver=solver, brownian=brownian, **options)
     seconds = time.perf_counter() - start
-    target = problem.exact(y0, brownian.total()) if path is None else args.reference[problem.name]
+    if path is not None:
+        target = args.reference[problem.name]
+    elif problem.exact_path:
+        target = problem.exact(y0, brownian.total())
+    else:
+        target = brownian.reference(problem, y0)
     stats = {k: torch.as_tensor(v, dtype=F64).mean().item() for k, v in sol.stats.items()}
     return _point(problem, method, setting, adaptive, stats, sol.ys[-1], target, seconds)
 
@@ -319,8 +397,18 @@ def run_torchsde(problem, method: str, setting: float, adaptive: bool, args, pat
 
 def fixed_nfe_at(error: float, fixed: list[Point]) -> tuple[float, bool]:
     """Fixed-step evaluations at ``error``: log-log interpolation over the sweep (end segments
-    extended outside it; the flag says so)."""
-    points = sorted(((math.log(p.error), math.log(p.nfe)) for p in fixed), reverse=True)
+    extended outside it; the flag says so).
+
+    The sweep is first made monotone from its finest run down: a coarser run counts only if its
+    error exceeds that of every finer one. A coarse grid that happens to straddle a feature
+    well (16 steps with the pulse at a grid point) is luck that more steps would lose, not the
+    cost of reaching that error with fixed steps."""
+    envelope, worst = [], 0.0
+    for p in sorted(fixed, key=lambda p: -p.nfe):
+        if p.error > worst:
+            envelope.append(p)
+            worst = p.error
+    points = sorted(((math.log(p.error), math.log(p.nfe)) for p in envelope), reverse=True)
     x = math.log(error)
     inside = points[-1][0] <= x <= points[0][0]
     if x >= points[0][0]:
@@ -340,7 +428,7 @@ def add_ratios(points: list[Point]) -> list[dict]:
         runs = [p for p in points if (p.problem, p.method) == (problem, method)]
         fixed = [p for p in runs if p.mode == "fixed" and math.isfinite(p.error)]
         adaptive = [p for p in runs if p.mode == "adaptive"]
-        if len(fixed) < 2:
+        if len({p.error for p in fixed}) < 2:
             continue
         for p in adaptive:
             if not math.isfinite(p.error):
@@ -408,10 +496,8 @@ def applicable(problem, method: str) -> str | None:
         solver, _, per_sample = SDEKIT_METHODS[method]
         if solver not in sk.solvers.SDE_SOLVERS:
             return f"'{solver}' is not registered in sdekit.solvers.SDE_SOLVERS yet"
-        if solver.startswith("sosra") and problem.noise != "additive":
+        if solver in ("sosra", "sra1") and problem.noise != "additive":
             return "SRA schemes need additive noise"
-        if per_sample and not problem.exact_path:
-            return "per-sample paths cannot share the reference run's BrownianInterval"
     return None
 
 
@@ -428,6 +514,11 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--fine-steps", type=int, default=2**13, help="reference run on spike")
     parser.add_argument("--controller", choices=["i", "pi"], default="i")
+    parser.add_argument(
+        "--srk-controller", choices=["i", "pi"], default="pi", help="for SRI/SRA schemes"
+    )
+    parser.add_argument("--delta", type=float, help="SRI/SRA error estimate (scheme's default)")
+    parser.add_argument("--noise-error", choices=["expected", "path"], default="expected")
     parser.add_argument("--factor-max", type=float, default=10.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
@@ -435,7 +526,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.quick:
         args.tols, args.steps = [3e-2, 1e-2, 3e-3], [16, 64, 256, 1024, 2048]
-    args.controller = {"i": sk.IController, "pi": sk.PIController}[args.controller]
+    controllers = {"i": sk.IController, "pi": sk.PIController}
+    args.controller = controllers[args.controller]
+    args.srk_controller = controllers[args.srk_controller]
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
 
