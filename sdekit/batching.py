@@ -6,6 +6,8 @@ Times, step sizes and masks are 0-d (shared) or ``(batch,)`` (per sample); state
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 
@@ -31,3 +33,23 @@ def tree_where(mask: torch.Tensor, new, old):
     if isinstance(new, tuple):
         return tuple(tree_where(mask, n, o) for n, o in zip(new, old, strict=True))
     return torch.where(bcast(mask, new), new, old)
+
+
+def tree_take(tree, index: torch.Tensor, dim: int = 0):
+    """The entries ``index`` along ``dim`` of every per-sample tensor in ``tree``.
+
+    ``tree`` is a tensor, a tuple, list or dataclass of them, or ``None``; 0-d tensors (values
+    shared by the batch) pass through unchanged.
+    """
+    if tree is None:
+        return None
+    if isinstance(tree, torch.Tensor):
+        return tree.index_select(dim, index) if tree.dim() else tree
+    if isinstance(tree, tuple | list):
+        return type(tree)(tree_take(x, index, dim) for x in tree)
+    if dataclasses.is_dataclass(tree):
+        values = {
+            f.name: tree_take(getattr(tree, f.name), index, dim) for f in dataclasses.fields(tree)
+        }
+        return dataclasses.replace(tree, **values)
+    raise TypeError(f"cannot select samples of a {type(tree).__name__}")

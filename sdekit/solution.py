@@ -30,7 +30,10 @@ class Solution:
 
     ``stats`` holds ``nfe`` (drift plus diffusion evaluations), ``nfe_drift``, ``nfe_diffusion``,
     ``steps`` (attempted), ``accepted`` and ``rejected``: ints for shared-time solves, ``(batch,)``
-    tensors for per-sample solves. ``status`` is ``None`` unless a solve with ``throw=False``
+    tensors for per-sample solves. Per-sample solves add two ints for the batch: ``nfe_batch``,
+    the calls of the drift and diffusion (each on every row still being stepped), and
+    ``nfe_rows``, the rows those calls evaluated (``batch · nfe_batch`` unless
+    ``solve(compact=True)`` dropped finished samples; at least ``nfe.sum()``). ``status`` is ``None`` unless a solve with ``throw=False``
     stopped early: then a ``(batch,)`` tensor of :class:`Status` codes; ``ys`` holds the last
     accepted states of unfinished samples.
     """

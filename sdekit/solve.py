@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from .batching import bcast, tree_where
+from .batching import bcast, tree_take, tree_where
 from .brownian import BrownianSource, CallableBrownian, GaussianIncrements
 from .brownian.gaussian import increment_from_normals
 from .checks import one_of
@@ -57,6 +57,7 @@ def solve(
     max_steps: int | None = None,
     callback: Callable[[dict], None] | None = None,
     compile: bool = False,
+    compact: bool = False,
     progress: bool = False,
     check_finite: bool = True,
     throw: bool = True,
@@ -96,6 +97,20 @@ def solve(
             problem recompiles. Falls back
             to eager steps, with one warning, where compilation fails or the controller is
             adaptive. Not with ``callback`` (compiled steps have no per-step state to report).
+        compact: in a per-sample adaptive solve, evaluate only the samples still running: when
+            fewer than half the rows of the batch being stepped are running, the finished ones
+            are set aside and the rest re-packed, carrying everything that is per sample (state,
+            time, step size, controller, solver and Brownian state, saved outputs, generators).
+            **Only for independent rows**: the drift and diffusion then receive fewer rows than
+            ``y0`` has, so a function that closes over a ``(batch, ...)`` tensor, mixes rows
+            (batch statistics) or a tolerance tensor with a batch axis breaks. With one generator
+            per sample (or no noise) each sample's result is the uncompacted one (bitwise where
+            the functions compute each row alike whatever the batch); with one shared generator
+            later noise is drawn for fewer rows (same law, other numbers). No effect on fixed
+            steps, shared-time solves or Brownian sources that cannot drop rows (a user's
+            :class:`~sdekit.brownian.BrownianSource` without ``select``, torchsde objects).
+            ``stats["nfe_rows"]`` counts the rows evaluated. With ``callback``, finished samples
+            are scattered back into the batch for every call (a cost).
         progress: show a tqdm progress bar.
         check_finite: raise if the state becomes NaN/Inf (checked at save points and at the end).
         throw: with ``False`` an adaptive solve that cannot finish returns with ``status`` set
@@ -117,6 +132,8 @@ def solve(
         raise InputTypeError(f"callback must be None or callable(info: dict), got {callback!r}")
     if not isinstance(compile, bool):
         raise InputTypeError(f"compile must be True or False, got {compile!r}")
+    if not isinstance(compact, bool):
+        raise InputTypeError(f"compact must be True or False, got {compact!r}")
     if compile and callback is not None:
         raise InputValueError(
             "callback needs the state after every step, which compiled steps do not keep: "
@@ -133,6 +150,8 @@ def solve(
         n = len(save_times) if save_times is not None else 1
         ts = torch.tensor(save_times if save_times is not None else [t1], **like)
         stats = {key: 0 for key in _stats(solver, 0, 0, 0)}
+        if controller.adaptive and controller.per_sample:
+            stats.update(nfe_batch=0, nfe_rows=0)
         return Solution(ts, y0.unsqueeze(0).expand(n, *y0.shape).clone(), stats)
     if controller.adaptive:
         if solver.error_order is None:
@@ -147,7 +166,10 @@ def solve(
                 "adaptive solve runs eagerly",
                 stacklevel=2,
             )
-        policy = _AdaptiveSteps(controller, solver, y0, t0, t1, dt, stops, save_times, max_steps)
+        compact = compact and controller.per_sample and (source is None or source.selectable)
+        policy = _AdaptiveSteps(
+            controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compact
+        )
     else:
         grid = controller.grid(t0, t1, dt, stops)
         policy = _FixedSteps(grid, save_times, controller.stops, source, y0)
@@ -200,7 +222,7 @@ def _integrate(problem, solver, policy, source, state, callback, bar, throw, che
             state, problem, solver, source, y_next, y_error, solver_state, check_finite
         )
         if callback is not None:
-            callback({"i": state.i - 1, "t": t, "h": h, "y": state.y, "accept": accept})
+            callback(policy.callback_info(state, t, h, accept))
         policy.report(state, bar, throw)
     if check_finite:
         _check_finite(state.y, state.t_checked, policy.t1)
@@ -265,6 +287,12 @@ class _CheckedProblem:
             g_shape = tuple(y0.shape) + ((problem.noise_shape(y0)[-1],) if general else ())
             self.g = self._first_call(problem.g, "diffusion", g_shape, "g")
             self.g_prod = problem.g_prod
+
+    def __getattr__(self, name: str):
+        # What else the problem carries (e.g. the structure an exponential integrator steps in).
+        if name.startswith("__") or name == "_problem":
+            raise AttributeError(name)
+        return getattr(self._problem, name)
 
     def _first_call(self, fn, what: str, expected: tuple[int, ...], attr: str):
         def checked(t, y):
@@ -410,6 +438,9 @@ class _FixedSteps:
     def report(self, state, bar, throw):
         bar.update()
 
+    def callback_info(self, state, t, h, accept):
+        return {"i": state.i - 1, "t": t, "h": h, "y": state.y, "accept": accept}
+
     def run_compiled(self, state, problem, solver, source, bar, check_finite):
         """Whole chunks of steps with no save or jump inside run as one compiled call,
         their noise drawn at once (the same numbers as step by step); the rest (the first
@@ -486,10 +517,26 @@ def _compiled_steps(*args):
         return None
 
 
-class _AdaptiveSteps:
-    """Steps proposed by an adaptive controller; all bookkeeping on tensors of ``t``'s shape."""
+# What a compacting solve carries per sample (along dim 0; ``saved`` along dim 1), and what of
+# it makes the results of the samples it sets aside.
+_PER_SAMPLE = (
+    "t", "y", "h", "solver_state", "controller_state", "stop_index", "active", "status",
+    "attempts", "accepted", "restarts",
+)  # fmt: skip
+_RESULTS = ("t", "y", "status", "attempts", "accepted", "restarts", "saved")
 
-    def __init__(self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps):
+
+class _AdaptiveSteps:
+    """Steps proposed by an adaptive controller; all bookkeeping on tensors of ``t``'s shape.
+
+    With ``compact``, the state holds only the rows still being stepped: ``index`` maps them to
+    the batch, and ``done`` holds the batch's results as of the last compaction; when the solve
+    ends the state's results become the whole batch's again.
+    """
+
+    def __init__(
+        self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compact
+    ):
         self.controller, self.per_sample = controller, controller.per_sample
         self.t0, self.t1, self.dt0, self.max_steps = t0, t1, dt, max_steps
         self.direction = 1.0 if t1 > t0 else -1.0
@@ -506,8 +553,12 @@ class _AdaptiveSteps:
         self.rows = torch.arange(y0.shape[0], device=y0.device)
         self.progress_total = abs(t1 - t0)
         self.done_before = 0.0
+        self.source, self.compact, self.index, self.done = source, compact, None, None
+        self.nfe_step = solver.nfe_drift + solver.nfe_diffusion
+        self.nfe_batch = self.nfe_rows = 0  # calls of the problem's functions, rows they saw
 
     def init_state(self, problem, solver, y0):
+        self._count(solver.nfe_init, y0.shape[0])
         shape = (y0.shape[0],) if self.per_sample else ()
         h, controller_state = self.controller.init(solver, y0, self.t0, self.t1, self.dt0)
         t = torch.full(shape, self.t0, dtype=y0.dtype, device=y0.device)
@@ -557,6 +608,7 @@ class _AdaptiveSteps:
             y, y_next, y_error, h_try, state.controller_state
         )
         accept = accept & active
+        self._count(self.nfe_step, y.shape[0])
         if source is not None:
             source.commit(accept)
         state.attempts = state.attempts + active
@@ -576,6 +628,7 @@ class _AdaptiveSteps:
         if self.any_jumps:
             restart = landed & self.is_jump[stop]
             if bool(restart.any()):  # a host read only for problems that have jump times
+                self._count(solver.nfe_init, y.shape[0])
                 fresh = solver.init(problem, state.t, state.y)
                 state.solver_state = tree_where(restart, fresh, state.solver_state)
                 state.restarts = state.restarts + restart
@@ -606,8 +659,8 @@ class _AdaptiveSteps:
         like = state.t
         shown = not bar.disable
         done = ((state.t - self.t0) * self.direction).min() if shown else like.new_zeros(())
-        any_active, any_failed, done = torch.stack(
-            [state.active.any().to(like.dtype), underflow.any().to(like.dtype), done]
+        n_active, any_failed, done = torch.stack(
+            [state.active.sum().to(like.dtype), underflow.any().to(like.dtype), done]
         ).tolist()
         if shown:
             done = min(done, self.progress_total)  # rounding must not push the bar past its end
@@ -617,18 +670,63 @@ class _AdaptiveSteps:
             error = getattr(self.controller, "error", None)
             if not self.per_sample and error is not None:  # name the sample behind the decision
                 underflow = _worst_sample(error(y, y_next, y_error, state.controller_state))
-            _raise_underflow(underflow, state.t, state.h, self.controller)
-        if not any_active:
+            _raise_underflow(underflow, state.t, state.h, self.controller, self.index)
+        if not n_active:
             state.running = False
         elif self.max_steps is not None and state.i >= self.max_steps:
             state.status = torch.where(state.active, int(Status.MAX_STEPS), state.status)
             if throw:
-                _raise_budget(state.active, state.t, state.h, self.max_steps)
+                _raise_budget(state.active, state.t, state.h, self.max_steps, self.index)
             state.running = False
+        elif self.compact and 2 * n_active <= len(state.active):
+            self._set_aside(state)
+        if not state.running and self.index is not None:
+            for name, value in self._results(state).items():
+                setattr(state, name, value)
+            self.index = None
+
+    def _count(self, nfe: int, rows: int) -> None:
+        self.nfe_batch += nfe
+        self.nfe_rows += nfe * rows
+
+    def _set_aside(self, state) -> None:
+        """Keep stepping only the running rows; the results of the rest go to ``done``."""
+        keep = state.active.nonzero().squeeze(1)
+        self.done = self._results(state)
+        self.index = keep if self.index is None else self.index[keep]
+        for name in _PER_SAMPLE:
+            setattr(state, name, tree_take(getattr(state, name), keep))
+        state.saved = tree_take(state.saved, keep, dim=1)
+        if self.source is not None:
+            self.source.select(keep)
+        self.rows = torch.arange(len(keep), device=keep.device)
+
+    def _results(self, state) -> dict:
+        """The batch's results: the rows being stepped written over those set aside."""
+        if self.index is None:
+            return {name: getattr(state, name) for name in _RESULTS}
+        done = dict(self.done)
+        for name in _RESULTS:
+            if done[name] is not None:
+                dim = 1 if name == "saved" else 0
+                done[name] = done[name].index_copy(dim, self.index, getattr(state, name))
+        return done
+
+    def callback_info(self, state, t, h, accept):
+        info = {"i": state.i - 1, "t": t, "h": h, "y": state.y, "accept": accept}
+        if self.index is not None:  # the whole batch, as without compaction
+            done, index = self._results(state), self.index
+            info["t"] = self.done["t"].index_copy(0, index, t)
+            info["h"] = h.new_zeros(done["t"].shape).index_copy(0, index, h)
+            info["y"] = done["y"]
+            info["accept"] = accept.new_zeros(done["t"].shape).index_copy(0, index, accept)
+        return info
 
     def solution(self, state, solver, save_times, t1, like):
         stats = _stats(solver, state.attempts, state.accepted, state.restarts)
-        if not self.per_sample:
+        if self.per_sample:
+            stats.update(nfe_batch=self.nfe_batch, nfe_rows=self.nfe_rows)
+        else:
             stats = {k: int(v) for k, v in stats.items()}
         batch = state.y.shape[0]
         failed = bool((state.status != Status.OK).any())
@@ -664,22 +762,24 @@ def _first_index(mask: torch.Tensor) -> int:
     return int(mask.reshape(-1).nonzero()[0]) if mask.dim() else 0
 
 
-def _raise_underflow(underflow, t, h_abs, controller) -> None:
+def _raise_underflow(underflow, t, h_abs, controller, index) -> None:
     i = _first_index(underflow)
     t_i = float(t.reshape(-1)[i] if t.dim() else t)
     h_i = float(h_abs.reshape(-1)[i] if h_abs.dim() else h_abs)
+    sample = i if index is None else int(index[i])  # index: the batch's rows, once compacted
     raise SolveError(
-        f"step size fell below dt_min={controller.dt_min:g} at t={t_i:g} (sample {i}, last "
+        f"step size fell below dt_min={controller.dt_min:g} at t={t_i:g} (sample {sample}, last "
         f"|h|={h_i:.3g}): the error estimate stays above tolerance or is non-finite there. Loosen "
         f"rtol/atol, lower dt_min, check the problem for blow-up, or pass throw=False"
     )
 
 
-def _raise_budget(active, t, h_abs, max_steps) -> None:
+def _raise_budget(active, t, h_abs, max_steps, index) -> None:
     i = _first_index(active)
     t_i = float(t.reshape(-1)[i] if t.dim() else t)
     h_i = float(h_abs.reshape(-1)[i] if h_abs.dim() else h_abs)
+    sample = i if index is None else int(index[i])
     raise SolveError(
-        f"max_steps={max_steps} reached at t={t_i:g} (sample {i}, last |h|={h_i:.3g}); raise "
+        f"max_steps={max_steps} reached at t={t_i:g} (sample {sample}, last |h|={h_i:.3g}); raise "
         f"max_steps, loosen the tolerances, or pass throw=False"
     )

@@ -30,9 +30,19 @@ class BrownianSource:
     """
 
     levy_area: bool = False
+    #: whether :meth:`select` can drop samples (the solve loop then compacts finished samples away)
+    selectable: bool = False
 
     def increment(self, t: torch.Tensor, h: float | torch.Tensor) -> Increment:
         raise NotImplementedError
 
     def commit(self, accept: torch.Tensor) -> None:
         """Told after each attempted step which samples accepted it. Fresh-draw sources ignore it."""
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only the samples ``rows`` (a 1-D index tensor, increasing), renumbered from 0.
+
+        Called between steps (after a ``commit``) by a solve with ``compact=True``; each kept
+        sample continues exactly as it would have in the whole batch (with one generator per
+        sample, the same numbers)."""
+        raise NotImplementedError

@@ -25,8 +25,10 @@ so a step over any number of pending pieces is two look-ups, and merging adjacen
 ``(a, W1, K1)``, ``(b, W2, K2)`` is implicit: ``K = K1 + K2 + (b W1 - a W2)/2``. Points occupy
 slots of ``(batch, capacity)`` tensors in no particular order, the current one included: a step
 finds its neighbours by a masked min/max over the slot times, and a commit writes its new point
-to the next unused slot. Every 16 calls or so the points are packed to the front and re-based
-onto the current point; that is the only host synchronisation.
+to the next unused slot. Every 16th call the points are packed to the front and re-based onto
+the current point (and packed without re-basing when the slots run out before that); those are
+the only host synchronisations. The schedule counts calls only, so a sample's values do not
+depend on the rest of the batch (:meth:`BrownianBridge.select` can drop samples mid-solve).
 
 A step ``[τ_c, τ_c + |h|]`` ends
 
@@ -91,7 +93,7 @@ from ..random import GeneratorLike, as_generator, randn
 from .base import BrownianSource, Increment
 
 _INF = math.inf
-_SYNC_EVERY = 16  # calls between host reads of the longest queue, at least (capacity allowing)
+_REBASE_EVERY = 16  # calls between re-basings (host reads of the longest queue)
 
 
 class _Attempt(NamedTuple):
@@ -130,9 +132,12 @@ class BrownianBridge(BrownianSource):
     The math is in the module docstring. Each call costs a few comparisons over the slot times
     in use, three row gathers, a handful of ``(batch, *event)`` multiply-adds (about twenty with
     ``levy_area``, and six gathers) and one slot write. The host reads the longest queue once
-    every 16 calls (more often only when a queue nears the capacity), to pack and re-base the
-    points, and doubles the capacity while fewer than a quarter of the slots would stay free.
+    every 16 calls to pack and re-base the points (and packs them between times when the slots
+    run out), doubling the capacity while fewer than a quarter of the slots would stay free.
+    :meth:`select` drops samples (``solve(..., compact=True)``).
     """
+
+    selectable = True
 
     def __init__(
         self,
@@ -167,7 +172,7 @@ class BrownianBridge(BrownianSource):
         # Slots in use lie in [0, window): each commit writes its new point to slot `window`
         # and moves it on by one; _compact packs the points to the front again.
         self._window = 1
-        self._sync_at = min(capacity, 1 + _SYNC_EVERY)
+        self._calls = 0
         self._attempt: _Attempt | None = None
 
     @property
@@ -181,8 +186,10 @@ class BrownianBridge(BrownianSource):
         """Increment over ``[t, t + h]`` (per sample when ``t``/``h`` have shape ``(batch,)``)."""
         if self._attempt is not None:
             self.commit(torch.ones((), dtype=torch.bool, device=self.device))
-        if self._window >= self._sync_at:
-            self._compact()
+        rebase = self._calls > 0 and self._calls % _REBASE_EVERY == 0
+        if rebase or self._window >= self.capacity:
+            self._compact(rebase)
+        self._calls += 1
         h_abs = self._per_sample(h, "h").abs()
         active = h_abs > 0
         tol = 16 * _eps(t, h) * (self._per_sample(t, "t").abs() + h_abs) * active
@@ -302,13 +309,14 @@ class BrownianBridge(BrownianSource):
 
     # ------------------------------------------------------------------ helpers
 
-    def _compact(self) -> None:
+    def _compact(self, rebase: bool) -> None:
         """Move each sample's points to the front slots, re-based on its current point.
 
-        The only host synchronisation: reads the longest queue. Re-basing (``V ← V - V_c``,
+        A host synchronisation: reads the longest queue. Re-basing (``V ← V - V_c``,
         ``I ← I - I_c - (τ - τ_c) V_c``, ``τ ← τ - τ_c``) keeps the running values of the order
-        of the pending pieces, so their differences stay accurate over long solves. Doubles the
-        capacity while fewer than a quarter of the slots would stay free.
+        of the pending pieces, so their differences stay accurate over long solves; without it
+        the values move unchanged. Doubles the capacity while fewer than a quarter of the slots
+        would stay free.
         """
         batch, event, capacity = self.shape[0], self.shape[1:], self.capacity
         T = self._T[:, : self._window]
@@ -316,17 +324,21 @@ class BrownianBridge(BrownianSource):
         longest = int(held.sum(dim=1).max())
         order = torch.argsort((~held).to(torch.uint8), dim=1, stable=True)[:, :longest]
         rows = (self._rows[:, None] * capacity + order).flatten()
-        cur = self._rows * capacity + self._cur
-        T = torch.gather(T, 1, order) - self._c[:, None]
+        T = torch.gather(T, 1, order)
         V = self._V.view(-1, *event)
-        V_c = V.index_select(0, cur)[:, None]
-        values = [V.index_select(0, rows).view(batch, longest, *event) - V_c]
+        values = [V.index_select(0, rows).view(batch, longest, *event)]
         if self.levy_area:
             I = self._I.view(-1, *event)
-            ahead = torch.where(torch.isfinite(T), T, 0.0)
-            I_c = I.index_select(0, cur)[:, None]
-            values.append(I.index_select(0, rows).view(batch, longest, *event) - I_c)
-            values[1] -= self._bcast(ahead) * V_c
+            values.append(I.index_select(0, rows).view(batch, longest, *event))
+        if rebase:
+            cur = self._rows * capacity + self._cur
+            T = T - self._c[:, None]
+            V_c = V.index_select(0, cur)[:, None]
+            values[0] = values[0] - V_c
+            if self.levy_area:
+                ahead = torch.where(torch.isfinite(T), T, 0.0)
+                values[1] = values[1] - I.index_select(0, cur)[:, None]
+                values[1] -= self._bcast(ahead) * V_c
         while longest + max(1, capacity // 4) > capacity:
             capacity *= 2
         if capacity > self.capacity:
@@ -339,9 +351,23 @@ class BrownianBridge(BrownianSource):
         if self.levy_area:
             self._I[:, :longest] = values[1]
         self._cur = (order == self._cur[:, None]).to(torch.uint8).argmax(dim=1)
-        self._c = torch.zeros_like(self._c)
+        if rebase:
+            self._c = torch.zeros_like(self._c)
         self._window = longest
-        self._sync_at = min(capacity, longest + _SYNC_EVERY)
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only the samples ``rows``, renumbered from 0 (between a commit and the next step)."""
+        if self._attempt is not None:
+            raise RuntimeError("BrownianBridge.select() between increment() and commit()")
+        self.shape = (len(rows), *self.shape[1:])
+        self._rows = torch.arange(len(rows), device=self.device)
+        self._c, self._cur, self._T, self._V = (
+            x.index_select(0, rows) for x in (self._c, self._cur, self._T, self._V)
+        )
+        if self.levy_area:
+            self._I = self._I.index_select(0, rows)
+        if isinstance(self.generator, list):
+            self.generator = [self.generator[i] for i in rows.tolist()]
 
     def _per_sample(self, x: float | torch.Tensor, name: str) -> torch.Tensor:
         batch = self.shape[0]

@@ -25,6 +25,8 @@ class GaussianIncrements(BrownianSource):
     solutions when rejection depends on the noise (see :class:`~sdekit.brownian.BrownianBridge`).
     """
 
+    selectable = True
+
     def __init__(
         self,
         shape: tuple[int, ...],
@@ -39,6 +41,11 @@ class GaussianIncrements(BrownianSource):
         self.device = torch.device(device)
         self.generator = generator
         self.levy_area = levy_area
+
+    def select(self, rows: torch.Tensor) -> None:
+        self.shape = (len(rows), *self.shape[1:])
+        if isinstance(self.generator, list):
+            self.generator = [self.generator[i] for i in rows.tolist()]
 
     def _draw(self, scale):
         return randn(self.shape, self.generator, self.dtype, self.device).mul_(scale)
