@@ -1,0 +1,255 @@
+r"""Exponential integrators for the probability-flow ODE, in data-prediction form (DPM-Solver++).
+
+With the marginal ``x_t = α(t) x0 + σ(t) z``, the half log-SNR ``λ = log(α/σ)`` and Tweedie's
+denoiser ``D(t, x) = (x + σ² s(x, t))/α`` (``problem.denoiser``), the probability flow is
+semilinear, and its solution over ``[s, t]`` (with ``h = λ_t − λ_s > 0`` when going towards data)
+is exactly
+
+.. math::
+    x_t = \frac{\sigma_t}{\sigma_s} x_s + \sigma_t \int_{\lambda_s}^{\lambda_t} e^{\lambda}
+          D(x_\lambda, \lambda)\, d\lambda
+        = \frac{\sigma_t}{\sigma_s} x_s + \alpha_t \int_0^h e^{\tau - h} D(\lambda_s + \tau)\,d\tau.
+
+The linear part is integrated exactly and only ``D`` is approximated, by a polynomial in ``λ``.
+With ``φ₁ = e^{−h} − 1``, ``φ₂ = φ₁/h + 1`` and ``φ₃ = φ₂/h − 1/2`` the Taylor terms are
+``−α_t φ₁ D``, ``α_t h φ₂ D'`` and ``−α_t h² φ₃ D''``:
+
+- :class:`DPMSolverPP1`: ``D`` constant: ``x_t = (σ_t/σ_s) x_s − α_t φ₁ D_s``, i.e. DDIM. Order 1.
+- :class:`DPMSolverPP2M`: ``D'`` from the previous step's denoised value (multistep; the first
+  step is first order). Order 2, one evaluation per step.
+- :class:`DPMSolverPP3M`: ``D'`` and ``D''`` from the two previous steps' denoised values. Order
+  3, one evaluation per step (first order, then second, on its first two steps).
+- :class:`SinglestepDPMSolverPP`: ``D'`` (and ``D''``) from stages inside the step, with the
+  next lower order as embedded estimate: a 2(1) pair (two evaluations per step) or a 3(2) pair
+  (three; the pair of k-diffusion's ``dpm_adaptive``, here in data prediction), for
+  :func:`sdekit.solve` with an adaptive controller, per-sample steps included.
+
+The solvers step in the problem's own time ``t`` (a controller sees ``h`` in ``t``) and work for
+any process with Gaussian marginals (VP, sub-VP, VE, EDM): ``α = 1`` needs nothing special. A
+problem must carry ``process`` and ``denoiser``, as those of
+:func:`~sdekit_score.sampling.processes.probability_flow` do.
+
+References:
+    Lu, Zhou, Bao, Chen, Li, Zhu. "DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic
+    Model Sampling in Around 10 Steps", NeurIPS 2022 (single-step solvers, the adaptive pair).
+    Lu, Zhou, Bao, Chen, Li, Zhu. "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
+    Probabilistic Models", 2022 (data prediction, Algorithm 2: the 2M multistep).
+    Song, Meng, Ermon. "Denoising Diffusion Implicit Models", ICLR 2021.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sdekit.batching import bcast
+from sdekit.errors import InputValueError
+from sdekit.solvers import AbstractSolver
+
+__all__ = ["DPMSolverPP1", "DPMSolverPP2M", "DPMSolverPP3M", "SinglestepDPMSolverPP"]
+
+
+class _ExponentialODESolver(AbstractSolver):
+    """Shared by the exponential integrators: the problem check and the coefficients."""
+
+    nfe_diffusion = 0
+
+    def check(self, problem) -> None:
+        if problem.noise is not None:
+            raise InputValueError(
+                f"{self.name} steps the probability-flow ODE but the problem is an SDE; build it "
+                f"with sdekit_score.probability_flow(process, score_fn)"
+            )
+        if not (hasattr(problem, "process") and hasattr(problem, "denoiser")):
+            raise InputValueError(
+                f"{self.name} needs a problem that carries `process` and `denoiser` (the forward "
+                f"process and Tweedie's estimate of the clean sample); build it with "
+                f"sdekit_score.probability_flow(process, score_fn)"
+            )
+
+    @staticmethod
+    def _at(process, t, y):
+        """``(λ, α, σ)`` at ``t``: ``λ`` in ``t``'s shape, ``α`` and ``σ`` broadcast to ``y``."""
+        t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
+        alpha, sigma = process.alpha(t), process.sigma(t)
+        return torch.log(alpha) - torch.log(sigma), bcast(alpha, y), bcast(sigma, y)
+
+    @staticmethod
+    def _time_at(process, lam: torch.Tensor) -> torch.Tensor:
+        """The time whose half log-SNR is ``lam`` (noise level ``e^{-λ}``)."""
+        return process.noise_level_to_t(torch.exp(-lam)).to(lam.dtype)
+
+
+class DPMSolverPP1(_ExponentialODESolver):
+    r"""First-order exponential integrator, ``x_t = (σ_t/σ_s) x_s − α_t (e^{−h} − 1) D(s, x_s)``.
+
+    DDIM's deterministic update (Song, Meng, Ermon 2021), DPM-Solver++'s first order. One
+    evaluation per step, no error estimate.
+    """
+
+    order = 1
+
+    def step(self, problem, t, y, h, inc, state):
+        process = problem.process
+        lam_s, _, sigma_s = self._at(process, t, y)
+        lam_t, alpha_t, sigma_t = self._at(process, t + h, y)
+        phi_1 = bcast(torch.expm1(lam_s - lam_t), y)
+        return sigma_t / sigma_s * y - alpha_t * phi_1 * problem.denoiser(t, y), None, state
+
+
+class DPMSolverPP2M(_ExponentialODESolver):
+    r"""DPM-Solver++(2M): the second-order multistep exponential integrator (Lu et al. 2022b).
+
+    With the previous step's denoised value ``D_prev`` and step ``h_prev`` (both in ``λ``),
+    ``D_s`` is extrapolated linearly, ``D = D_s + (D_s − D_prev) h / (2 h_prev)``, and stepped as in
+    :class:`DPMSolverPP1`. The state carries ``(D_prev, h_prev)``; ``h_prev = 0`` (the first
+    step, or after a restart) gives the first-order step. One evaluation per step.
+    """
+
+    order = 2
+
+    def init(self, problem, t0, y0):
+        return torch.zeros_like(y0), torch.zeros_like(torch.as_tensor(t0, dtype=y0.dtype))
+
+    def step(self, problem, t, y, h, inc, state):
+        process = problem.process
+        denoised_prev, h_prev = state
+        lam_s, _, sigma_s = self._at(process, t, y)
+        lam_t, alpha_t, sigma_t = self._at(process, t + h, y)
+        h_lam = lam_t - lam_s
+        half_ratio = torch.where(h_prev > 0, h_lam / (2 * h_prev.clamp(min=1e-30)), 0.0)
+        denoised = problem.denoiser(t, y)
+        extrapolated = denoised + bcast(half_ratio, y) * (denoised - denoised_prev)
+        phi_1 = bcast(torch.expm1(-h_lam), y)
+        y_next = sigma_t / sigma_s * y - alpha_t * phi_1 * extrapolated
+        return y_next, None, (denoised, h_lam)
+
+
+class DPMSolverPP3M(_ExponentialODESolver):
+    r"""DPM-Solver++(3M): the third-order multistep exponential integrator.
+
+    With the denoised values ``D_1``, ``D_2`` of the two previous steps, ``λ``-steps ``h_1``,
+    ``h_2`` before this one (``r_i = h_i/h``), divided differences
+    ``δ₀ = (D_s − D_1)/r_1`` and ``δ₁ = (D_1 − D_2)/r_2`` give ``hD' ≈ δ₀ + (δ₀ − δ₁) r_1/(r_1 + r_2)``
+    and ``h²D'' ≈ 2(δ₀ − δ₁)/(r_1 + r_2)``, stepped with the Taylor terms of the module docstring:
+
+    .. math::
+        x_t = \frac{\sigma_t}{\sigma_s} x_s - \alpha_t φ_1 D_s + \alpha_t φ_2\, hD'
+              - \alpha_t φ_3\, h^2 D''.
+
+    The first step is first order, the second uses ``hD' ≈ δ₀`` (second order). The state carries
+    ``(D_1, D_2, h_1, h_2)``, zero steps meaning no history. One evaluation per step.
+    """
+
+    order = 3
+
+    def init(self, problem, t0, y0):
+        zero = torch.zeros_like(torch.as_tensor(t0, dtype=y0.dtype))
+        return torch.zeros_like(y0), torch.zeros_like(y0), zero, zero
+
+    def step(self, problem, t, y, h, inc, state):
+        process = problem.process
+        denoised_1, denoised_2, h_1, h_2 = state
+        lam_s, _, sigma_s = self._at(process, t, y)
+        lam_t, alpha_t, sigma_t = self._at(process, t + h, y)
+        h_lam = lam_t - lam_s
+        denoised = problem.denoiser(t, y)
+        r_1, r_2 = bcast(h_1 / h_lam, y), bcast(h_2 / h_lam, y)
+        delta_0 = (denoised - denoised_1) / r_1
+        delta_1 = (denoised_1 - denoised_2) / r_2
+        first_derivative = delta_0 + (delta_0 - delta_1) * r_1 / (r_1 + r_2)
+        second_derivative = 2 * (delta_0 - delta_1) / (r_1 + r_2)
+        # Without history the divided differences are 0/0: where() keeps what is defined.
+        has_1, has_2 = bcast(h_1 > 0, y), bcast(h_2 > 0, y)
+        first_derivative = torch.where(has_2, first_derivative, torch.where(has_1, delta_0, 0.0))
+        second_derivative = torch.where(has_2, second_derivative, 0.0)
+        phi_1 = torch.expm1(-h_lam)
+        phi_2 = phi_1 / h_lam + 1
+        phi_3 = bcast(phi_2 / h_lam - 0.5, y)
+        y_next = (
+            sigma_t / sigma_s * y
+            - alpha_t * bcast(phi_1, y) * denoised
+            + alpha_t * bcast(phi_2, y) * first_derivative
+            - alpha_t * phi_3 * second_derivative
+        )
+        return y_next, None, (denoised, denoised_1, h_lam, h_1)
+
+
+class SinglestepDPMSolverPP(_ExponentialODESolver):
+    r"""Single-step DPM-Solver++ pairs with an embedded lower-order estimate.
+
+    ``order=2`` (DPM-Solver++(2S), a 2(1) pair): a first-order stage to ``λ_s + h/2`` gives
+    ``D_1``, and with ``D' h ≈ 2(D_1 − D_s)``
+
+    .. math::
+        x_t = \frac{\sigma_t}{\sigma_s} x_s - \alpha_t φ_1 D_s - \alpha_t φ_1 (D_1 - D_s),
+
+    embedded: :class:`DPMSolverPP1`'s step. ``order=3`` (a 3(2) pair): stages at ``λ_s + h/3``
+    (first order) and ``λ_s + 2h/3`` (second order) give ``D_1``, ``D_2``; with
+    ``Δ₁ = 3(D_1 − D_s)``, ``Δ₂ = (3/2)(D_2 − D_s)``, ``hD' ≈ 2Δ₁ − Δ₂`` and
+    ``h²D'' ≈ 6(Δ₂ − Δ₁)``,
+
+    .. math::
+        x_t = \frac{\sigma_t}{\sigma_s} x_s - \alpha_t φ_1 D_s + \alpha_t φ_2 (2Δ₁ − Δ₂)
+              - 6 \alpha_t φ_3 (Δ₂ − Δ₁),
+
+    embedded: the 2S step with its stage at ``h/3``, ``x_s σ_t/σ_s − α_t φ₁ (D_s + (3/2)(D_1 −
+    D_s))`` (Lu et al. 2022a, Algorithms 4–5 in data prediction). The error estimate is the
+    difference of the two (local error of the lower order, ``O(h^order)``); the higher-order
+    solution is kept. ``order`` evaluations per attempted step.
+    """
+
+    def __init__(self, order: int = 3):
+        if order not in (2, 3):
+            raise InputValueError(f"order={order!r}: SinglestepDPMSolverPP has orders 2 and 3")
+        self.order = order
+        self.error_order = order
+        self.nfe_drift = order
+
+    @property
+    def name(self) -> str:
+        return f"SinglestepDPMSolverPP(order {self.order})"
+
+    def step(self, problem, t, y, h, inc, state):
+        process, denoiser = problem.process, problem.denoiser
+        t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
+        lam_s, _, sigma_s = self._at(process, t, y)
+        lam_t, alpha_t, sigma_t = self._at(process, t + h, y)
+        h_lam = lam_t - lam_s
+        # Samples that do not move (h = 0 in a per-sample solve) get finite, unused coefficients.
+        h_safe = torch.where(h_lam == 0, 1.0, h_lam)
+        denoised = denoiser(t, y)
+        first = self._stage(process, y, sigma_s, lam_s, h_safe / self.order, denoised)
+        d_1 = denoiser(first[0], first[1])
+        phi_1 = bcast(torch.expm1(-h_lam), y)
+        base = sigma_t / sigma_s * y - alpha_t * phi_1 * denoised
+        if self.order == 2:
+            y_next = base - alpha_t * phi_1 * (d_1 - denoised)
+            return y_next, y_next - base, state
+        delta_1 = 3 * (d_1 - denoised)
+        r_2 = 2 / 3
+        lam_2 = lam_s + r_2 * h_safe
+        _, alpha_2, sigma_2 = self._at(process, self._time_at(process, lam_2), y)
+        phi_12 = torch.expm1(-r_2 * h_safe)
+        phi_22 = bcast(phi_12 / (r_2 * h_safe) + 1, y)
+        x_2 = (
+            sigma_2 / sigma_s * y
+            - alpha_2 * bcast(phi_12, y) * denoised
+            + alpha_2 * phi_22 * r_2 * delta_1
+        )
+        delta_2 = 1.5 * (denoiser(self._time_at(process, lam_2), x_2) - denoised)
+        phi_2 = bcast(torch.expm1(-h_safe) / h_safe + 1, y)
+        phi_3 = phi_2 / bcast(h_safe, y) - 0.5
+        y_next = (
+            base
+            + alpha_t * phi_2 * (2 * delta_1 - delta_2)
+            - 6 * alpha_t * phi_3 * (delta_2 - delta_1)
+        )
+        y_low = base - alpha_t * phi_1 * 0.5 * delta_1
+        return y_next, y_next - y_low, state
+
+    def _stage(self, process, y, sigma_s, lam_s, h_stage, denoised):
+        """``(t_1, x_1)``: the first-order step from ``λ_s`` to ``λ_s + h_stage``."""
+        t_1 = self._time_at(process, lam_s + h_stage)
+        _, alpha_1, sigma_1 = self._at(process, t_1, y)
+        phi = bcast(torch.expm1(-h_stage), y)
+        return t_1, sigma_1 / sigma_s * y - alpha_1 * phi * denoised

@@ -1,0 +1,210 @@
+"""Exponential reverse-SDE schemes and ``sampler="adaptive"`` on Gaussian data with an exact score.
+
+For Gaussian data the denoiser is affine in ``x``, so one step of either scheme is
+``x' = a x + b ξ + c`` with ``ξ = ΔW/√|Δt|``: three calls of ``step`` give ``(a, b, c)`` and the
+mean and variance of the scheme's terminal law follow exactly, with no sampling error. That makes
+the variance and weak-order checks deterministic.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+import sdekit as sk
+import sdekit.testing as skt
+import sdekit_score as ss
+from sdekit.batching import bcast
+from sdekit.brownian import Increment
+from sdekit.errors import InputValueError
+from sdekit_score.sampling.exponential_sde import ExponentialEuler, ExponentialHeun
+from sdekit_score.sampling.processes import EDMProcess, reverse_sde
+
+F64 = torch.float64
+PROCESSES = {"vp": ss.VPSDE, "ve": ss.VESDE, "subvp": ss.SubVPSDE, "edm": EDMProcess}
+MEAN = 0.3
+WEAK_VARIANCE = 0.05
+
+
+def gaussian_score(process, variance: float, mean: float = MEAN):
+    """The exact score of ``p_t`` for data ``N(mean, variance)`` in every element."""
+
+    def score(x, t):
+        alpha, sigma = bcast(process.alpha(t), x), bcast(process.sigma(t), x)
+        return -(x - alpha * mean) / (alpha**2 * variance + sigma**2)
+
+    return score
+
+
+def terminal_moments(solver, process, variance: float, steps: int, t1: float):
+    """Exact mean and variance of ``solver``'s state at ``t1`` after ``steps`` equal steps from
+    the prior at ``T``, by propagating the affine one-step map."""
+    problem = reverse_sde(process, gaussian_score(process, variance))
+    ts = torch.linspace(process.T, t1, steps + 1, dtype=F64)
+    mean, var = 0.0, process.prior_std**2
+    for t, t_next in zip(ts[:-1], ts[1:], strict=True):
+        h = float(t_next - t)
+        y = torch.tensor([[0.0], [1.0], [0.0]], dtype=F64)
+        dW = torch.tensor([[0.0], [0.0], [math.sqrt(abs(h))]], dtype=F64)
+        out = solver.step(problem, t, y, h, Increment(dW), None)[0][:, 0]
+        c, a, b = float(out[0]), float(out[1] - out[0]), float(out[2] - out[0])
+        mean, var = a * mean + c, a * a * var + b * b
+    return mean, var
+
+
+def exact_moments(process, variance: float, t: float):
+    t = torch.tensor(t, dtype=F64)
+    alpha, sigma = float(process.alpha(t)), float(process.sigma(t))
+    return alpha * MEAN, alpha**2 * variance + sigma**2
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_sharp_mode_keeps_its_variance_at_any_step_size(name, steps):
+    # A mode 100x narrower than the noise at eps: D is nearly constant, the linear part exact.
+    process = PROCESSES[name]()
+    variance = 1e-4 * float(process.sigma(torch.tensor(process.eps, dtype=F64))) ** 2
+    mean, var = exact_moments(process, variance, process.eps)
+    for solver in (ExponentialEuler(), ExponentialHeun()):
+        m, v = terminal_moments(solver, process, variance, steps, process.eps)
+        assert v / var == pytest.approx(1, abs=2e-3), solver.name
+        assert m == pytest.approx(mean, abs=1e-6)
+    # stochastic Heun on the same steps (rate x step far above 1) is off by orders of magnitude
+    _, v = terminal_moments(sk.ImprovedEuler(), process, variance, steps, process.eps)
+    assert not 0.5 < v / var < 2
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_heun_is_exact_when_the_denoiser_is_linear_in_log_snr(name):
+    # D = c0 + c1·λ(t): the corrector's interpolation is exact, so one large step without noise
+    # equals variation of constants, x_t = (σ_t/σ_s)e^{-h} x_s + 2α_t ∫_0^h e^{-2u} D(λ_t − u) du,
+    # with ∫_0^h 2u e^{-2u} du = (1 − e^{-2h})/2 − h e^{-2h}.
+    process = PROCESSES[name]()
+    c0, c1 = 0.3, -0.2
+
+    def log_snr(t):
+        t = torch.as_tensor(t, dtype=F64)
+        return torch.log(process.alpha(t) / process.sigma(t))
+
+    problem = sk.SDE(lambda t, y: y, lambda t, y: torch.ones_like(y), noise="additive")
+    problem.process = process
+    problem.denoiser = lambda t, y: (c0 + c1 * log_snr(t)) * torch.ones_like(y)
+    s, t = 0.9 * process.T, 2 * process.eps
+    x_s = torch.tensor([[0.7]], dtype=F64)
+    inc = Increment(torch.zeros_like(x_s))
+    x_t = ExponentialHeun().step(problem, torch.tensor(s, dtype=F64), x_s, t - s, inc, None)[0]
+    lam_s, lam_t = log_snr(s), log_snr(t)
+    h = lam_t - lam_s
+    ts = torch.tensor([s, t], dtype=F64)
+    alpha_t, (sigma_s, sigma_t) = process.alpha(ts)[1], process.sigma(ts)
+    one_minus = -torch.expm1(-2 * h)
+    integral = (c0 + c1 * lam_t) * one_minus - c1 * (one_minus / 2 - h * torch.exp(-2 * h))
+    exact = sigma_t / sigma_s * torch.exp(-h) * x_s + alpha_t * integral
+    assert float(h) > 3  # a large step: a merely second-order weight would be far off
+    torch.testing.assert_close(x_t, exact, rtol=1e-10, atol=1e-12)
+
+
+@functools.cache
+def _fine_moments(name: str, t1: float):
+    # The prior N(0, prior_std^2) is not exactly p_T: compare with a fine solve from the same
+    # prior (exponential Heun at 1024 steps: its weak error is below 1e-7 here).
+    return terminal_moments(ExponentialHeun(), PROCESSES[name](), WEAK_VARIANCE, 1024, t1)
+
+
+def _weak_errors(solver, name, steps, t1):
+    process, variance = PROCESSES[name](), WEAK_VARIANCE
+    mean, var = _fine_moments(name, t1)
+    return [
+        math.hypot(m - mean, v - var)
+        for m, v in (terminal_moments(solver, process, variance, n, t1) for n in steps)
+    ]
+
+
+@pytest.mark.parametrize("name, t1", [("ve", 0.2), ("subvp", 0.2)])
+@pytest.mark.parametrize("solver", [ExponentialEuler(), ExponentialHeun()], ids=lambda s: s.name)
+def test_weak_order_is_the_declared_one(name, t1, solver):
+    steps = [16, 32, 64, 128]
+    errors = _weak_errors(solver, name, steps, t1)
+    slope = -float(
+        torch.linalg.lstsq(
+            torch.tensor([[math.log(n), 1.0] for n in steps], dtype=F64),
+            torch.tensor(errors, dtype=F64).log()[:, None],
+        ).solution[0]
+    )
+    assert slope == pytest.approx(solver.weak_order, abs=0.2), errors
+
+
+@pytest.mark.parametrize("solver", [ExponentialEuler(), ExponentialHeun()], ids=lambda s: s.name)
+def test_strong_order_is_one(solver):
+    # Against Euler–Maruyama on the same paths (so the limit is the reverse SDE's solution).
+    process = ss.VPSDE()
+    problem = reverse_sde(process, gaussian_score(process, 0.05))
+    fit = skt.strong_order(
+        solver,
+        problem,
+        torch.zeros(1, 1, dtype=F64),
+        0.3,
+        [2.0**-k for k in range(4, 8)],
+        t0=1.0,
+        reference_solver="euler",
+        reference_dt=2.0**-11,
+        n_paths=100,
+        seed=3,
+    )
+    assert fit.failure(solver.strong_order, tolerance=0.25) is None, fit
+
+
+def test_schemes_refuse_problems_without_a_denoiser():
+    plain = sk.SDE(lambda t, y: -y, lambda t, y: torch.ones_like(y), noise="additive")
+    with pytest.raises(InputValueError, match="reverse_sde"):
+        sk.solve(plain, torch.zeros(2, 1), 1.0, 0.1, solver=ExponentialHeun(), dt=0.1)
+    ode = ss.probability_flow(ss.VPSDE(), gaussian_score(ss.VPSDE(), 0.05))
+    with pytest.raises(InputValueError, match="ODE"):
+        sk.solve(ode, torch.zeros(2, 1), 1.0, 0.1, solver=ExponentialEuler(), dt=0.1)
+
+
+@pytest.mark.parametrize("tol", [0.0, -0.1, math.inf])
+def test_adaptive_refuses_bad_tolerances(tol):
+    process = ss.VPSDE()
+    with pytest.raises(InputValueError, match="tol"):
+        ss.sample(gaussian_score(process, 0.05), process, (2, 1), sampler="adaptive", tol=tol)
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+def test_adaptive_samples_images_of_gaussian_data(name):
+    process = PROCESSES[name]()
+    variance = 0.01
+    shape = (64, 1, 4, 4)
+    x, stats = ss.sample(
+        gaussian_score(process, variance), process, shape, sampler="adaptive", generator=0
+    )
+    assert x.shape == shape and bool(torch.isfinite(x).all())
+    assert stats["nfe"].shape == (64,) and bool((stats["nfe"] % 2 == 1).all())
+    # denoised exact samples of p_eps: N(MEAN, v²/(v + σ̃²)), σ̃ the noise level at eps
+    level = process.noise_level_range()[0]
+    expected = variance**2 / (variance + level**2)
+    n = x.numel()
+    se_var = expected * math.sqrt(2 / n)  # standard error of the sample variance, 4.4% here
+    assert float(x.var()) == pytest.approx(expected, abs=4 * se_var)
+    assert float(x.mean()) == pytest.approx(MEAN, abs=4 * math.sqrt(variance / n))
+
+
+def test_adaptive_keeps_one_path_per_sample():
+    # Each sample's noise comes from its own generator and its steps from its own controller:
+    # a sample's result does not depend on what else is in the batch, and a seed reproduces it.
+    process = ss.VESDE()
+    score = gaussian_score(process, 0.01)
+
+    def run(seeds):
+        generators = [torch.Generator().manual_seed(s) for s in seeds]
+        return ss.sample(score, process, (len(seeds), 3), sampler="adaptive", generator=generators)
+
+    x4, stats4 = run([0, 1, 2, 3])
+    x2, stats2 = run([2, 1])
+    assert bool((stats4["rejected"] > 0).any())  # rejections happened and were bridged
+    torch.testing.assert_close(x2, x4[[2, 1]])
+    torch.testing.assert_close(stats2["nfe"], stats4["nfe"][[2, 1]])
+    torch.testing.assert_close(run([0, 1, 2, 3])[0], x4)
