@@ -18,39 +18,52 @@ samples. Also reported: the Fréchet distance of the denoised samples' means and
 the denoised exact reference (computed through the samples' cross Gram matrix, which gives the
 exact value without ``D x D`` square roots).
 
-Settings: Euler–Maruyama at 50–2000 steps; Gotta Go Fast at eps_rel 0.01/0.02/0.05/0.1 (noise
-re-drawn on rejection as in the paper, and in 2-D also with one Brownian path per sample);
-predictor–corrector (1000 steps, one corrector step); the probability-flow ODE (Dormand–Prince,
-rtol = atol = 1e-5); annealed Langevin and consistent annealed sampling (VE only, the paper's
-CIFAR-10 ladder and steps). NFE is per sample and includes the denoising evaluation (none for
-ALS/CAS). The last rows of each block give the NFE at which GGF's |ΔNLL| first falls to that of
-EM at 500/1000/2000 steps (linear in log NFE between the two GGF settings that bracket it).
+Settings (``CONFIGS``): every sampler of ``sdekit_score.sampling.samplers.SAMPLERS`` that has a
+configuration here runs, so a sampler appears as soon as it is registered: Euler–Maruyama at
+50–2000 steps; Gotta Go Fast at eps_rel 0.01/0.02/0.05/0.1 (noise re-drawn on rejection as in the
+paper, and in 2-D also with one Brownian path per sample); predictor–corrector (1000 steps, one
+corrector step; not in ``--quick``); the probability-flow ODE (Dormand–Prince, rtol = atol =
+1e-5); DPM-Solver++(2M) and adaptive DPM-Solver++; ``adaptive``; annealed Langevin and consistent annealed sampling (VE
+only, the paper's CIFAR-10 ladder and steps). A configured option that a sampler does not take
+skips that row (with a note on stderr). Then k-diffusion's samplers (``KDIFFUSION``; see
+``bench/kdiffusion.py`` for how its denoiser is built from the exact score, and how to get its
+source without making it a dependency), the fixed-step ones on the Karras schedule (ρ = 7) as
+k-diffusion recommends. NFE is per sample and includes the denoising evaluation (none for
+ALS/CAS). Every setting runs once per seed (``--seeds``); the table and plots give the mean over
+seeds, "±" the standard error of that mean, and "spread" the standard deviation between seeds.
+The last rows of each block give the NFE at which GGF's |ΔNLL| first falls to that of EM at
+500/1000/2000 steps (linear in log NFE between the two GGF settings that bracket it).
 
-    python bench/samplers.py --out DIR [--dims 2 3072] [--processes vp ve]
+    python bench/samplers.py --out DIR [--dims 2 3072] [--processes vp ve] [--seeds 0 1]
                              [--batch-2d 10000] [--batch-hd 1000] [--quick]
+                             [--kdiffusion PATH | --no-kdiffusion]
 
-Prints one table; writes ``samplers.json``, ``samplers.md`` and ``samplers_quality_vs_nfe.png``
-into ``--out`` and nothing elsewhere.
+Prints one table; writes ``samplers.json``, ``samplers.md``, ``samplers_quality_vs_nfe.png`` (all
+settings) and one ``samplers_<dim>d_<process>.png`` per setting into ``--out`` and nothing
+elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
+import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 import sdekit_score as ss
 from sdekit_score.evaluation.metrics import gaussian_frechet
+from sdekit_score.sampling.samplers import SAMPLERS
 
-EM_STEPS = (50, 100, 200, 500, 1000, 2000)
-GGF_EPS_REL = (0.01, 0.02, 0.05, 0.1)
-QUICK_EM_STEPS = (50, 200, 1000)
-QUICK_GGF_EPS_REL = (0.02, 0.1)
+sys.path.insert(0, str(Path(__file__).parent))
+import kdiffusion  # noqa: E402  (a sibling script of this benchmark, not a package)
+
 MATCH_EM_STEPS = (500, 1000, 2000)
 
 
@@ -151,18 +164,82 @@ def mode_weight_tv(mixture: ss.GaussianMixture, x: torch.Tensor) -> float:
 # --------------------------------------------------------------------------- runs
 
 
-def settings(kind: str, dim: int, quick: bool) -> list[tuple[str, str, dict]]:
-    em_steps = QUICK_EM_STEPS if quick else EM_STEPS
-    eps_rels = QUICK_GGF_EPS_REL if quick else GGF_EPS_REL
-    runs = [("em", f"{n} steps", {"steps": n}) for n in em_steps]
-    runs += [("ggf", f"eps_rel {e}", {"eps_rel": e}) for e in eps_rels]
+def _steps(name: str, counts, **extra) -> list[tuple[str, dict]]:
+    return [(f"{n} {name}", {"steps": n, **extra}) for n in counts]
+
+
+def _config_em(kind, dim, quick):
+    return _steps("steps", (50, 200, 1000) if quick else (50, 100, 200, 500, 1000, 2000))
+
+
+def _config_ggf(kind, dim, quick):
+    eps_rels = (0.02, 0.1) if quick else (0.01, 0.02, 0.05, 0.1)
+    rows = [(f"eps_rel {e}", {"eps_rel": e}) for e in eps_rels]
     if dim == 2:
-        runs += [
-            ("ggf", f"eps_rel {e}, bridge", {"eps_rel": e, "brownian": "bridge"}) for e in eps_rels
-        ]
-    runs += [("pc", "1000 steps, 1 corrector", {}), ("ode", "dopri5, tol 1e-5", {})]
-    if kind == "ve":
-        runs += [("als", "232 levels, paper step", {}), ("cas", "232 levels, paper step", {})]
+        rows += [(f"eps_rel {e}, bridge", {"eps_rel": e, "brownian": "bridge"}) for e in eps_rels]
+    return rows
+
+
+def _config_dpmpp_2m(kind, dim, quick):
+    return _steps("steps, logsnr", (24, 99) if quick else (14, 24, 49, 99, 199), schedule="logsnr")
+
+
+def _config_dpm_adaptive(kind, dim, quick):
+    tolerances = [(0.05, 0.0078), (0.01, 1e-3)] + ([] if quick else [(0.02, 0.0078)])
+    return [(f"rtol {r}, atol {a}", {"rtol": r, "atol": a}) for r, a in tolerances]
+
+
+def _config_adaptive(kind, dim, quick):
+    return [(f"tol {t}", {"tol": t}) for t in ((0.05, 0.02) if quick else (0.05, 0.02, 0.01))]
+
+
+CONFIGS = {
+    "em": _config_em,
+    "ggf": _config_ggf,
+    "adaptive": _config_adaptive,
+    "dpmpp_2m": _config_dpmpp_2m,
+    "dpmpp_3m": _config_dpmpp_2m,
+    "dpm_adaptive": _config_dpm_adaptive,
+    "pc": lambda kind, dim, quick: [] if quick else [("1000 steps, 1 corrector", {})],
+    "ode": lambda kind, dim, quick: [("dopri5, tol 1e-5", {})],
+    "als": lambda kind, dim, quick: [("232 levels, paper step", {})] if kind == "ve" else [],
+    "cas": lambda kind, dim, quick: [("232 levels, paper step", {})] if kind == "ve" else [],
+}
+"""Settings per sampler name: ``(process kind, dim, quick) -> [(setting, options)]``."""
+
+
+def _kd_fixed(quick: bool, evaluations_per_step: int) -> list[tuple[str, dict]]:
+    nfes = (50, 200) if quick else (25, 50, 100, 200, 500)
+    steps = [max(1, round((n + evaluations_per_step - 1) / evaluations_per_step)) for n in nfes]
+    return _steps("steps, karras", steps)
+
+
+KDIFFUSION = {
+    "sample_euler": lambda quick: _kd_fixed(quick, 1),
+    "sample_heun": lambda quick: _kd_fixed(quick, 2),
+    "sample_dpmpp_2m": lambda quick: _kd_fixed(quick, 1),
+    "sample_dpmpp_sde": lambda quick: _kd_fixed(quick, 2),
+    "sample_dpmpp_2m_sde": lambda quick: _kd_fixed(quick, 1),
+    "sample_euler_ancestral": lambda quick: _kd_fixed(quick, 1),
+    "sample_dpm_adaptive": lambda quick: _config_dpm_adaptive(None, None, quick),
+}
+"""k-diffusion's samplers: ``quick -> [(setting, options)]`` (``steps`` on the Karras schedule;
+the step counts put heun and dpmpp_sde, two evaluations per step, at the same NFE)."""
+
+
+def settings(kind: str, dim: int, quick: bool) -> list[tuple[str, str, dict]]:
+    """(sampler, setting, options) of every configured sampler that is registered."""
+    runs = []
+    for name, config in CONFIGS.items():
+        if name not in SAMPLERS:
+            continue
+        accepted = set(inspect.signature(SAMPLERS[name]).parameters)
+        for setting, options in config(kind, dim, quick):
+            unknown = sorted(set(options) - accepted)
+            if unknown:
+                print(f"  skipping {name} {setting}: no option {unknown}", file=sys.stderr)
+                continue
+            runs.append((name, setting, options))
     return runs
 
 
@@ -189,6 +266,20 @@ def run_one(mixture, process, sampler, options, batch, seed, refs) -> dict:
     if "rejected" in stats:
         attempts = (stats["accepted"] + stats["rejected"]).double()
         row["rejected_fraction"] = float((stats["rejected"].double() / attempts).mean())
+    return row
+
+
+def run_kdiffusion(mixture, process, kd, name, options, batch, seed, refs) -> dict:
+    """One k-diffusion sampler from a prior draw of the process, measured as ``run_one``."""
+    denoiser = kdiffusion.Denoiser(process, mixture.score(process))
+    x_T = process.prior_sample((batch, mixture.dim), generator=seed, dtype=torch.float32)
+    start = time.perf_counter()
+    with torch.no_grad(), warnings.catch_warnings():
+        # torchsde's Brownian tree warns when float32 levels round just outside its span
+        warnings.filterwarnings("ignore", message="Should have t")
+        raw, den, nfe = kdiffusion.run(kd, name, denoiser, x_T, seed, **options)
+    row = dict(nfe=float(nfe), wall_s=time.perf_counter() - start)
+    row.update(measure(mixture, raw, den, refs))
     return row
 
 
@@ -269,30 +360,43 @@ def exact_samples(mixture, process, n: int, seed: int) -> tuple[torch.Tensor, to
     return x, denoise(process, mixture.score(process), x)
 
 
-def run_block(dim: int, kind: str, batch: int, args) -> list[dict]:
-    """Every setting on one target, the exact floor first, GGF-vs-EM matches last."""
+def run_block(dim: int, kind: str, batch: int, args, kd) -> list[dict]:
+    """Every setting on one target for every seed, averaged over seeds: the exact floor first,
+    then ours, then k-diffusion's, GGF-vs-EM matches last."""
     process = ss.VPSDE() if kind == "vp" else ss.VESDE()
     mixture = make_target(dim, process)
     ref_raw, ref_den = exact_samples(
-        mixture, process, args.reference_factor * batch, 10_000 + args.seed
+        mixture, process, args.reference_factor * batch, 10_000 + args.seeds[0]
     )
     refs = {"raw": Reference(mixture, ref_raw), "den": Reference(mixture, ref_den)}
-    raw, den = exact_samples(mixture, process, batch, 20_000 + args.seed)
-    block = [
-        dict(
-            sampler="exact",
-            setting=f"p_eps, {batch} samples",
-            nfe=0.0,
-            wall_s=0.0,
-            **measure(mixture, raw, den, refs),
-        )
+    runs = [("exact", f"p_eps, {batch} samples", None)]
+    runs += [
+        (name, setting, ("ours", options))
+        for name, setting, options in settings(kind, dim, args.quick)
     ]
-    for sampler, setting, options in settings(kind, dim, args.quick):
-        row = run_one(mixture, process, sampler, options, batch, args.seed, refs)
-        block.append(dict(sampler=sampler, setting=setting, **row))
+    if kd is not None:
+        runs += [
+            (f"kd {name.removeprefix('sample_')}", setting, ("kd", name, options))
+            for name, config in KDIFFUSION.items()
+            for setting, options in config(args.quick)
+        ]
+    block = []
+    for sampler, setting, how in runs:
+        rows = []
+        for seed in args.seeds:
+            if how is None:
+                raw, den = exact_samples(mixture, process, batch, 20_000 + seed)
+                row = dict(nfe=0.0, wall_s=0.0, **measure(mixture, raw, den, refs))
+            elif how[0] == "ours":
+                row = run_one(mixture, process, sampler, dict(how[1]), batch, seed, refs)
+            else:
+                row = run_kdiffusion(mixture, process, kd, how[1], dict(how[2]), batch, seed, refs)
+            rows.append(row)
+        block.append(dict(sampler=sampler, setting=setting, **average(rows)))
+        row = block[-1]
         print(
             f"  {dim}-D {kind} {sampler} {setting}: NFE {row['nfe']:.0f}, "
-            f"{row['wall_s']:.1f} s, ΔNLL {row['dnll']:.2f}",
+            f"{row['wall_s']:.1f} s, ΔNLL {row['dnll']:.2f} (spread {row['spread']:.2f})",
             file=sys.stderr,
             flush=True,
         )
@@ -300,6 +404,23 @@ def run_block(dim: int, kind: str, batch: int, args) -> list[dict]:
     for r in block:
         r.update(dim=dim, process=kind, batch=batch)
     return block
+
+
+def average(rows: list[dict]) -> dict:
+    """The mean over seeds of each figure; ``dnll_se`` becomes the standard error of the mean,
+    ``spread`` is the standard deviation of ΔNLL between seeds, ``per_seed`` keeps the rows."""
+    k = len(rows)
+    out = {
+        key: sum(r[key] for r in rows) / k
+        for key in rows[0]
+        if isinstance(rows[0][key], float) and key not in ("dnll_se", "dnll_raw_se")
+    }
+    for key in ("dnll_se", "dnll_raw_se"):
+        out[key] = math.sqrt(sum(r[key] ** 2 for r in rows)) / k
+    out["stratified"] = all(r["stratified"] for r in rows)
+    out["spread"] = statistics.stdev(r["dnll"] for r in rows) if k > 1 else math.nan
+    out["per_seed"] = rows
+    return out
 
 
 # --------------------------------------------------------------------------- output
@@ -315,6 +436,7 @@ COLUMNS = (
     "ΔNLL raw",
     "ΔNLL den.",
     "±",
+    "spread",
     "FD den.",
     "mode TV",
     "note",
@@ -338,6 +460,7 @@ def table_rows(results: list[dict]) -> list[list[str]]:
                     "",
                     "",
                     "",
+                    "",
                     r["note"],
                 ]
             )
@@ -356,6 +479,7 @@ def table_rows(results: list[dict]) -> list[list[str]]:
                 f"{r['dnll_raw']:.2f}",
                 f"{r['dnll']:.2f}",
                 f"{r['dnll_se']:.2f}",
+                "" if math.isnan(r["spread"]) else f"{r['spread']:.2f}",
                 f"{r['fd']:.4g}",
                 f"{r['tv']:.4f}",
                 ", ".join(note),
@@ -370,32 +494,85 @@ def markdown(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+SINGLE = dict(linestyle="none", markersize=8)
 STYLE = {
     "EM": dict(color="tab:blue", marker="o"),
     "GGF (re-draw)": dict(color="tab:orange", marker="o"),
     "GGF (bridge)": dict(color="tab:green", marker="o"),
-    "PC": dict(color="tab:red", marker="s", linestyle="none", markersize=8),
-    "ODE": dict(color="tab:purple", marker="D", linestyle="none", markersize=8),
-    "ALS": dict(color="tab:brown", marker="v", linestyle="none", markersize=8),
-    "CAS": dict(color="tab:pink", marker="^", linestyle="none", markersize=8),
+    "PC": dict(color="tab:red", marker="s", **SINGLE),
+    "ODE": dict(color="tab:purple", marker="D", **SINGLE),
+    "ALS": dict(color="tab:brown", marker="v", **SINGLE),
+    "CAS": dict(color="tab:pink", marker="^", **SINGLE),
 }
+COLOURS = (
+    "black",
+    "tab:olive",
+    "tab:cyan",
+    "tab:gray",
+    "darkgoldenrod",
+    "navy",
+    "crimson",
+    "teal",
+    "indigo",
+    "yellowgreen",
+    "peru",
+    "slategray",
+)
+"""Fixed styles of the original series; others (new samplers: solid lines, k-diffusion's:
+dashed) take ``COLOURS`` in turn."""
 
 
 def series(rows: list[dict]) -> dict[str, list[dict]]:
     """The plotted groups of one panel's rows, each sorted by NFE."""
-    groups = {
-        "EM": [r for r in rows if r["sampler"] == "em"],
-        "GGF (re-draw)": [
-            r for r in rows if r["sampler"] == "ggf" and "bridge" not in r["setting"]
-        ],
-        "GGF (bridge)": [r for r in rows if r["sampler"] == "ggf" and "bridge" in r["setting"]],
-    }
-    for name in ("pc", "ode", "als", "cas"):
-        groups[name.upper()] = [r for r in rows if r["sampler"] == name]
-    return {k: sorted(v, key=lambda r: r["nfe"]) for k, v in groups.items() if v}
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        name = r["sampler"]
+        if name == "exact" or name.endswith("= em"):
+            continue
+        if name == "ggf":
+            label = "GGF (bridge)" if "bridge" in r["setting"] else "GGF (re-draw)"
+        elif name in ("em", "pc", "ode", "als", "cas"):
+            label = name.upper()
+        else:
+            label = name
+        groups.setdefault(label, []).append(r)
+    return {k: sorted(v, key=lambda r: r["nfe"]) for k, v in groups.items()}
 
 
-def plot(results: list[dict], path: Path) -> None:
+def draw_panel(ax, rows: list[dict]) -> None:
+    """ΔNLL after denoising against NFE for one target, the exact floor as a band."""
+    floor = 2 * next(r for r in rows if r["sampler"] == "exact")["dnll_se"]
+    ax.axhspan(-floor, floor, color="0.85", label="exact p_eps, ±2 SE")
+    colours = iter(COLOURS * 4)
+    for label, points in series(rows).items():
+        style = STYLE.get(label)
+        if style is None:
+            dashed = label.startswith("kd ")
+            style = dict(color=next(colours), marker="x" if dashed else "o")
+            style["linestyle"] = "--" if dashed else "-"
+        ax.errorbar(
+            [p["nfe"] for p in points],
+            [p["dnll"] for p in points],
+            yerr=[2 * p["dnll_se"] for p in points],
+            capsize=2,
+            label=label,
+            **style,
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=floor)
+    ax.set_xlabel("score evaluations per sample (denoising included)")
+    ax.set_ylabel("ΔNLL after denoising (nats, symlog)")
+    seeds = len(rows[0]["per_seed"])
+    ax.set_title(
+        f"{rows[0]['dim']}-D, {rows[0]['process'].upper()}, {rows[0]['batch']} samples per run, "
+        f"mean of {seeds} seed{'s' * (seeds > 1)}"
+    )
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+
+
+def plot(results: list[dict], out: Path) -> None:
+    """All settings in one figure, and one figure per setting."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -404,31 +581,18 @@ def plot(results: list[dict], path: Path) -> None:
     dims = list(dict.fromkeys(r["dim"] for r in results))
     kinds = list(dict.fromkeys(r["process"] for r in results))
     fig, axes = plt.subplots(
-        len(dims), len(kinds), figsize=(5.5 * len(kinds), 4.2 * len(dims)), squeeze=False
+        len(dims), len(kinds), figsize=(6.5 * len(kinds), 5 * len(dims)), squeeze=False
     )
     for (i, dim), (j, kind) in ((a, b) for a in enumerate(dims) for b in enumerate(kinds)):
-        ax = axes[i][j]
         rows = [r for r in results if (r["dim"], r["process"]) == (dim, kind)]
-        floor = 2 * next(r for r in rows if r["sampler"] == "exact")["dnll_se"]
-        ax.axhspan(-floor, floor, color="0.85", label="exact p_eps, ±2 SE")
-        for label, points in series(rows).items():
-            ax.errorbar(
-                [p["nfe"] for p in points],
-                [p["dnll"] for p in points],
-                yerr=[2 * p["dnll_se"] for p in points],
-                capsize=2,
-                label=label,
-                **STYLE[label],
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=floor)
-        ax.set_xlabel("score evaluations per sample (denoising included)")
-        ax.set_ylabel("ΔNLL after denoising (nats, symlog)")
-        ax.set_title(f"{dim}-D, {kind.upper()}, {rows[0]['batch']} samples per run")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+        draw_panel(axes[i][j], rows)
+        single, ax = plt.subplots(figsize=(8, 6))
+        draw_panel(ax, rows)
+        single.tight_layout()
+        single.savefig(out / f"samplers_{dim}d_{kind}.png", dpi=110)
+        plt.close(single)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(out / "samplers_quality_vs_nfe.png", dpi=110)
     plt.close(fig)
 
 
@@ -445,9 +609,21 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--reference-factor", type=int, default=4, help="exact samples per run sample"
     )
-    parser.add_argument("--quick", action="store_true", help="fewer EM and GGF settings")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer settings per sampler, no PC (2001 NFE)"
+    )
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument(
+        "--kdiffusion", type=Path, help="k-diffusion's source (see bench/kdiffusion.py)"
+    )
+    parser.add_argument("--no-kdiffusion", action="store_true", help="only our samplers")
     args = parser.parse_args(argv)
+    kd = None
+    if not args.no_kdiffusion:
+        try:
+            kd = kdiffusion.load_sampling(args.kdiffusion)
+        except (FileNotFoundError, ImportError) as error:
+            parser.exit(2, f"{error}\n(or run without it: --no-kdiffusion)\n")
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -455,7 +631,7 @@ def main(argv=None) -> None:
     for dim in args.dims:
         batch = args.batch_2d if dim == 2 else args.batch_hd
         for kind in args.processes:
-            results.extend(run_block(dim, kind, batch, args))
+            results.extend(run_block(dim, kind, batch, args, kd))
     elapsed = time.perf_counter() - started
     rows = table_rows(results)
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
@@ -468,7 +644,7 @@ def main(argv=None) -> None:
     (args.out / "samplers.json").write_text(
         json.dumps(dict(command=command, elapsed_s=elapsed, results=results), indent=1)
     )
-    plot(results, args.out / "samplers_quality_vs_nfe.png")
+    plot(results, args.out)
 
 
 if __name__ == "__main__":
