@@ -31,6 +31,7 @@ from sdekit_score.sampling import (
     probability_flow,
     reverse_sde,
     sample,
+    time_grid,
 )
 from sdekit_score.training import (
     MLP,
@@ -82,4 +83,5 @@ __all__ = [
     "check_score_output",
     "probability_flow",
     "reverse_sde",
+    "time_grid",
 ]

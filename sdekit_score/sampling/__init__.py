@@ -17,6 +17,7 @@ from sdekit_score.sampling.processes import (
     reverse_sde,
 )
 from sdekit_score.sampling.samplers import SAMPLERS, reverse_diffusion_problem, sample
+from sdekit_score.sampling.schedules import time_grid
 from sdekit_score.sampling.scores import ScoreModel, check_score_output
 
 __all__ = [
@@ -34,4 +35,5 @@ __all__ = [
     "reverse_diffusion_problem",
     "reverse_sde",
     "sample",
+    "time_grid",
 ]

@@ -339,6 +339,7 @@ def dpm_adaptive(
         solver=SinglestepDPMSolverPP(order),
         dt=_first_step(process, h_init),
         controller=sdekit.PIController(rtol=rtol, atol=atol, factor_max=2.5, per_sample=per_sample),
+        compact=callback is None,  # the callback's denoised estimate needs every row
         callback=callback,
         progress=progress,
     )
@@ -395,6 +396,7 @@ def adaptive(
         controller=controller,
         dt=h_init if h_init is not None else (process.T - process.eps) / 100,
         brownian="bridge",
+        compact=callback is None,  # the callback's denoised estimate needs every row
         generator=generator,
         max_steps=max_steps,
         callback=callback,
