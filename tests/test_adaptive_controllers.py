@@ -121,9 +121,11 @@ def test_sde_strong_error_falls_with_tolerance_on_a_shared_path():
 
 # Global error of dopri5/bosh3 under PIController(rtol=tol, atol=tol) on the decay problem, per unit
 # of the mixed tolerance tol (1 + |y|) and per unit of time: at most 21 (bosh3 at tol 1e-6; dopri5
-# 1.5) over 400 random spans, save times and first steps. At tol 1e-2 that bound exceeds the
-# solution itself, so accuracy is asserted for tol <= 1e-4 only, where returning zeros fails.
-ERROR_PER_TOLERANCE = 30.0
+# 1.5) over 400 random spans, save times and first steps, and 36 in one case the exploring profile
+# found (bosh3, tol 1e-4, a large first step, four save times). The bound leaves room above that;
+# at tol 1e-2 it exceeds the solution itself, so accuracy is asserted for tol <= 1e-4 only, where
+# returning zeros fails.
+ERROR_PER_TOLERANCE = 60.0
 
 
 @settings(max_examples=80, phases=[Phase.explicit, Phase.generate])
@@ -140,6 +142,16 @@ ERROR_PER_TOLERANCE = 30.0
 @example(t0=0.0, t1=1.0, fractions=[0.0, 0.5], tol=1e-4, dt=None, per_sample=False, solver="dopri5")
 # a step clipped to t1 = 0.9 from 0.3: 0.3 + (0.9 - 0.3) rounds to 0.9000000000000001
 @example(t0=0.3, t1=0.9, fractions=[], tol=1e-2, dt=1.0, per_sample=False, solver="dopri5")
+# t + h rounds past the save time -0.187058940055309: the step ends one ulp short (FSAL stage)
+@example(
+    t0=0.30294197788019256,
+    t1=-1.9999999999999998,
+    fractions=[0.21277171663114874, 0.06777149216908597],
+    tol=0.01,
+    dt=0.30294197788019256,
+    per_sample=True,
+    solver="dopri5",
+)
 def test_steps_never_pass_t1_or_a_save_time(t0, t1, fractions, tol, dt, per_sample, solver):
     """Shrinking is off: a failing case is printed as generated (each can run to max_steps)."""
     assume(abs(t1 - t0) >= 0.05)
@@ -172,8 +184,11 @@ def test_steps_never_pass_t1_or_a_save_time(t0, t1, fractions, tol, dt, per_samp
     for s in saveat:
         if s == t1:
             continue
+        # Where t + h would round past the stop the step is one ulp shorter, and an FSAL scheme's
+        # last stage (reused as the next step's first) is then evaluated that ulp before it.
+        ulp_before = math.nextafter(s, t0)
         for i in range(batch):
-            hits = (times[:, i] == s).nonzero()
+            hits = ((times[:, i] == s) | (times[:, i] == ulp_before)).nonzero()
             assert len(hits), f"no step of sample {i} started exactly at the save time {s!r}"
             before = times[: hits[0, 0], i]
             assert (direction * (before - s) <= 0).all(), f"sample {i} stepped past {s!r}"
