@@ -241,8 +241,7 @@ def ode(
         callback=callback,
         progress=progress,
     )
-    stats = {k: _per_sample(sol.stats[k], x) for k in ("accepted", "rejected")}
-    return sol.ys[-1], {"nfe": _per_sample(sol.stats["nfe_drift"], x), **stats}, None
+    return sol.ys[-1], _adaptive_stats(sol, x), None
 
 
 def dpmpp_2m(
@@ -343,8 +342,7 @@ def dpm_adaptive(
         callback=callback,
         progress=progress,
     )
-    stats = {k: _per_sample(sol.stats[k], x) for k in ("accepted", "rejected")}
-    return sol.ys[-1], {"nfe": _per_sample(sol.stats["nfe_drift"], x), **stats}, None
+    return sol.ys[-1], _adaptive_stats(sol, x), None
 
 
 def adaptive(
@@ -402,9 +400,7 @@ def adaptive(
         callback=callback,
         progress=progress,
     )
-    stats = {"nfe": sol.stats["nfe_drift"]}
-    stats.update({k: sol.stats[k] for k in ("accepted", "rejected")})
-    return sol.ys[-1], stats, None
+    return sol.ys[-1], _adaptive_stats(sol, x), None
 
 
 def ggf(
@@ -477,9 +473,7 @@ def ggf(
         callback=callback,
         progress=progress,
     )
-    stats = {"nfe": sol.stats["nfe_drift"]}
-    stats.update({k: sol.stats[k] for k in ("accepted", "rejected")})
-    return sol.ys[-1], stats, None
+    return sol.ys[-1], _adaptive_stats(sol, x), None
 
 
 def als(
@@ -906,6 +900,12 @@ def _check_shape(shape) -> tuple[int, ...]:
     if any(s < 1 for s in shape):
         raise InputValueError(f"shape must have positive sizes, got {tuple(shape)}")
     return tuple(shape)
+
+
+def _adaptive_stats(sol, x: torch.Tensor) -> dict:
+    """An adaptive solve's score evaluations, accepted and rejected steps, per sample."""
+    counts = {"nfe": "nfe_drift", "accepted": "accepted", "rejected": "rejected"}
+    return {name: _per_sample(sol.stats[key], x) for name, key in counts.items()}
 
 
 def _per_sample(n, x: torch.Tensor) -> torch.Tensor:
