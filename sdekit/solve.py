@@ -40,6 +40,7 @@ BROWNIAN_NAMES = ("bridge", "redraw")
 CHUNK_STEPS = 128  # steps per compiled call, their noise drawn at once ...
 CHUNK_ELEMENTS = 2**17  # ... as long as that noise stays this small
 MIN_COMPILED_CHUNK = 16  # fewer steps per call: the state is large, eager steps are as fast
+LAGGED_FLAGS = False  # read adaptive solves' flags one attempt late on every device (tests)
 
 
 def solve(
@@ -551,6 +552,9 @@ class _AdaptiveSteps:
         self.any_jumps = any(s in jumps for s in stops)
         self.is_jump = torch.tensor([s in jumps for s in stops], device=y0.device)
         self.rows = torch.arange(y0.shape[0], device=y0.device)
+        self.zero = torch.zeros((), **like)
+        self.lagged = y0.device.type == "cuda" or LAGGED_FLAGS
+        self.pending = None  # with lagged flags: the last attempt's, on their way to the host
         self.progress_total = abs(t1 - t0)
         self.done_before = 0.0
         self.source, self.compact, self.index, self.done = source, compact, None, None
@@ -580,22 +584,21 @@ class _AdaptiveSteps:
         )
 
     def propose(self, state):
-        direction, t = self.direction, state.t
+        forward, t = self.direction > 0, state.t
         index = state.stop_index.clamp(max=len(self.stops) - 1)
-        next_stop = self.stops[index]
-        remaining = (next_stop - t) * direction
+        stop = end = self.stops[index]
+        remaining = stop - t if forward else t - stop
         # A step that would stop a rounding error short of the next stop lands on it instead.
         clipped = state.h >= remaining - self.tiny
         h_try = torch.where(state.active, torch.minimum(state.h, remaining), 0.0)
-        h = direction * h_try
+        h = h_try if forward else -h_try
         if self.any_jumps:  # a step onto a jump time ends just short of it: no stage sees past it
-            end = torch.where(self.is_jump[index], torch.nextafter(next_stop, t), next_stop)
+            end = torch.where(self.is_jump[index], torch.nextafter(stop, t), stop)
             h = torch.where(clipped & state.active & self.is_jump[index], end - t, h)
-            next_stop = end
         # t + h may round past the stop; step one ulp shorter so no stage is evaluated beyond it.
-        over = (t + h - next_stop) * direction > 0
-        h = torch.where(over, torch.nextafter(h, torch.zeros_like(h)), h)
-        state.attempt = (self.stops[index], clipped, h_try, h)
+        over = t + h > end if forward else t + h < end
+        h = torch.where(over, torch.nextafter(h, self.zero), h)
+        state.attempt = (stop, clipped, h_try, h)
         return t, h
 
     def increment(self, state, source, t, h):
@@ -621,7 +624,7 @@ class _AdaptiveSteps:
         # A step shortened to land on a stop says little about the step size the error allows:
         # keep the longer proposal; a zero-length step (landing on t0) says nothing.
         h_next = torch.where(landed, torch.maximum(h_next, state.h), h_next)
-        state.h = torch.where(active & (h_try > 0), h_next, state.h)
+        state.h = torch.where(h_try > 0, h_next, state.h)  # h_try is 0 on finished rows
         stop = state.stop_index.clamp(max=len(self.stops) - 1)
         if self.n_save:
             self._save(state, landed, stop)
@@ -634,7 +637,8 @@ class _AdaptiveSteps:
                 state.restarts = state.restarts + restart
         state.stop_index = state.stop_index + landed
         finished = state.stop_index >= len(self.stops)
-        stuck = (state.h < self.controller.dt_min) | (state.t + self.direction * state.h == state.t)
+        t_next = state.t + state.h if self.direction > 0 else state.t - state.h
+        stuck = (state.h < self.controller.dt_min) | (t_next == state.t)
         underflow = ~accept & active & stuck
         state.status = torch.where(underflow, int(Status.DT_MIN), state.status)
         state.active = active & ~finished & ~underflow
@@ -655,13 +659,21 @@ class _AdaptiveSteps:
             ys[slot] = torch.where(save_now, y, ys[slot])
 
     def report(self, state, bar, throw):
-        y, y_next, y_error, underflow = state.attempt
         like = state.t
         shown = not bar.disable
         done = ((state.t - self.t0) * self.direction).min() if shown else like.new_zeros(())
-        n_active, any_failed, done = torch.stack(
+        underflow = state.attempt[-1]
+        flags = torch.stack(
             [state.active.sum().to(like.dtype), underflow.any().to(like.dtype), done]
-        ).tolist()
+        )
+        if self.lagged:
+            flags, attempt = self._lagged(flags, state.attempt)
+            if flags is None:
+                return
+        else:
+            attempt = state.attempt
+        y, y_next, y_error, underflow = attempt
+        n_active, any_failed, done = flags.tolist()
         if shown:
             done = min(done, self.progress_total)  # rounding must not push the bar past its end
             bar.update(done - self.done_before)
@@ -680,10 +692,36 @@ class _AdaptiveSteps:
             state.running = False
         elif self.compact and 2 * n_active <= len(state.active):
             self._set_aside(state)
+            self.pending = None  # its rows are those before the re-pack
         if not state.running and self.index is not None:
             for name, value in self._results(state).items():
                 setattr(state, name, value)
             self.index = None
+
+    def _lagged(self, flags, attempt):
+        """The flags of the previous attempt, and that attempt; ``(None, None)`` after the first.
+
+        Reading the flags of the attempt just taken would make the host wait for the device to
+        finish it. Instead they are copied to pinned host memory without waiting, and the host
+        waits only for the previous attempt's copy, by which time this attempt is queued behind
+        it: the device never runs dry, and at most one attempt is taken after every sample ended
+        (on finished rows ``h = 0``: nothing moves). An underflow is raised one attempt late, from
+        that attempt's tensors; its rows stopped there, so their time and step are unchanged.
+        """
+        if flags.device.type == "cuda":
+            host = torch.empty(flags.shape, dtype=flags.dtype, pin_memory=True)
+            host.copy_(flags, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record()
+        else:
+            host, event = flags, None
+        previous, self.pending = self.pending, (host, event, attempt)
+        if previous is None:
+            return None, None
+        host, event, attempt = previous
+        if event is not None:
+            event.synchronize()
+        return host, attempt
 
     def _count(self, nfe: int, rows: int) -> None:
         self.nfe_batch += nfe

@@ -68,8 +68,8 @@ them: ``W = W1 + W2``, ``K = K1 + K2 + (b W1 - a W2)/2``. Gaussian conditioning 
 ``K1 = ∫_0^x B - x B_x / 2`` for the bridge ``B``). Drawn as ``W1 = E + √Var · z1`` and
 ``K1 = x³ K + (Cov/√Var) z1 + σ z2`` with the residual ``σ² = L³ x³ (1 - x)³ / (12 q)``, a closed
 form free of cancellation. Without Lévy area the first line loses its ``K`` terms and ``q``
-(the plain Brownian bridge ``W1 ~ N(xW, L x(1 - x))``). The piece that is drawn is always the
-*shorter* one (``x ≤ 1/2``, so ``1/4 ≤ q ≤ 1``): the longer one is the parent minus it, and a
+(the plain Brownian bridge ``W1 ~ N(xW, L x(1 - x))``), drawn directly at the step's end in a
+few operations. With it, the piece that is drawn is always the *shorter* one (``x ≤ 1/2``, so ``1/4 ≤ q ≤ 1``): the longer one is the parent minus it, and a
 short piece never comes out as a difference of large numbers. The right piece is drawn through
 time reversal, ``W̃(s) = W(L) - W(L - s)``, which keeps ``W`` and flips the sign of ``K``. These
 moments agree with torchsde's ``BrownianInterval``.
@@ -192,7 +192,8 @@ class BrownianBridge(BrownianSource):
         self._calls += 1
         h_abs = self._per_sample(h, "h").abs()
         active = h_abs > 0
-        tol = 16 * _eps(t, h) * (self._per_sample(t, "t").abs() + h_abs) * active
+        t_abs = self._per_sample(t, "t", convert=False).abs() if torch.is_tensor(t) else abs(t)
+        tol = (t_abs + h_abs).mul_(16 * _eps(t, h) * active)
         T = self._T[:, : self._window]
         tau = self._c + h_abs
         # The last known point at or before the step's end (the current point at least: a
@@ -200,39 +201,36 @@ class BrownianBridge(BrownianSource):
         before = T <= (tau + tol)[:, None]
         left_T, left_i = torch.where(before, T, -_INF).max(dim=1)
         right_T, right_i = torch.where(before, _INF, T).min(dim=1)
-        has_right = torch.isfinite(right_T)
         at_point = left_T >= tau - tol
-        split = has_right & ~at_point
 
-        # Draw the shorter side of [l, r] at the end (x ≤ 1/2 of the interval), a fresh piece of
+        end = torch.where(at_point, left_T, tau)
+        # The current point, l and r (any slot when there is none: its weight is 0) in one gather.
+        slots = torch.stack([self._cur, left_i, right_i])
+        V_c, V_l, V_r = self._V[self._rows, slots]
+        z1 = randn(self.shape, self.generator, self.dtype, self.device)
+        a = (tau - left_T).masked_fill_(at_point, 0.0)  # l ≤ τ unless at a point
+        if not self.levy_area:
+            # The plain bridge W(l + a) ~ N(W(l) + x (W(r) - W(l)), a (1 - x)), x = a/L, with
+            # L = inf (x = 0) beyond every point: five operations on (batch,).
+            x = a / (right_T - left_T)
+            x_std = self._bcast(torch.stack([x, (a * (1 - x)).sqrt_()]))
+            V_end = torch.lerp(V_l, V_r, x_std[0]).addcmul_(x_std[1], z1)
+            self._attempt = _Attempt(active, at_point, left_i, end, V_end, None)
+            return Increment(V_end - V_c)
+
+        # With the area, draw the shorter side of [l, r] (x ≤ 1/2 of the interval), a fresh piece of
         # length s beyond every point, or nothing (s = 0) at a known point. Coefficients on
         # (batch,), in float64; the values are then a few multiply-adds.
-        a = (tau - left_T).clamp(min=0)
+        split = torch.isfinite(right_T) & ~at_point
         L = torch.where(split, right_T - left_T, 1.0)
         from_right = split & (2 * a > L)
         fr = from_right.to(L.dtype)
-        s = torch.where(from_right, L - a, a).masked_fill_(at_point, 0.0)
+        s = torch.where(from_right, L - a, a)
         x = (s / L).masked_fill_(~split, 0.0)
         xy = x * (1 - x)
         sign = 1 - 2 * fr
         c_left = 1 - x + fr * (2 * x - 1)  # weight of W(l) in the mean: x from the right
         c_right = (1 - c_left) * split
-        end = torch.where(at_point, left_T, tau)
-
-        flat = self._rows * self.capacity
-        V = self._V.view(-1, *self.shape[1:])
-        V_c = V.index_select(0, flat + self._cur)
-        V_l = V.index_select(0, flat + left_i)
-        V_r = V.index_select(0, flat + right_i)  # any row when there is none: weight 0
-        z1 = randn(self.shape, self.generator, self.dtype, self.device)
-        if not self.levy_area:
-            noise = sign * torch.where(split, L * xy, s).sqrt()
-            c_l, c_r, c_z1 = self._bcast(torch.stack([c_left, c_right, noise]))
-            V_end = c_l * V_l
-            V_end.addcmul_(c_r, V_r).addcmul_(c_z1, z1)
-            self._attempt = _Attempt(active, at_point, left_i, end, V_end, None)
-            return Increment(V_end - V_c)
-
         q = 1 - 3 * xy
         e = sign * s / 2
         length = end - self._c
@@ -256,10 +254,7 @@ class BrownianBridge(BrownianSource):
         c_l, c_r, w_K, w_z1, k_z1, k_z2, g_K, g_l, g_r, g_end, m_L, m_len, inv_len = self._bcast(
             coef
         )
-        I = self._I.view(-1, *self.shape[1:])
-        I_c = I.index_select(0, flat + self._cur)
-        I_l = I.index_select(0, flat + left_i)
-        I_r = I.index_select(0, flat + right_i)
+        I_c, I_l, I_r = self._I[self._rows, slots]
         K = I_r - I_l  # the interval's area; times sign, that of the drawn piece's parent
         K.addcmul_(m_L, V_l + V_r)
         z2 = randn(self.shape, self.generator, self.dtype, self.device)
@@ -369,7 +364,7 @@ class BrownianBridge(BrownianSource):
         if isinstance(self.generator, list):
             self.generator = [self.generator[i] for i in rows.tolist()]
 
-    def _per_sample(self, x: float | torch.Tensor, name: str) -> torch.Tensor:
+    def _per_sample(self, x: float | torch.Tensor, name: str, convert: bool = True) -> torch.Tensor:
         batch = self.shape[0]
         if not isinstance(x, torch.Tensor):
             return torch.full((batch,), float(x), dtype=self._tdtype, device=self.device)
@@ -380,7 +375,7 @@ class BrownianBridge(BrownianSource):
                 f"{name} must be a float, a 0-d tensor or a ({batch},) tensor, got shape "
                 f"{tuple(x.shape)}"
             )
-        return x.to(device=self.device, dtype=self._tdtype)
+        return x.to(device=self.device, dtype=self._tdtype) if convert else x
 
     def _bcast(self, x: torch.Tensor) -> torch.Tensor:
         """Per-sample numbers ``(..., batch)`` → the value dtype, broadcastable over the event dims."""
