@@ -19,7 +19,7 @@ import sdekit.testing as skt
 import sdekit_score as ss
 from sdekit.batching import bcast
 from sdekit.brownian import Increment
-from sdekit.errors import InputValueError
+from sdekit.errors import InputTypeError, InputValueError
 from sdekit_score.sampling.exponential_sde import ExponentialEuler, ExponentialHeun
 from sdekit_score.sampling.processes import EDMProcess, reverse_sde
 
@@ -39,11 +39,14 @@ def gaussian_score(process, variance: float, mean: float = MEAN):
     return score
 
 
-def terminal_moments(solver, process, variance: float, steps: int, t1: float):
+def terminal_moments(solver, process, variance: float, steps: int, t1: float, noise_below=None):
     """Exact mean and variance of ``solver``'s state at ``t1`` after ``steps`` equal steps from
-    the prior at ``T``, by propagating the affine one-step map."""
-    problem = reverse_sde(process, gaussian_score(process, variance))
+    the prior at ``T`` (and one more landing on ``noise_below``), by propagating the affine
+    one-step map."""
+    problem = reverse_sde(process, gaussian_score(process, variance), noise_below=noise_below)
     ts = torch.linspace(process.T, t1, steps + 1, dtype=F64)
+    if noise_below is not None:
+        ts = torch.cat([ts, torch.tensor([noise_below], dtype=F64)]).unique().flip(0)
     mean, var = 0.0, process.prior_std**2
     for t, t_next in zip(ts[:-1], ts[1:], strict=True):
         h = float(t_next - t)
@@ -78,11 +81,56 @@ def test_sharp_mode_keeps_its_variance_at_any_step_size(name, steps):
 
 
 @pytest.mark.parametrize("name", PROCESSES)
-def test_heun_is_exact_when_the_denoiser_is_linear_in_log_snr(name):
-    # D = c0 + c1·λ(t): the corrector's interpolation is exact, so one large step without noise
-    # equals variation of constants, x_t = (σ_t/σ_s)e^{-h} x_s + 2α_t ∫_0^h e^{-2u} D(λ_t − u) du,
-    # with ∫_0^h 2u e^{-2u} du = (1 − e^{-2h})/2 − h e^{-2h}.
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_sharp_mode_keeps_its_variance_with_noise_only_below_a_level(name, steps):
+    # Above the level the steps follow the probability flow, also exact for a sharp mode; a
+    # step of the flow with the SDE's decay (or its noise) would shrink (or widen) the mode.
     process = PROCESSES[name]()
+    variance = 1e-4 * float(process.sigma(torch.tensor(process.eps, dtype=F64))) ** 2
+    mean, var = exact_moments(process, variance, process.eps)
+    level = float(process.T + process.eps) / 2
+    for solver in (ExponentialEuler(), ExponentialHeun()):
+        m, v = terminal_moments(solver, process, variance, steps, process.eps, level)
+        assert v / var == pytest.approx(1, abs=2e-3), solver.name
+        assert m == pytest.approx(mean, abs=1e-6)
+
+
+def test_noise_below_is_the_probability_flow_above_and_the_reverse_sde_below():
+    process = ss.VPSDE()
+    score = gaussian_score(process, 0.05)
+    switched = reverse_sde(process, score, noise_below=0.4)
+    sde, flow = reverse_sde(process, score), ss.probability_flow(process, score)
+    x = torch.linspace(-2, 2, 6, dtype=F64).view(3, 2)
+    for t in (0.9, 0.41):
+        t = torch.tensor(t, dtype=F64)
+        torch.testing.assert_close(switched.f(t, x), flow.f(t, x), rtol=1e-12, atol=0)
+        assert not bool(switched.g(t, x).any())
+    for t in (0.4, 0.1):
+        t = torch.tensor(t, dtype=F64)
+        torch.testing.assert_close(switched.f(t, x), sde.f(t, x), rtol=1e-12, atol=0)
+        torch.testing.assert_close(switched.g(t, x), sde.g(t, x), rtol=1e-12, atol=0)
+    per_sample = torch.tensor([0.9, 0.4, 0.1], dtype=F64)  # one row above, two at or below
+    g = switched.g(per_sample, x)
+    assert g[0].abs().max() == 0 and bool((g[1:] > 0).all())
+
+
+@pytest.mark.parametrize("bad", [0.0, -0.5, math.inf, "0.1"])
+def test_noise_below_must_be_a_positive_time(bad):
+    process = ss.VPSDE()
+    with pytest.raises((InputValueError, InputTypeError), match="noise_below"):
+        reverse_sde(process, gaussian_score(process, 0.05), noise_below=bad)
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+@pytest.mark.parametrize("flow", [False, True], ids=["sde", "flow above noise_below"])
+def test_heun_is_exact_when_the_denoiser_is_linear_in_log_snr(name, flow):
+    # D = c0 + c1·λ(t): the corrector's interpolation is exact, so one large step without noise
+    # equals variation of constants, x_t = (σ_t/σ_s)e^{-η²h} x_s + α_t ∫_0^h 2c e^{-2cu} D(λ_t − u) du
+    # with c = (1 + η²)/2 (η = 1, or 0 above noise_below) and
+    # ∫_0^h 2c u e^{-2cu} du = (1 − e^{-2ch})/(2c) − h e^{-2ch}.
+    process = PROCESSES[name]()
+    eta2 = 0.0 if flow else 1.0
+    c = (1 + eta2) / 2
     c0, c1 = 0.3, -0.2
 
     def log_snr(t):
@@ -92,6 +140,7 @@ def test_heun_is_exact_when_the_denoiser_is_linear_in_log_snr(name):
     problem = sk.SDE(lambda t, y: y, lambda t, y: torch.ones_like(y), noise="additive")
     problem.process = process
     problem.denoiser = lambda t, y: (c0 + c1 * log_snr(t)) * torch.ones_like(y)
+    problem.noise_below = process.eps if flow else None
     s, t = 0.9 * process.T, 2 * process.eps
     x_s = torch.tensor([[0.7]], dtype=F64)
     inc = Increment(torch.zeros_like(x_s))
@@ -100,34 +149,39 @@ def test_heun_is_exact_when_the_denoiser_is_linear_in_log_snr(name):
     h = lam_t - lam_s
     ts = torch.tensor([s, t], dtype=F64)
     alpha_t, (sigma_s, sigma_t) = process.alpha(ts)[1], process.sigma(ts)
-    one_minus = -torch.expm1(-2 * h)
-    integral = (c0 + c1 * lam_t) * one_minus - c1 * (one_minus / 2 - h * torch.exp(-2 * h))
-    exact = sigma_t / sigma_s * torch.exp(-h) * x_s + alpha_t * integral
+    one_minus = -torch.expm1(-2 * c * h)
+    integral = (c0 + c1 * lam_t) * one_minus - c1 * (
+        one_minus / (2 * c) - h * torch.exp(-2 * c * h)
+    )
+    exact = sigma_t / sigma_s * torch.exp(-eta2 * h) * x_s + alpha_t * integral
     assert float(h) > 3  # a large step: a merely second-order weight would be far off
     torch.testing.assert_close(x_t, exact, rtol=1e-10, atol=1e-12)
 
 
 @functools.cache
-def _fine_moments(name: str, t1: float):
-    # The prior N(0, prior_std^2) is not exactly p_T: compare with a fine solve from the same
-    # prior (exponential Heun at 1024 steps: its weak error is below 1e-7 here).
-    return terminal_moments(ExponentialHeun(), PROCESSES[name](), WEAK_VARIANCE, 1024, t1)
+def _fine_moments(name: str, t1: float, noise_below: float | None):
+    # The prior N(0, prior_std^2) is not exactly p_T, so each member of the family has its own
+    # limit: compare with a fine solve of the same one from the same prior (exponential Heun at
+    # 1024 steps: its weak error is below 1e-7 here).
+    process = PROCESSES[name]()
+    return terminal_moments(ExponentialHeun(), process, WEAK_VARIANCE, 1024, t1, noise_below)
 
 
-def _weak_errors(solver, name, steps, t1):
+def _weak_errors(solver, name, steps, t1, noise_below=None):
     process, variance = PROCESSES[name](), WEAK_VARIANCE
-    mean, var = _fine_moments(name, t1)
+    mean, var = _fine_moments(name, t1, noise_below)
     return [
         math.hypot(m - mean, v - var)
-        for m, v in (terminal_moments(solver, process, variance, n, t1) for n in steps)
+        for m, v in (terminal_moments(solver, process, variance, n, t1, noise_below) for n in steps)
     ]
 
 
 @pytest.mark.parametrize("name, t1", [("ve", 0.2), ("subvp", 0.2)])
 @pytest.mark.parametrize("solver", [ExponentialEuler(), ExponentialHeun()], ids=lambda s: s.name)
-def test_weak_order_is_the_declared_one(name, t1, solver):
+@pytest.mark.parametrize("noise_below", [None, 0.5])
+def test_weak_order_is_the_declared_one(name, t1, solver, noise_below):
     steps = [16, 32, 64, 128]
-    errors = _weak_errors(solver, name, steps, t1)
+    errors = _weak_errors(solver, name, steps, t1, noise_below)
     slope = -float(
         torch.linalg.lstsq(
             torch.tensor([[math.log(n), 1.0] for n in steps], dtype=F64),

@@ -74,7 +74,7 @@ from sdekit.solvers import AbstractSolver
 
 __all__ = ["ExponentialEuler", "ExponentialHeun", "EXPONENTIAL_SDE_SOLVERS"]
 
-# Below this h the weight w(h) = 1 - (1 - e^{-2h})/(2h) cancels: its Taylor series is used.
+# Below this x = 2ch the corrector's weight 1 - (1 - e^{-x})/x cancels: its series is used.
 _SERIES_BELOW = 1e-2
 
 
@@ -82,10 +82,12 @@ class _StepCoefficients:
     """The exact linear part of one step from ``t`` to ``t + h`` (``h < 0``), broadcast to ``y``.
 
     Computed in float64 (except on devices without it) so that ``h = lambda_t - lambda_s`` keeps
-    its digits when the step is short, then cast to ``y``'s dtype.
+    its digits when the step is short, then cast to ``y``'s dtype. With ``noise_below``, a step
+    that starts above it (where ``eta = 0``) takes the probability flow's coefficients (module
+    docstring): the decay ``sigma_t/sigma_s``, ``alpha_t (1 - e^{-h})`` on ``D``, no noise.
     """
 
-    def __init__(self, process, t, h, y: torch.Tensor):
+    def __init__(self, process, t, h, y: torch.Tensor, noise_below: float | None = None):
         t = torch.as_tensor(t, device=y.device)
         wide = torch.float32 if y.device.type == "mps" else torch.float64
         s, end = t.to(wide), (t + h).to(wide)
@@ -94,16 +96,19 @@ class _StepCoefficients:
         self.t_end = t + h
         self.sigma_end = self._cast(sigma_t, y)
         dl = (torch.log(alpha_t / sigma_t) - torch.log(alpha_s / sigma_s)).clamp(min=0)
-        one_minus = -torch.expm1(-2 * dl)  # 1 - e^{-2h}
+        # eta² and c = (1 + eta²)/2 of the step (eta in {0, 1}); x = 2 c h
+        eta2 = 1.0 if noise_below is None else (s <= noise_below).to(wide)
+        x = dl * (1 + eta2)
+        one_minus = -torch.expm1(-x)  # 1 - e^{-2ch}
         step = (end - s).abs()
-        self.decay = self._cast(sigma_t / sigma_s * torch.exp(-dl), y)
+        self.decay = self._cast(sigma_t / sigma_s * torch.exp(-eta2 * dl), y)
         self.denoised = self._cast(alpha_t * one_minus, y)
-        self.noise = self._cast(
-            sigma_t * one_minus.sqrt() / step.sqrt().clamp(min=torch.finfo(wide).tiny), y
-        )
-        series = dl - 2 / 3 * dl**2 + dl**3 / 3
-        ratio = one_minus / (2 * dl).clamp(min=_SERIES_BELOW)
-        self.corrector = self._cast(alpha_t * torch.where(dl < _SERIES_BELOW, series, 1 - ratio), y)
+        noise = sigma_t * (-torch.expm1(-2 * eta2 * dl)).sqrt()  # sigma_t sqrt(1 - e^{-2 eta² h})
+        self.noise = self._cast(noise / step.sqrt().clamp(min=torch.finfo(wide).tiny), y)
+        # the corrector's weight 1 - (1 - e^{-x})/x, by its series where it cancels
+        series = x / 2 - x**2 / 6 + x**3 / 24
+        ratio = one_minus / x.clamp(min=_SERIES_BELOW)
+        self.corrector = self._cast(alpha_t * torch.where(x < _SERIES_BELOW, series, 1 - ratio), y)
 
     @staticmethod
     def _cast(c: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -129,7 +134,7 @@ class _Exponential(AbstractSolver):
 
     def predict(self, problem, t, y, h, inc):
         """``(coefficients, D(t, y), exponential Euler prediction)``."""
-        c = _StepCoefficients(problem.process, t, h, y)
+        c = _StepCoefficients(problem.process, t, h, y, getattr(problem, "noise_below", None))
         denoised = problem.denoiser(t, y)
         y_pred = c.decay * y + c.denoised * denoised + c.noise * inc.dW
         return c, denoised, y_pred

@@ -33,6 +33,7 @@ import torch
 
 import sdekit
 from sdekit.batching import bcast
+from sdekit.checks import positive_float
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator, randn
 
@@ -443,7 +444,9 @@ def _with_model(problem, process: ForwardProcess, score_fn: ScoreFn):
     return problem
 
 
-def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
+def reverse_sde(
+    process: ForwardProcess, score_fn: ScoreFn, *, noise_below: float | None = None
+) -> sdekit.SDE:
     """The reverse-time SDE of ``process`` as an sdekit problem, to be solved from ``T`` to ``eps``.
 
     Written in forward-time notation and integrated backward (``dt < 0``), it is
@@ -454,21 +457,40 @@ def reverse_sde(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.SDE:
     on ``x``, so the problem is declared additive: additive-noise schemes (improved Euler, SRA)
     apply, and Itô and Stratonovich readings coincide.
     ``score_fn`` always receives ``t`` of shape ``(batch,)``, also in a shared-time solve.
-    The problem also carries ``process`` and ``denoiser(t, x)`` (:func:`denoiser`).
+    The problem also carries ``process``, ``denoiser(t, x)`` (:func:`denoiser`) and
+    ``noise_below``.
+
+    With ``noise_below``, noise is injected only at times ``t <= noise_below``; above, the
+    problem is the probability-flow ODE. Every member of the family
+
+        dx = [f(x, t) - (1 + eta(t)^2)/2 g(t)^2 s(x, t)] dt + eta(t) g(t) dW
+
+    has the marginals ``p_t`` of the forward process (Song et al. 2021, App. D.1; Karras et al.
+    2022, eq. 6); here ``eta(t) = 1`` below the level and ``0`` above it, like the noise window
+    ``s_tmax`` of Karras et al.'s stochastic sampler. Solves should land on ``noise_below``
+    (``saveat``), so that no step straddles the switch.
     """
+    if noise_below is not None:
+        noise_below = positive_float(noise_below, "noise_below")
+
+    def eta(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor | float:
+        return 1.0 if noise_below is None else bcast((t <= noise_below).to(like.dtype), like)
 
     def drift(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
         g2 = bcast(process.diffusion(t) ** 2, y)
-        return process.drift(y, t) - g2 * score_fn(y, batch_time(t, y))
+        weight = g2 if noise_below is None else g2 * (1 + eta(t, y)) / 2  # eta² = eta
+        return process.drift(y, t) - weight * score_fn(y, batch_time(t, y))
 
     def diffusion(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
-        return bcast(process.diffusion(t), y).expand_as(y)
+        return (bcast(process.diffusion(t), y) * eta(t, y)).expand_as(y)
 
-    return _with_model(
+    problem = _with_model(
         sdekit.SDE(drift, diffusion, noise="additive", calculus="ito"), process, score_fn
     )
+    problem.noise_below = noise_below
+    return problem
 
 
 def probability_flow(process: ForwardProcess, score_fn: ScoreFn) -> sdekit.ODE:
