@@ -14,7 +14,7 @@ of 1000 steps) or against the ODE:
 - the score at high noise: the model's score replaced, for ``t >= t_c``, by the exact score of
   the Gaussian with the digits' mean and covariance (at high noise ``p_t`` is close to it);
 - ``sampler="adaptive"`` with noise injected everywhere and only below a level
-  (``noise_below``), the probability flow above it;
+  (``noise_below``, a noise level σ/α), the probability flow above it;
 - the score error near ``t = eps`` and above: the model's noise-prediction error
   ``E‖ε_θ(α x_0 + σ z, t) − z‖² / d`` on the digits at several ``t``, next to the same error of
   the exact score of the 1797 digits' empirical distribution (its minimum over all functions) and
@@ -147,10 +147,17 @@ def runs(quick: bool) -> list[tuple[str, str, dict, tuple[int, ...]]]:
             (f"ode to t={t_switch}, then sde", "split", dict(t_switch=t_switch, ode_first=1), (0,))
         )
     rows.append(("adaptive", "adaptive", {}, both))
-    for level in (0.3, 0.1, 0.03):
-        rows.append((f"adaptive, noise below t={level}", "adaptive", dict(noise_below=level), both))
+    for level in (1.0, 0.3, 0.1):  # σ/α; on this VP model t = 0.26, 0.09, 0.03
+        rows.append(
+            (f"adaptive, noise at levels <= {level}", "adaptive", dict(noise_below=level), both)
+        )
     rows.append(
-        ("adaptive tol 0.05, noise below t=0.1", "adaptive", dict(tol=0.05, noise_below=0.1), both)
+        (
+            "adaptive tol 0.05, noise at levels <= 0.3",
+            "adaptive",
+            dict(tol=0.05, noise_below=0.3),
+            both,
+        )
     )
     return rows
 

@@ -41,12 +41,13 @@ def gaussian_score(process, variance: float, mean: float = MEAN):
 
 def terminal_moments(solver, process, variance: float, steps: int, t1: float, noise_below=None):
     """Exact mean and variance of ``solver``'s state at ``t1`` after ``steps`` equal steps from
-    the prior at ``T`` (and one more landing on ``noise_below``), by propagating the affine
-    one-step map."""
+    the prior at ``T`` (and one more landing where the noise stops, with ``noise_below``), by
+    propagating the affine one-step map."""
     problem = reverse_sde(process, gaussian_score(process, variance), noise_below=noise_below)
     ts = torch.linspace(process.T, t1, steps + 1, dtype=F64)
     if noise_below is not None:
-        ts = torch.cat([ts, torch.tensor([noise_below], dtype=F64)]).unique().flip(0)
+        switch = torch.tensor([problem.noise_until], dtype=F64)
+        ts = torch.cat([ts, switch]).unique().flip(0)
     mean, var = 0.0, process.prior_std**2
     for t, t_next in zip(ts[:-1], ts[1:], strict=True):
         h = float(t_next - t)
@@ -88,7 +89,8 @@ def test_sharp_mode_keeps_its_variance_with_noise_only_below_a_level(name, steps
     process = PROCESSES[name]()
     variance = 1e-4 * float(process.sigma(torch.tensor(process.eps, dtype=F64))) ** 2
     mean, var = exact_moments(process, variance, process.eps)
-    level = float(process.T + process.eps) / 2
+    low, high = process.noise_level_range()
+    level = math.sqrt(low * high)
     for solver in (ExponentialEuler(), ExponentialHeun()):
         m, v = terminal_moments(solver, process, variance, steps, process.eps, level)
         assert v / var == pytest.approx(1, abs=2e-3), solver.name
@@ -98,24 +100,26 @@ def test_sharp_mode_keeps_its_variance_with_noise_only_below_a_level(name, steps
 def test_noise_below_is_the_probability_flow_above_and_the_reverse_sde_below():
     process = ss.VPSDE()
     score = gaussian_score(process, 0.05)
-    switched = reverse_sde(process, score, noise_below=0.4)
+    switched = reverse_sde(process, score, noise_below=1.0)
+    until = switched.noise_until
+    assert float(process.noise_level(torch.tensor(until, dtype=F64))) == pytest.approx(1.0)
     sde, flow = reverse_sde(process, score), ss.probability_flow(process, score)
     x = torch.linspace(-2, 2, 6, dtype=F64).view(3, 2)
-    for t in (0.9, 0.41):
+    for t in (0.9, until + 1e-3):
         t = torch.tensor(t, dtype=F64)
         torch.testing.assert_close(switched.f(t, x), flow.f(t, x), rtol=1e-12, atol=0)
         assert not bool(switched.g(t, x).any())
-    for t in (0.4, 0.1):
+    for t in (until, 0.1):
         t = torch.tensor(t, dtype=F64)
         torch.testing.assert_close(switched.f(t, x), sde.f(t, x), rtol=1e-12, atol=0)
         torch.testing.assert_close(switched.g(t, x), sde.g(t, x), rtol=1e-12, atol=0)
-    per_sample = torch.tensor([0.9, 0.4, 0.1], dtype=F64)  # one row above, two at or below
+    per_sample = torch.tensor([0.9, until, 0.1], dtype=F64)  # one row above, two at or below
     g = switched.g(per_sample, x)
     assert g[0].abs().max() == 0 and bool((g[1:] > 0).all())
 
 
 @pytest.mark.parametrize("bad", [0.0, -0.5, math.inf, "0.1"])
-def test_noise_below_must_be_a_positive_time(bad):
+def test_noise_below_must_be_a_positive_noise_level(bad):
     process = ss.VPSDE()
     with pytest.raises((InputValueError, InputTypeError), match="noise_below"):
         reverse_sde(process, gaussian_score(process, 0.05), noise_below=bad)
@@ -140,7 +144,7 @@ def test_heun_is_exact_when_the_denoiser_is_linear_in_log_snr(name, flow):
     problem = sk.SDE(lambda t, y: y, lambda t, y: torch.ones_like(y), noise="additive")
     problem.process = process
     problem.denoiser = lambda t, y: (c0 + c1 * log_snr(t)) * torch.ones_like(y)
-    problem.noise_below = process.eps if flow else None
+    problem.noise_until = process.eps if flow else None
     s, t = 0.9 * process.T, 2 * process.eps
     x_s = torch.tensor([[0.7]], dtype=F64)
     inc = Increment(torch.zeros_like(x_s))
@@ -178,10 +182,11 @@ def _weak_errors(solver, name, steps, t1, noise_below=None):
 
 @pytest.mark.parametrize("name, t1", [("ve", 0.2), ("subvp", 0.2)])
 @pytest.mark.parametrize("solver", [ExponentialEuler(), ExponentialHeun()], ids=lambda s: s.name)
-@pytest.mark.parametrize("noise_below", [None, 0.5])
-def test_weak_order_is_the_declared_one(name, t1, solver, noise_below):
+@pytest.mark.parametrize("switch", [None, 0.57], ids=["sde", "noise below the level at t=0.57"])
+def test_weak_order_is_the_declared_one(name, t1, solver, switch):
     steps = [16, 32, 64, 128]
-    errors = _weak_errors(solver, name, steps, t1, noise_below)
+    level = None if switch is None else float(PROCESSES[name]().noise_level(torch.tensor(switch)))
+    errors = _weak_errors(solver, name, steps, t1, level)
     slope = -float(
         torch.linalg.lstsq(
             torch.tensor([[math.log(n), 1.0] for n in steps], dtype=F64),

@@ -82,12 +82,12 @@ class _StepCoefficients:
     """The exact linear part of one step from ``t`` to ``t + h`` (``h < 0``), broadcast to ``y``.
 
     Computed in float64 (except on devices without it) so that ``h = lambda_t - lambda_s`` keeps
-    its digits when the step is short, then cast to ``y``'s dtype. With ``noise_below``, a step
-    that starts above it (where ``eta = 0``) takes the probability flow's coefficients (module
+    its digits when the step is short, then cast to ``y``'s dtype. With ``noise_until``, a step
+    that starts after it (where ``eta = 0``) takes the probability flow's coefficients (module
     docstring): the decay ``sigma_t/sigma_s``, ``alpha_t (1 - e^{-h})`` on ``D``, no noise.
     """
 
-    def __init__(self, process, t, h, y: torch.Tensor, noise_below: float | None = None):
+    def __init__(self, process, t, h, y: torch.Tensor, noise_until: float | None = None):
         t = torch.as_tensor(t, device=y.device)
         wide = torch.float32 if y.device.type == "mps" else torch.float64
         s, end = t.to(wide), (t + h).to(wide)
@@ -97,7 +97,7 @@ class _StepCoefficients:
         self.sigma_end = self._cast(sigma_t, y)
         dl = (torch.log(alpha_t / sigma_t) - torch.log(alpha_s / sigma_s)).clamp(min=0)
         # eta² and c = (1 + eta²)/2 of the step (eta in {0, 1}); x = 2 c h
-        eta2 = 1.0 if noise_below is None else (s <= noise_below).to(wide)
+        eta2 = 1.0 if noise_until is None else (s <= noise_until).to(wide)
         x = dl * (1 + eta2)
         one_minus = -torch.expm1(-x)  # 1 - e^{-2ch}
         step = (end - s).abs()
@@ -134,7 +134,7 @@ class _Exponential(AbstractSolver):
 
     def predict(self, problem, t, y, h, inc):
         """``(coefficients, D(t, y), exponential Euler prediction)``."""
-        c = _StepCoefficients(problem.process, t, h, y, getattr(problem, "noise_below", None))
+        c = _StepCoefficients(problem.process, t, h, y, getattr(problem, "noise_until", None))
         denoised = problem.denoiser(t, y)
         y_pred = c.decay * y + c.denoised * denoised + c.noise * inc.dW
         return c, denoised, y_pred

@@ -458,28 +458,32 @@ def reverse_sde(
     apply, and Itô and Stratonovich readings coincide.
     ``score_fn`` always receives ``t`` of shape ``(batch,)``, also in a shared-time solve.
     The problem also carries ``process``, ``denoiser(t, x)`` (:func:`denoiser`) and
-    ``noise_below``.
+    ``noise_until``, the time below which noise is injected (``None``: everywhere).
 
-    With ``noise_below``, noise is injected only at times ``t <= noise_below``; above, the
-    problem is the probability-flow ODE. Every member of the family
+    With ``noise_below``, a noise level ``sigma/alpha`` (:meth:`ForwardProcess.noise_level`, the
+    ``sigma`` of EDM and k-diffusion), noise is injected only where the level is at most
+    ``noise_below``, i.e. at times ``t <= noise_until = noise_level_to_t(noise_below)``; above,
+    the problem is the probability-flow ODE. Every member of the family
 
         dx = [f(x, t) - (1 + eta(t)^2)/2 g(t)^2 s(x, t)] dt + eta(t) g(t) dW
 
     has the marginals ``p_t`` of the forward process (Song et al. 2021, App. D.1; Karras et al.
     2022, eq. 6); here ``eta(t) = 1`` below the level and ``0`` above it, like the noise window
-    ``s_tmax`` of Karras et al.'s stochastic sampler. Solves should land on ``noise_below``
+    ``s_tmax`` of Karras et al.'s stochastic sampler. Solves should land on ``noise_until``
     (``saveat``), so that no step straddles the switch.
     """
+    noise_until = None
     if noise_below is not None:
-        noise_below = positive_float(noise_below, "noise_below")
+        level = torch.tensor(positive_float(noise_below, "noise_below"), dtype=torch.float64)
+        noise_until = float(process.noise_level_to_t(level))
 
     def eta(t: torch.Tensor, like: torch.Tensor) -> torch.Tensor | float:
-        return 1.0 if noise_below is None else bcast((t <= noise_below).to(like.dtype), like)
+        return 1.0 if noise_until is None else bcast((t <= noise_until).to(like.dtype), like)
 
     def drift(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, dtype=y.dtype, device=y.device)
         g2 = bcast(process.diffusion(t) ** 2, y)
-        weight = g2 if noise_below is None else g2 * (1 + eta(t, y)) / 2  # eta² = eta
+        weight = g2 if noise_until is None else g2 * (1 + eta(t, y)) / 2  # eta² = eta
         return process.drift(y, t) - weight * score_fn(y, batch_time(t, y))
 
     def diffusion(t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -489,7 +493,7 @@ def reverse_sde(
     problem = _with_model(
         sdekit.SDE(drift, diffusion, noise="additive", calculus="ito"), process, score_fn
     )
-    problem.noise_below = noise_below
+    problem.noise_until = noise_until
     return problem
 
 

@@ -382,22 +382,25 @@ def adaptive(
     in 3072-D where the standard ``(0.4, 0.3)`` with 0.9 rejected 20–50%, for fewer evaluations
     at equal error. ``h_init`` defaults to 1% of the time interval.
 
-    ``noise_below``: inject noise only at times ``t <= noise_below`` and follow the probability
-    flow above (same marginals; :func:`~sdekit_score.sampling.processes.reverse_sde`), for models
-    whose score is poor at middle noise levels, where the reverse SDE's noise carries the samples
-    towards the model's own erroneous marginals (``docs/demo.md``). Steps land on it.
+    ``noise_below``: inject noise only at noise levels ``sigma/alpha <= noise_below`` and follow
+    the probability flow above (same marginals; :func:`~sdekit_score.sampling.processes.reverse_sde`),
+    for models whose score is poor at middle noise levels, where the reverse SDE's noise carries
+    the samples towards the model's own erroneous marginals (``docs/demo.md``). Steps land on the
+    switch.
     """
     tol = positive_float(tol, "tol")
     controller = sdekit.PIController(
         rtol=0.0, atol=tol, pcoeff=pcoeff, icoeff=icoeff, safety=safety, per_sample=True
     )
-    switch = noise_below is not None and process.eps < noise_below < process.T
+    problem = reverse_sde(process, score_fn, noise_below=noise_below)
+    switch = problem.noise_until
+    lands = switch is not None and process.eps < switch < process.T
     sol = sdekit.solve(
-        reverse_sde(process, score_fn, noise_below=noise_below),
+        problem,
         x,
         process.T,
         process.eps,
-        saveat=[noise_below, process.eps] if switch else None,
+        saveat=[switch, process.eps] if lands else None,
         solver=ExponentialHeun(error_in_noise_units=True),
         controller=controller,
         dt=h_init if h_init is not None else (process.T - process.eps) / 100,
