@@ -146,7 +146,8 @@ def runs(quick: bool) -> list[tuple[str, str, dict, tuple[int, ...]]]:
         rows.append(
             (f"ode to t={t_switch}, then sde", "split", dict(t_switch=t_switch, ode_first=1), (0,))
         )
-    rows.append(("adaptive", "adaptive", {}, both))
+    rows.append(("adaptive, noise everywhere", "adaptive", dict(noise_below=None), both))
+    rows.append(("adaptive (defaults)", "adaptive", {}, both))
     for level in (1.0, 0.3, 0.1):  # σ/α; on this VP model t = 0.26, 0.09, 0.03
         rows.append(
             (f"adaptive, noise at levels <= {level}", "adaptive", dict(noise_below=level), both)
