@@ -306,6 +306,114 @@ def test_pi_controller_defaults_are_hairers_coefficients():
     assert torch.allclose(h2 / h1, torch.tensor(10.0 ** (0.7 / 5) * 2.0 ** (-0.4 / 5), dtype=F64))
 
 
+@pytest.mark.parametrize("rejection", ["integral", "elementary"])
+def test_rejection_option_sets_the_exponent_of_the_step_after_a_rejection(rejection):
+    p, i, k, s = 0.4, 0.3, 5.0, 0.9
+    controller = sk.PIController(
+        rtol=0.0, atol=1.0, pcoeff=p, icoeff=i, safety=s, rejection=rejection, per_sample=True
+    )
+    _, h, state = _controller_for(controller, "dopri5")
+    accept, h_next, after = _attempt(controller, state, h, [8.0, 1e6])
+    assert not accept.any()
+    exponent = i / k if rejection == "integral" else 1 / k
+    expected = torch.tensor([max(0.2, s * e**-exponent) for e in (8.0, 1e6)], dtype=F64)
+    torch.testing.assert_close(h_next / h, expected, rtol=1e-14, atol=0.0)
+    assert torch.equal(after.inv_err_prev, state.inv_err_prev)  # a rejection is not remembered
+
+
+def test_rejection_options_coincide_for_the_i_controller_and_are_checked():
+    steps = []
+    for rejection in ("integral", "elementary"):
+        controller = sk.IController(rtol=0.0, atol=1.0, rejection=rejection)
+        _, h, state = _controller_for(controller, "bosh3")
+        steps.append(_attempt(controller, state, h, 3.0)[1])
+    assert torch.equal(steps[0], steps[1])
+    with pytest.raises(ValueError, match="rejection"):
+        sk.PIController(rejection="proportional")
+
+
+def _start(controller, solver="dopri5", batch=3, t1=2.0, dt0=None):
+    problem = _problem("ode")
+    y0 = torch.zeros(batch, 4, dtype=F64)
+    return controller.init(resolve_solver(solver, problem), y0, 0.0, t1, dt0)
+
+
+def test_start_up_sets_the_step_after_the_probe_where_the_settled_error_is_predicted():
+    # dopri5: k = 5. The PI controller settles where s eps^(i/k) = 1, E = s^(k/i); after the
+    # probe h0 = |t1 - t0|/100 the step is h0 s^(1/i) E0^(-1/k) (clipped to the factor limits)
+    # and the memory is the error predicted there, so the proportional term sees no trend when
+    # the error comes out as predicted: at the settled error the step is kept (h2 = h1 exactly),
+    # below it (a capped start-up step) it grows by the integral term alone, s eps^(i/k). A
+    # memory left at 1 (or at E0) would change both.
+    p, i, k, s = 0.4, 0.3, 5.0, 0.9
+    controller = sk.PIController(rtol=0.0, atol=1.0, pcoeff=p, icoeff=i, safety=s, per_sample=True)
+    h0, state = _start(controller)
+    torch.testing.assert_close(h0, torch.full((3,), 0.02, dtype=F64), rtol=1e-15, atol=0.0)
+    errors = [0.5, 1e-9, 4.0]  # uncapped, capped at factor_max = 10, rejected
+    accept, h1, state = _attempt(controller, state, h0, errors)
+    assert accept.tolist() == [True, True, False]
+    factors = [s ** (1 / i) * 0.5 ** (-1 / k), 10.0, max(0.2, s * 4.0 ** (-i / k))]
+    torch.testing.assert_close(h1 / h0, torch.tensor(factors, dtype=F64), rtol=1e-13, atol=0.0)
+    assert state.probing.tolist() == [False, False, True]
+    predicted = [0.5 * factors[0] ** k, 1e-9 * 10.0**k]
+    settled = s ** (k / i)
+    assert predicted[0] == pytest.approx(settled, rel=1e-12)
+    # The next errors: as predicted for samples 0 and 1; the rejected probe is accepted now.
+    accept, h2, state = _attempt(controller, state, h1, [predicted[0], predicted[1], 0.5])
+    assert accept.all()
+    assert float(h2[0] / h1[0]) == pytest.approx(1.0, rel=1e-12)
+    assert float(h2[1] / h1[1]) == pytest.approx(s * predicted[1] ** (-i / k), rel=1e-12)
+    assert float(h2[2] / h1[2]) == pytest.approx(factors[0], rel=1e-13)  # its start-up step
+    assert not state.probing.any()
+    # From here on the ordinary PI rule: eps_n = 2, eps_{n-1} = 1/settled.
+    _, h3, _ = _attempt(controller, state, h2, [0.5, 0.5, 0.5])
+    expected = s * 2.0 ** ((p + i) / k) * (1 / settled) ** (-p / k)
+    assert float(h3[0] / h2[0]) == pytest.approx(expected, rel=1e-13)
+
+
+def test_given_first_step_keeps_the_pi_rule_from_the_first_step():
+    p, i, k, s = 0.4, 0.3, 5.0, 0.9
+    controller = sk.PIController(rtol=0.0, atol=1.0, safety=s, per_sample=True)
+    h0, state = _start(controller, dt0=0.05)
+    assert state.probing is None
+    torch.testing.assert_close(h0, torch.full((3,), 0.05, dtype=F64), rtol=0.0, atol=0.0)
+    _, h1, _ = _attempt(controller, state, h0, 0.5)
+    expected = torch.full((3,), s * 2.0 ** ((p + i) / k), dtype=F64)  # memory 1
+    torch.testing.assert_close(h1 / h0, expected, rtol=1e-14, atol=0.0)
+
+
+def test_start_up_probe_is_bounded_and_a_zero_length_step_does_not_end_it():
+    controller = sk.PIController(rtol=0.0, atol=1.0, dt_max=0.004, per_sample=True)
+    h0, state = _start(controller, batch=2, t1=-3.0)  # backward: |t1 - t0|/100 = 0.03
+    torch.testing.assert_close(h0, torch.full((2,), 0.004, dtype=F64), rtol=0.0, atol=0.0)
+    h_try = torch.tensor([0.0, 0.004], dtype=F64)  # sample 0 attempted nothing (landed on t0)
+    accept, h1, state = _attempt(controller, state, h_try, [0.0, 1e-6])
+    assert accept.all() and state.probing.tolist() == [True, False]
+    assert (h1 <= 0.004).all()  # dt_max caps the start-up step too
+    shared = sk.PIController(rtol=0.0, atol=1.0)
+    h0, state = _start(shared)
+    assert h0.shape == () and state.probing.shape == ()
+    accept, h1, state = _attempt(shared, state, h0, [0.5, 0.1, 0.2])  # the worst sample decides
+    assert h1.shape == () and not bool(state.probing)
+    assert float(h1 / h0) == pytest.approx(0.9 ** (1 / 0.3) * 0.5 ** (-1 / 5), rel=1e-13)
+
+
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_i_controller_solves_alike_with_and_without_the_first_step(per_sample):
+    # The start-up step of an I controller is its ordinary step: a solve without dt is the solve
+    # with dt = |t1 - t0|/100, bit for bit (what the probability-flow sampler relies on).
+    problem = _problem("ode")
+    y0 = torch.linspace(0.5, 2.0, 4, dtype=F64).reshape(4, 1)
+    runs = []
+    for dt in (None, 0.03):
+        controller = sk.IController(rtol=1e-6, atol=1e-6, per_sample=per_sample)
+        runs.append(sk.solve(problem, y0, 0.0, 3.0, solver="bosh3", controller=controller, dt=dt))
+    assert torch.equal(runs[0].ys, runs[1].ys)
+    assert torch.equal(
+        torch.as_tensor(runs[0].stats["steps"]), torch.as_tensor(runs[1].stats["steps"])
+    )
+
+
 def test_rms_and_max_norms_differ_on_a_concentrated_error():
     y = torch.zeros(1, 4, dtype=F64)
     err = torch.tensor([[1.5, 0.0, 0.0, 0.0]], dtype=F64)
