@@ -625,7 +625,8 @@ class _AdaptiveSteps:
         # keep the longer proposal; a zero-length step (landing on t0) says nothing.
         h_next = torch.where(landed, torch.maximum(h_next, state.h), h_next)
         state.h = torch.where(h_try > 0, h_next, state.h)  # h_try is 0 on finished rows
-        stop = state.stop_index.clamp(max=len(self.stops) - 1)
+        if self.n_save or self.any_jumps:
+            stop = state.stop_index.clamp(max=len(self.stops) - 1)
         if self.n_save:
             self._save(state, landed, stop)
         if self.any_jumps:
@@ -636,12 +637,11 @@ class _AdaptiveSteps:
                 state.solver_state = tree_where(restart, fresh, state.solver_state)
                 state.restarts = state.restarts + restart
         state.stop_index = state.stop_index + landed
-        finished = state.stop_index >= len(self.stops)
         t_next = state.t + state.h if self.direction > 0 else state.t - state.h
         stuck = (state.h < self.controller.dt_min) | (t_next == state.t)
         underflow = ~accept & active & stuck
         state.status = torch.where(underflow, int(Status.DT_MIN), state.status)
-        state.active = active & ~finished & ~underflow
+        state.active = active & (state.stop_index < len(self.stops)) & ~underflow
         state.i += 1
         state.attempt = (y, y_next, y_error, underflow)
         return accept
