@@ -632,8 +632,9 @@ SAMPLER_INFO = {
         "Sampling in Around 10 Steps*, NeurIPS 2022",
     },
     "adaptive": {
-        "method": "reverse-time SDE, exponential Heun / exponential Euler pair, error in units "
-        "of the noise level, per-sample PI control, one Brownian path",
+        "method": "reverse-time SDE below noise level 0.3 (probability flow above), exponential "
+        "Heun / exponential Euler pair, error in units of the noise level, per-sample PI control, "
+        "one Brownian path",
         "nfe": "2 per attempted step + 1 (denoising)",
         "stochastic": True,
         "adaptive": True,
