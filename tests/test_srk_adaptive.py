@@ -91,6 +91,57 @@ def test_per_sample_adaptive_solve_on_gbm_reaches_an_error_of_the_tolerances_ord
     assert errors[1] <= errors[0] / 4, f"errors {errors} at tolerances 1e-2, 1e-3"
 
 
+@pytest.mark.parametrize("name", ["sosra", "sra1"])
+def test_pi_start_up_steps_at_the_settled_error_on_a_problem_of_known_scale(name):
+    # f = 0, g(t) = 0.5 + 2t: the SRA estimate is E_N = sqrt(h/3) |sum_i beta2_i g(t + c1_i h)|
+    # = (2/sqrt 3) h^1.5 whatever t, y and the increment, so the scaled error is C h^1.5/atol.
+    # Without dt the first attempt is the probe |t1 - t0|/100 (rejected at the tighter
+    # tolerances, then shrunk by the elementary rule); after the first accepted step every step
+    # is the one at which the PI controller settles, E = s^(k/i), h* = (s^(k/i) atol/C)^(2/3),
+    # up to the last (shortened) one, each sample at its own tolerance and never rejected. A
+    # start-up that aimed elsewhere or left the memory at 1 would move the step after the first
+    # accepted one, or make the later ones drift towards h*.
+    problem = sk.SDE(
+        lambda t, y: torch.zeros_like(y),
+        lambda t, y: (0.5 + 2.0 * (t.reshape(-1, 1) if t.dim() else t)).expand_as(y),
+        "additive",
+        "ito",
+    )
+    atol = torch.tensor([[1e-2], [1e-3], [1e-4]], dtype=F64)
+    attempts = []
+    controller = sk.PIController(rtol=0.0, atol=atol, per_sample=True, rejection="elementary")
+    sk.solve(
+        problem,
+        torch.zeros(3, 2, dtype=F64),
+        0.0,
+        1.0,
+        solver=name,
+        controller=controller,
+        generator=5,
+        callback=lambda info: attempts.append((info["h"].clone(), info["accept"].clone())),
+    )
+    c, s, k, i = 2 / 3**0.5, controller.safety, 1.5, controller.icoeff
+    settled = (s ** (k / i) * atol.squeeze(1) / c) ** (1 / k)
+    for sample in range(3):
+        steps = [(float(h[sample]), bool(a[sample])) for h, a in attempts if h[sample] > 0]
+        assert steps[0][0] == pytest.approx(0.01, rel=1e-15)
+        first = next(n for n, (_, accepted) in enumerate(steps) if accepted)
+        assert first <= 2  # probe rejections: E0 = 0.12, 1.2, 12 at the three tolerances
+        assert all(accepted for _, accepted in steps[first:])
+        assert steps[-1][0] <= float(settled[sample]) * (1 + 1e-12)
+        later = torch.tensor([h for h, _ in steps[first + 1 : -1]], dtype=F64)
+        assert len(later) >= 10
+        torch.testing.assert_close(later, settled[sample].expand_as(later), rtol=1e-11, atol=0.0)
+
+
+def test_sosri_weighs_the_deterministic_error_by_a_third():
+    # Its deterministic part is mostly noise (module docstring); sriw1 keeps 1/6 and the rest 1.
+    assert SRK_SOLVERS["sosri"]().delta == pytest.approx(1 / 3)
+    assert SRK_SOLVERS["sosri"](delta=1.0).delta == 1.0
+    assert SRK_SOLVERS["sriw1"]().delta == pytest.approx(1 / 6)
+    assert SRK_SOLVERS["sosri2"]().delta == SRK_SOLVERS["sosra"]().delta == 1.0
+
+
 def test_error_options_are_checked():
     with pytest.raises(InputValueError, match="delta"):
         SRK_SOLVERS["sosri"](delta=-1.0)

@@ -43,8 +43,19 @@ and ``y_error`` is the **magnitude** :math:`\delta|E_D| + |E_N|` (component-wise
 the controller scales it by ``atol + rtol|y|``), Rackauckas & Nie's :math:`\delta E_D + E_N`
 with magnitudes: the two parts can cancel (for geometric Brownian motion the leading terms of
 :math:`E_D + E_N` cancel exactly), which would make a signed estimate over-optimistic. ``delta``
-weighs the deterministic part: 1 by default, 1/6 for :func:`sriw1`, StochasticDiffEq.jl's
-defaults.
+weighs the deterministic part: 1 by default, 1/6 for :func:`sriw1` (StochasticDiffEq.jl's
+defaults) and 1/3 for :func:`sosri`. For multiplicative noise :math:`E_D` is mostly noise: the
+drift stages see the increment through :math:`(I_{(1,0)}/h) \sum_j B^{(0)}_{ij} g_j`, so
+:math:`E_D` has a random part of order :math:`|h|^{3/2}`, the order of the whole estimate, around
+a mean of order :math:`h^2`. One SOSRI step of geometric Brownian motion from a fixed start has
+an estimate that varies by 34% (coefficient of variation over the increments) with
+:math:`\delta = 1`, against 8% for SRIW1 with 1/6 and none with 0; a noisy estimate rejects
+steps for their noise, at the cost of evaluations and of the bias described below for the noise
+part. On ``bench/adaptive.py`` (per-sample PI, module :mod:`sdekit.controllers.pid`'s start-up
+and ``rejection="elementary"``, seed 7) SOSRI cost 1.08, 1.03, 1.03, 1.04 and 1.04 times the
+evaluations of fixed steps at equal error on geometric Brownian motion with
+:math:`\delta = 1, 1/2, 1/3, 1/4, 1/6`, and 0.42, 0.41, 0.34, 0.47, 0.50 on its growth pulse (a
+drift feature, which a small :math:`\delta` sees late): hence 1/3.
 
 ``noise_error`` says which :math:`|E_N|` enters. ``"path"``: the realised value. ``"expected"``
 (default): its root mean square given the step's start,
@@ -62,10 +73,18 @@ value, rejection keeps the steps whose increments the estimate liked, and the ac
 local errors are no longer centred, an :math:`O(h)` bias a strong order 1.5 scheme cannot
 afford. On geometric Brownian motion (``bench/adaptive.py``,
 per-sample PI control with the one-path bridge) ``"path"`` needed 1.6–2.4x the evaluations of
-fixed steps at equal strong error and ``"expected"`` about 1.1x. Both scale as
+fixed steps at equal strong error and ``"expected"`` about 1.1x (``delta = 1``, before the
+controller's start-up). Both scale as
 :math:`|h|^{3/2}`: ``error_order = 1.5``. Because the estimate is a magnitude,
 ``y_next - y_error`` is not the embedded solution (a controller's ``candidate="embedded"`` option
 does not apply here).
+
+**Control.** Any adaptive controller drives these schemes. Per sample, the best measured on
+``bench/adaptive.py`` is ``PIController(rtol, atol, per_sample=True, rejection="elementary")``
+with no ``dt`` given to ``solve`` (the first step is then a probe from which the next one is
+set): on geometric Brownian motion SOSRI and SRIW1 cost 0.97–0.99x the evaluations of fixed
+steps at tolerances 3e-3 and 1e-3 and 1.02–1.13x at 1e-2 and 3e-2, where the probe and the last,
+shortened step are a larger share of 10–15 steps (``docs/benchmarks.md``, adaptive stepping).
 """
 
 from __future__ import annotations
@@ -447,8 +466,11 @@ def sriw2(**options) -> SRI:
 def sosri(**options) -> SRI:
     """SOSRI: stability-optimised SRI of Rackauckas & Nie (2018). Strong order 1.5, deterministic
     order 2; 4 drift + 4 diffusion evaluations per step; larger stability region than SRIW1 for
-    (pathwise) stiff problems. Itô, scalar/diagonal noise."""
-    return SRI(SOSRI, **options)
+    (pathwise) stiff problems. Itô, scalar/diagonal noise. ``delta`` defaults to 1/3 (module
+    docstring: its deterministic error part is mostly noise; with 1, per-sample adaptive SOSRI
+    on ``bench/adaptive.py`` cost 1.08x fixed steps at equal error on geometric Brownian motion
+    and 0.42x on its growth pulse, against 1.03x and 0.34x with 1/3)."""
+    return SRI(SOSRI, **{"delta": 1 / 3, **options})
 
 
 def sosri2(**options) -> SRI:
