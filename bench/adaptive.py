@@ -31,13 +31,18 @@ into ``2^REFINE_LEVELS = 16`` pieces by the Brownian bridge (about 64x more accu
 
 Schemes: sdekit ``improved_euler`` (Stratonovich form; per-sample control, and shared-time
 control), sdekit ``sosri`` and ``sriw1`` (Itô form, per sample), ``sosra`` and ``sra1``
-(additive noise, per sample) and ``sosra`` shared time, each when registered in ``sdekit.solvers.SDE_SOLVERS``; torchsde ``euler_heun`` (Stratonovich)
-and ``srk`` (Itô) in their adaptive mode (step doubling, one decision for the batch) and fixed.
-Evaluations are drift plus diffusion calls per sample (a call evaluates the whole batch);
-torchsde's are counted by the SDE module. sdekit's SRI/SRA schemes run with
-``--srk-controller`` (default PI: Hairer's ``(0.7, 0.4)/1.5``, as StochasticDiffEq.jl's
-``(7/10, 2/5)/order``), the others with ``--controller`` (default I); ``--delta`` and
-``--noise-error`` set the SRI/SRA error estimate (``sdekit.solvers.srk``).
+(additive noise, per sample) and ``sosra`` shared time, each when registered in
+``sdekit.solvers.SDE_SOLVERS``; torchsde ``euler_heun`` (Stratonovich) and ``srk`` (Itô) in their
+adaptive mode (step doubling, one decision for the batch) and fixed. Evaluations are drift plus
+diffusion calls per sample (a call evaluates the whole batch); torchsde's are counted by the SDE
+module. sdekit's SRI/SRA schemes run with ``--srk-controller`` (default PI: Hairer's
+``(0.7, 0.4)/1.5``, as StochasticDiffEq.jl's ``(7/10, 2/5)/order``) and ``--srk-rejection``
+(default ``elementary``: after a rejection the step shrinks by ``s·E^(-1/k)``), the others with
+``--controller`` (default I); ``--delta`` and ``--noise-error`` set the SRI/SRA error estimate
+(``sdekit.solvers.srk``; ``--delta`` for every SRK scheme, else each scheme's default). sdekit's
+adaptive runs give ``solve`` no ``dt``: the first step is the controllers' ``|t1 − t0|/100``, a
+probe from whose error a PI controller sets the next step (``sdekit.controllers.pid``; for the I
+controller that is its ordinary step). torchsde's adaptive runs start at ``dt = T/100``.
 
     python bench/adaptive.py --out runs/adaptive                  # default sizes, minutes
     python bench/adaptive.py --out /tmp/a --samples 200 --quick   # smoke run
@@ -293,15 +298,13 @@ def run_sdekit(problem, method: str, setting: float, adaptive: bool, args, path)
     else:
         brownian = path
     if adaptive:
-        kind = (
-            args.srk_controller
-            if isinstance(solver, sk.solvers.SRI | sk.solvers.SRA)
-            else args.controller
-        )
+        srk_scheme = isinstance(solver, sk.solvers.SRI | sk.solvers.SRA)
+        kind = args.srk_controller if srk_scheme else args.controller
+        srk = {"rejection": args.srk_rejection} if srk_scheme else {}
         controller = kind(
-            rtol=setting, atol=setting, per_sample=per_sample, factor_max=args.factor_max
+            rtol=setting, atol=setting, per_sample=per_sample, factor_max=args.factor_max, **srk
         )
-        options = dict(controller=controller, dt=problem.horizon / 100)
+        options = dict(controller=controller)  # no dt: the controller's start-up probe
     else:
         options = dict(dt=problem.horizon / setting, check_finite=False)
     start = time.perf_counter()
@@ -516,6 +519,12 @@ def main(argv=None) -> None:
     parser.add_argument("--controller", choices=["i", "pi"], default="i")
     parser.add_argument(
         "--srk-controller", choices=["i", "pi"], default="pi", help="for SRI/SRA schemes"
+    )
+    parser.add_argument(
+        "--srk-rejection",
+        choices=["integral", "elementary"],
+        default="elementary",
+        help="step after a rejection, SRI/SRA schemes (sdekit.controllers.pid)",
     )
     parser.add_argument("--delta", type=float, help="SRI/SRA error estimate (scheme's default)")
     parser.add_argument("--noise-error", choices=["expected", "path"], default="expected")
