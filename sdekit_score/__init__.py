@@ -18,10 +18,12 @@ from sdekit_score.evaluation import (
     toy2d,
 )
 from sdekit_score.sampling import (
+    AMP_DTYPES,
     PROCESSES,
     SAMPLERS,
     VESDE,
     VPSDE,
+    AutocastScore,
     EDMProcess,
     ForwardProcess,
     ScoreModel,
@@ -49,6 +51,8 @@ from sdekit_score.training import (
 )
 
 __all__ = [
+    "AMP_DTYPES",
+    "AutocastScore",
     "Discriminator",
     "EDMProcess",
     "HybridLoss",

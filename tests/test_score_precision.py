@@ -263,6 +263,24 @@ def test_bf16_channels_last_unet_sampling_keeps_a_float32_contiguous_state():
     assert rel_rms(got, ref) < BF16_ERROR[1]
 
 
+def test_sample_takes_amp_and_channels_last_as_the_wrapper_does():
+    model = unet_model(0, channels=1, width=8)
+    shape = (4, 1, 8, 8)
+    options = dict(sampler="dpmpp_2m", steps=4, generator=0)
+    wrapped = AutocastScore(copy.deepcopy(model), "bf16", channels_last=True)
+    want, _ = ss.sample(wrapped, model.process, shape, **options)
+    converted = copy.deepcopy(model)
+    got, _ = ss.sample(converted, model.process, shape, amp="bf16", channels_last=True, **options)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert next(converted.parameters()).dtype == torch.float32  # autocast, not a cast
+    plain, _ = ss.sample(model, model.process, shape, amp="none", **options)
+    torch.testing.assert_close(
+        plain, ss.sample(model, model.process, shape, **options)[0], rtol=0, atol=0
+    )
+    with pytest.raises(InputValueError, match="amp"):
+        ss.sample(model, model.process, shape, amp="int8", **options)
+
+
 S, D = 0.5, 8  # data N(0, S² I) in D dimensions
 
 

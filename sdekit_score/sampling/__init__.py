@@ -5,6 +5,7 @@ probability-flow ODE problem (:mod:`.processes`), in any of four output conventi
 (:mod:`.scores`), and each sampler (:mod:`.samplers`) is a short composition of sdekit parts.
 """
 
+from sdekit_score.sampling.precision import AMP_DTYPES, AutocastScore
 from sdekit_score.sampling.processes import (
     PROCESSES,
     VESDE,
@@ -21,6 +22,8 @@ from sdekit_score.sampling.schedules import time_grid
 from sdekit_score.sampling.scores import ScoreModel, check_score_output
 
 __all__ = [
+    "AMP_DTYPES",
+    "AutocastScore",
     "EDMProcess",
     "ForwardProcess",
     "PROCESSES",

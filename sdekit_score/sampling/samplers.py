@@ -32,6 +32,7 @@ from sdekit_score.sampling.exponential_ode import (
     SinglestepDPMSolverPP,
 )
 from sdekit_score.sampling.exponential_sde import ExponentialHeun
+from sdekit_score.sampling.precision import AutocastScore
 from sdekit_score.sampling.processes import (
     ForwardProcess,
     batch_time,
@@ -57,6 +58,8 @@ def sample(
     grad: bool = False,
     callback: Callable[[dict], None] | None = None,
     progress: bool = False,
+    amp: str | None = None,
+    channels_last: bool = False,
     **options,
 ) -> tuple[torch.Tensor, dict]:
     """Draw ``shape[0]`` samples of event shape ``shape[1:]`` with the named sampler.
@@ -78,6 +81,12 @@ def sample(
             or noise level), ``x`` (the state) and ``denoised`` (the estimate of the clean sample
             from the latest score evaluation), as in k-diffusion.
         progress: show a progress bar.
+        amp: evaluate the score network under ``torch.autocast``: ``"bf16"``, or ``"fp16"`` on
+            a GPU; the state, times and noise stay in ``dtype``
+            (:class:`~sdekit_score.sampling.precision.AutocastScore`). Default: the network's
+            own precision.
+        channels_last: convert the score network's 4-D parameters to ``torch.channels_last``
+            (in place) and feed it images ``(batch, C, H, W)`` in that layout.
         **options: the sampler's own options; the defaults are the papers'.
 
     Returns:
@@ -93,6 +102,8 @@ def sample(
         raise InputTypeError(f"callback must be None or callable(info: dict), got {callback!r}")
     shape = _check_shape(shape)
     device, dtype = _placement(score_fn, device, dtype)
+    if amp not in (None, "none") or channels_last:
+        score_fn = AutocastScore(score_fn, amp, channels_last=channels_last, device=device)
     generator = as_generator(generator, device)
     run = SAMPLERS[sampler]
     init = options.pop("init", "uniform" if sampler in ("als", "cas") else "prior")
