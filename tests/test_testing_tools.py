@@ -9,7 +9,7 @@ import sys
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
@@ -308,12 +308,28 @@ def test_random_butcher_tableaux_satisfy_their_conditions_and_no_more(tableau):
 
 @settings(max_examples=10)
 @given(tableau=S.butcher_tableaux(embedded=True))
+@example(  # the slowest to reach its order found so far: 3.71 over h = 1/32 ... 1/128
+    tableau=ButcherTableau(
+        c=(0.0, 0.1875, 0.59375, 1.0),
+        a=(
+            (),
+            (0.1875,),
+            (-0.435416666666667, 1.029166666666667),
+            (1.9188438722706025, -2.494004796163066, 1.5751609238924635),
+        ),
+        b=(0.07894736842105227, 0.25246548323471457, 0.5315062804941345, 0.13708086785009868),
+        order=4,
+        b_embedded=(-1.6666666666666665, 2.6666666666666665, 0.0, 0.0),
+        embedded_order=2,
+    )
+)
 def test_random_butcher_tableaux_reach_their_order_and_their_embedded_order(tableau):
     # Random members of a family can have large higher-order error constants: over the steps
-    # above round-off their fits sit up to 0.2 below the order (measured 3.80 for an order 4
-    # tableau with |a| up to 2.4), hence 0.25; an order short is still 0.75 off.
+    # above round-off their fits sit below the order while its local slopes still climb (3.59,
+    # then 3.83 for the order 4 tableau above, with |a| up to 2.5), hence 0.35; an order short is
+    # still 0.65 off.
     solver = sk.ExplicitRungeKutta(tableau)
-    skt.assert_solver_properties(solver, only=["strong_order", "error_estimate"], tolerance=0.25)
+    skt.assert_solver_properties(solver, only=["strong_order", "error_estimate"], tolerance=0.35)
 
 
 @given(tableau=st.one_of(S.sra_tableaux(), S.sri_tableaux()))
