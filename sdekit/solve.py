@@ -174,6 +174,8 @@ def solve(
     else:
         grid = controller.grid(t0, t1, dt, stops)
         policy = _FixedSteps(grid, save_times, controller.stops, source, y0)
+        if isinstance(source, GaussianIncrements) and (brownian is None or brownian == "redraw"):
+            source.block = policy.chunk  # one generator call per chunk of steps
     state = policy.init_state(checked, solver, y0)
     bar = tqdm(total=policy.progress_total, disable=not progress, desc=solver.name)
     try:
@@ -443,16 +445,15 @@ class _FixedSteps:
         return {"i": state.i - 1, "t": t, "h": h, "y": state.y, "accept": accept}
 
     def run_compiled(self, state, problem, solver, source, bar, check_finite):
-        """Whole chunks of steps with no save or jump inside run as one compiled call,
-        their noise drawn at once (the same numbers as step by step); the rest (the first
-        chunk, whose calls check the problem's outputs, and chunks broken by save points) run
-        eagerly."""
+        """Whole chunks of steps with no save or jump inside run as one compiled call on the
+        noise eager steps would use (the source hands out its normals in blocks); the rest (the
+        first step, whose calls check the problem's outputs, and steps short of a whole chunk
+        before a save point or the end) run eagerly."""
         while state.running:
             i, k = state.i, self.chunk
             j = i + k
             compiled = (
-                i % k == 0
-                and i > 0
+                i > 0
                 and k >= MIN_COMPILED_CHUNK
                 and j <= self.n
                 and not any(self.save[i + 1 : j] + self.restart[i + 1 : j])

@@ -23,6 +23,13 @@ class GaussianIncrements(BrownianSource):
     Every call draws anew, so a rejected adaptive step followed by a retry sees *new* noise: this
     is the "re-draw on rejection" behaviour of the Gotta Go Fast authors' code, which biases
     solutions when rejection depends on the noise (see :class:`~sdekit.brownian.BrownianBridge`).
+
+    ``block``: the standard normals of that many calls are drawn from the generator at once and
+    handed out in turn (fixed-step solves set it), so that a small state does not pay one
+    generator call per step and compiled chunks of steps (:meth:`normals`) see exactly the
+    numbers eager steps would, however the steps are grouped. A block holds ``z`` (and the Lévy
+    area's normals) of every row for ``block`` calls; with one generator per sample, row ``i``'s
+    come from ``generator[i]`` alone.
     """
 
     selectable = True
@@ -35,49 +42,68 @@ class GaussianIncrements(BrownianSource):
         device: torch.device,
         generator=None,
         levy_area: bool = False,
+        block: int = 1,
     ):
         self.shape = tuple(shape)
         self.dtype = dtype
         self.device = torch.device(device)
         self.generator = generator
         self.levy_area = levy_area
+        self.block = block
+        self._block: torch.Tensor | None = None  # (1 or 2, block, *shape): dW's, the area's
+        self._calls: list = []  # per part, the block's normals call by call (views)
+        self._used = 0  # calls of the block handed out
 
     def select(self, rows: torch.Tensor) -> None:
         self.shape = (len(rows), *self.shape[1:])
         if isinstance(self.generator, list):
             self.generator = [self.generator[i] for i in rows.tolist()]
+        if self._block is not None:
+            self._block = self._block.index_select(2, rows)
+            self._calls = [part.unbind(0) for part in self._block]
 
-    def _draw(self, scale):
-        return randn(self.shape, self.generator, self.dtype, self.device).mul_(scale)
+    def _refill(self) -> None:
+        like = dict(dtype=self.dtype, device=self.device)
+        parts = 2 if self.levy_area else 1
+        if self.block == 1:  # one call's draws: dW of every row, then the area's normals
+            block = torch.stack([randn(self.shape, self.generator, **like) for _ in range(parts)])
+            block = block[:, None]
+        elif not isinstance(self.generator, list):  # call by call: dW, then the area's
+            block = torch.randn((self.block, parts, *self.shape), generator=self.generator, **like)
+            block = block.transpose(0, 1)
+        else:  # row i from generator[i] alone
+            rows = randn(
+                (self.shape[0], self.block, parts, *self.shape[1:]), self.generator, **like
+            )
+            block = rows.permute(2, 1, 0, *range(3, rows.dim()))
+        self._block, self._used = block, 0
+        self._calls = [part.unbind(0) for part in block]
 
     def increment(self, t: torch.Tensor, h: float | torch.Tensor) -> Increment:
-        z = randn(self.shape, self.generator, self.dtype, self.device)
+        if self._block is None or self._used == self.block:
+            self._refill()
+        i, self._used = self._used, self._used + 1
+        z = self._calls[0][i]
         sqrt_h = _sqrt_abs(h, z)
+        # Out of place: the normals are views of one block, which shares its version counter
+        # with every increment handed out of it (autograd may have saved one).
         if not self.levy_area:
-            return Increment(z.mul_(sqrt_h))
-        return Increment(z.mul_(sqrt_h), self._draw(sqrt_h * math.sqrt(1 / 12)))
+            return Increment(z * sqrt_h)
+        return Increment(z * sqrt_h, self._calls[1][i] * (sqrt_h * math.sqrt(1 / 12)))
 
     def normals(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Standard normals for ``n`` steps, ``(n, *shape)`` (and as many for the Lévy area):
-        the same numbers as ``n`` calls of :meth:`increment` would draw, so that compiled
-        steps see the noise eager steps would. One call where that gives the same stream (one
-        CPU generator, no Lévy area, a multiple of 16 elements: torch fills normals in blocks
-        of 16), else ``n`` calls."""
-        one_cpu_stream = not isinstance(self.generator, list) and self.device.type == "cpu"
-        if one_cpu_stream and not self.levy_area and math.prod(self.shape) % 16 == 0:
-            z = torch.randn((n, *self.shape), generator=self.generator, dtype=self.dtype)
-            return z, None
-        draws = []
-        for _ in range(n):
-            z = randn(self.shape, self.generator, self.dtype, self.device)
-            area = (
-                randn(self.shape, self.generator, self.dtype, self.device)
-                if self.levy_area
-                else None
-            )
-            draws.append((z, area))
-        z = torch.stack([d[0] for d in draws])
-        return z, torch.stack([d[1] for d in draws]) if self.levy_area else None
+        """Standard normals for ``n`` calls, ``(n, *shape)`` (and as many for the Lévy area):
+        the numbers ``n`` calls of :meth:`increment` would use, so that compiled steps see the
+        noise eager steps would."""
+        pieces = []
+        while n:
+            if self._block is None or self._used == self.block:
+                self._refill()
+            k = min(n, self.block - self._used)
+            pieces.append(self._block[:, self._used : self._used + k])
+            self._used, n = self._used + k, n - k
+        normals = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
+        return normals[0], normals[1] if self.levy_area else None
 
 
 def increment_from_normals(
