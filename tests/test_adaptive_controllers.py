@@ -215,8 +215,8 @@ def test_steps_never_pass_t1_or_a_save_time(t0, t1, fractions, tol, dt, per_samp
     # The global error follows the tolerance once steps are in the range where an embedded
     # estimate is asymptotic. A first step far beyond it (dt of 0.5 or more, cut to the first
     # save point) can be accepted on an estimate far below its true error (bosh3: a 0.17 step at
-    # tol 1e-6 accepted with a true error of 6.6e-5, found with dt=1.1, before and after this
-    # code's changes), so the bound is checked for first steps up to 0.1.
+    # tol 1e-6 accepted with a true error of 6.6e-5, found with dt=1.1), so the bound is checked
+    # for first steps up to 0.1.
     if solver != "improved_euler" and tol <= 1e-4 and (dt is None or dt <= 0.1):
         for k, s in enumerate(saveat or [t1]):
             exact = _decay_exact(y0, t0, s)
