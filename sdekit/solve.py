@@ -542,6 +542,7 @@ class _AdaptiveSteps:
         self.controller, self.per_sample = controller, controller.per_sample
         self.t0, self.t1, self.dt0, self.max_steps = t0, t1, dt, max_steps
         self.direction = 1.0 if t1 > t0 else -1.0
+        self.forward = t1 > t0
         self.tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
         like = dict(dtype=y0.dtype, device=y0.device)
         index = dict(dtype=torch.long, device=y0.device)
@@ -585,7 +586,7 @@ class _AdaptiveSteps:
         )
 
     def propose(self, state):
-        forward, t = self.direction > 0, state.t
+        forward, t = self.forward, state.t
         index = state.stop_index.clamp(max=len(self.stops) - 1)
         stop = end = self.stops[index]
         remaining = stop - t if forward else t - stop
@@ -638,7 +639,7 @@ class _AdaptiveSteps:
                 state.solver_state = tree_where(restart, fresh, state.solver_state)
                 state.restarts = state.restarts + restart
         state.stop_index = state.stop_index + landed
-        t_next = state.t + state.h if self.direction > 0 else state.t - state.h
+        t_next = state.t + state.h if self.forward else state.t - state.h
         stuck = (state.h < self.controller.dt_min) | (t_next == state.t)
         underflow = ~accept & active & stuck
         state.status = torch.where(underflow, int(Status.DT_MIN), state.status)

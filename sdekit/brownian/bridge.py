@@ -69,8 +69,8 @@ them: ``W = W1 + W2``, ``K = K1 + K2 + (b W1 - a W2)/2``. Gaussian conditioning 
 ``K1 = x³ K + (Cov/√Var) z1 + σ z2`` with the residual ``σ² = L³ x³ (1 - x)³ / (12 q)``, a closed
 form free of cancellation. Without Lévy area the first line loses its ``K`` terms and ``q``
 (the plain Brownian bridge ``W1 ~ N(xW, L x(1 - x))``), drawn directly at the step's end in a
-few operations. With it, the piece that is drawn is always the *shorter* one (``x ≤ 1/2``, so ``1/4 ≤ q ≤ 1``): the longer one is the parent minus it, and a
-short piece never comes out as a difference of large numbers. The right piece is drawn through
+few operations. With it, the piece that is drawn is always the *shorter* one (``x ≤ 1/2``, so
+``1/4 ≤ q ≤ 1``): the longer one is the parent minus it, and a short piece never comes out as a difference of large numbers. The right piece is drawn through
 time reversal, ``W̃(s) = W(L) - W(L - s)``, which keeps ``W`` and flips the sign of ``K``. These
 moments agree with torchsde's ``BrownianInterval``.
 
@@ -192,8 +192,7 @@ class BrownianBridge(BrownianSource):
         self._calls += 1
         h_abs = self._per_sample(h, "h").abs()
         active = h_abs > 0
-        t_abs = self._per_sample(t, "t", convert=False).abs() if torch.is_tensor(t) else abs(t)
-        tol = (t_abs + h_abs).mul_(16 * _eps(t, h) * active)
+        tol = 16 * _eps(t, h) * (self._per_sample(t, "t").abs() + h_abs) * active
         T = self._T[:, : self._window]
         tau = self._c + h_abs
         # The last known point at or before the step's end (the current point at least: a
@@ -218,8 +217,8 @@ class BrownianBridge(BrownianSource):
             self._attempt = _Attempt(active, at_point, left_i, end, V_end, None)
             return Increment(V_end - V_c)
 
-        # With the area, draw the shorter side of [l, r] (x ≤ 1/2 of the interval), a fresh piece of
-        # length s beyond every point, or nothing (s = 0) at a known point. Coefficients on
+        # With the area, draw the shorter side of [l, r] (x ≤ 1/2 of the interval), a fresh piece
+        # of length s beyond every point, or nothing (s = 0) at a known point. Coefficients on
         # (batch,), in float64; the values are then a few multiply-adds.
         split = torch.isfinite(right_T) & ~at_point
         L = torch.where(split, right_T - left_T, 1.0)
@@ -364,7 +363,7 @@ class BrownianBridge(BrownianSource):
         if isinstance(self.generator, list):
             self.generator = [self.generator[i] for i in rows.tolist()]
 
-    def _per_sample(self, x: float | torch.Tensor, name: str, convert: bool = True) -> torch.Tensor:
+    def _per_sample(self, x: float | torch.Tensor, name: str) -> torch.Tensor:
         batch = self.shape[0]
         if not isinstance(x, torch.Tensor):
             return torch.full((batch,), float(x), dtype=self._tdtype, device=self.device)
@@ -375,7 +374,7 @@ class BrownianBridge(BrownianSource):
                 f"{name} must be a float, a 0-d tensor or a ({batch},) tensor, got shape "
                 f"{tuple(x.shape)}"
             )
-        return x.to(device=self.device, dtype=self._tdtype) if convert else x
+        return x.to(device=self.device, dtype=self._tdtype)
 
     def _bcast(self, x: torch.Tensor) -> torch.Tensor:
         """Per-sample numbers ``(..., batch)`` → the value dtype, broadcastable over the event dims."""

@@ -79,9 +79,14 @@ class GaussianIncrements(BrownianSource):
         self._block, self._used = block, 0
         self._calls = [part.unbind(0) for part in block]
 
-    def increment(self, t: torch.Tensor, h: float | torch.Tensor) -> Increment:
+    def _left(self) -> int:
+        """Calls left in the current block, after drawing a new one if it is used up."""
         if self._block is None or self._used == self.block:
             self._refill()
+        return self.block - self._used
+
+    def increment(self, t: torch.Tensor, h: float | torch.Tensor) -> Increment:
+        self._left()
         i, self._used = self._used, self._used + 1
         z = self._calls[0][i]
         sqrt_h = _sqrt_abs(h, z)
@@ -97,9 +102,7 @@ class GaussianIncrements(BrownianSource):
         noise eager steps would."""
         pieces = []
         while n:
-            if self._block is None or self._used == self.block:
-                self._refill()
-            k = min(n, self.block - self._used)
+            k = min(n, self._left())
             pieces.append(self._block[:, self._used : self._used + k])
             self._used, n = self._used + k, n - k
         normals = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)

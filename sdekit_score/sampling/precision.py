@@ -123,7 +123,7 @@ class AutocastScore(torch.nn.Module):
         self.autocast_dtype = AMP_DTYPES[self.amp]
         self.channels_last = channels_last
         self.score_fn = score_fn  # registered as a submodule when it is one
-        network = _module_of(score_fn)
+        network = module_of(score_fn)
         # A bound method's module is registered too, so that its parameters, and with them the
         # samples' default device and dtype in sample(), are found through the wrapper.
         self.owner = network if network is not None and network is not score_fn else None
@@ -179,7 +179,7 @@ def _amp_name(amp) -> str:
     return amp
 
 
-def _module_of(score_fn) -> torch.nn.Module | None:
+def module_of(score_fn) -> torch.nn.Module | None:
     """The module whose parameters ``score_fn`` uses: itself, or a bound method's owner."""
     if isinstance(score_fn, torch.nn.Module):
         return score_fn

@@ -32,7 +32,7 @@ from sdekit_score.sampling.exponential_ode import (
     SinglestepDPMSolverPP,
 )
 from sdekit_score.sampling.exponential_sde import ExponentialHeun
-from sdekit_score.sampling.precision import AutocastScore
+from sdekit_score.sampling.precision import AutocastScore, module_of
 from sdekit_score.sampling.processes import (
     ForwardProcess,
     batch_time,
@@ -904,10 +904,8 @@ class _Checked:
 
 def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
     """The samples' device and dtype: as given, else the score model's, else CPU and default."""
-    module = (
-        score_fn if isinstance(score_fn, torch.nn.Module) else getattr(score_fn, "__self__", None)
-    )
-    if isinstance(module, torch.nn.Module):
+    module = module_of(score_fn)
+    if module is not None:
         tensors = [*module.parameters(), *module.buffers()]
         floating = next((p for p in tensors if p.is_floating_point()), None)
         if floating is not None:

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 
 from sdekit.checks import one_of
 from sdekit.errors import InputTypeError, InputValueError
+from sdekit_score.sampling.precision import AMP_DTYPES
 from sdekit_score.sampling.processes import PROCESSES, ForwardProcess, make_process
 from sdekit_score.sampling.scores import ScoreModel
 from sdekit_score.training.losses import WEIGHTINGS, dsm_loss, hybrid_loss
@@ -52,7 +53,6 @@ __all__ = [
 ]
 
 NETS: dict[str, type[nn.Module]] = {"unet": UNet, "mlp": MLP}
-_AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "none": None}
 _CHECKPOINT_GLOB = "checkpoint_*.pt"
 # Changing these does not change the run, so a run may be resumed with other values.
 _RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints")
@@ -109,7 +109,7 @@ class TrainConfig:
         one_of("process", self.process, PROCESSES)
         one_of("objective", self.objective, ("dsm", "hybrid"))
         one_of("weighting", self.weighting, WEIGHTINGS)
-        one_of("amp", self.amp, _AMP_DTYPES)
+        one_of("amp", self.amp, AMP_DTYPES)
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < (0 if name == "steps" else 1):
                 raise InputValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -241,7 +241,7 @@ class _Run:
                 self.discriminator.parameters(), lr=config.disc_lr, betas=config.disc_betas
             )
         amp = device.type == "cuda" and config.amp != "none"
-        self.autocast_dtype = _AMP_DTYPES[config.amp] if amp else None
+        self.autocast_dtype = AMP_DTYPES[config.amp] if amp else None
         self.scaler = torch.amp.GradScaler(device.type, enabled=amp and config.amp == "fp16")
         self.noise = torch.Generator(device).manual_seed(config.seed)
         self.rng_states = [
