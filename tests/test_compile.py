@@ -115,3 +115,14 @@ def test_compile_refuses_a_callback():
             compile=True,
             callback=print,
         )
+
+
+def test_a_chunk_holds_fewer_steps_of_a_scheme_that_evaluates_more():
+    """Compilation time grows with the graph, so a chunk holds at most CHUNK_EVALUATIONS drift
+    and diffusion evaluations (Euler: 128 steps; SOSRI's 8 per step: 32)."""
+    y0 = torch.zeros(1, 1)
+    grid = [k * 0.01 for k in range(1001)]
+    steps = [solve_module._FixedSteps(grid, None, (), None, y0, nfe).chunk for nfe in (2, 8, 7)]
+    assert steps == [128, 32, 36]
+    large = torch.zeros(2**14, 1)  # the noise of 16 steps would pass CHUNK_ELEMENTS: eager
+    assert not solve_module._FixedSteps(grid, None, (), None, large, 2).compilable

@@ -50,8 +50,8 @@ class GaussianIncrements(BrownianSource):
         self.generator = generator
         self.levy_area = levy_area
         self.block = block
-        self._block: torch.Tensor | None = None  # (1 or 2, block, *shape): dW's, the area's
-        self._calls: list = []  # per part, the block's normals call by call (views)
+        self._block: torch.Tensor | None = None  # (block, 1 or 2, *shape): per call dW's, area's
+        self._calls: list | None = None  # per part, the block's normals call by call (views)
         self._used = 0  # calls of the block handed out
 
     def select(self, rows: torch.Tensor) -> None:
@@ -59,25 +59,22 @@ class GaussianIncrements(BrownianSource):
         if isinstance(self.generator, list):
             self.generator = [self.generator[i] for i in rows.tolist()]
         if self._block is not None:
-            self._block = self._block.index_select(2, rows)
-            self._calls = [part.unbind(0) for part in self._block]
+            self._block, self._calls = self._block.index_select(2, rows), None
 
     def _refill(self) -> None:
         like = dict(dtype=self.dtype, device=self.device)
         parts = 2 if self.levy_area else 1
         if self.block == 1:  # one call's draws: dW of every row, then the area's normals
             block = torch.stack([randn(self.shape, self.generator, **like) for _ in range(parts)])
-            block = block[:, None]
+            block = block[None]
         elif not isinstance(self.generator, list):  # call by call: dW, then the area's
             block = torch.randn((self.block, parts, *self.shape), generator=self.generator, **like)
-            block = block.transpose(0, 1)
         else:  # row i from generator[i] alone
             rows = randn(
                 (self.shape[0], self.block, parts, *self.shape[1:]), self.generator, **like
             )
-            block = rows.permute(2, 1, 0, *range(3, rows.dim()))
-        self._block, self._used = block, 0
-        self._calls = [part.unbind(0) for part in block]
+            block = rows.permute(1, 2, 0, *range(3, rows.dim()))
+        self._block, self._calls, self._used = block, None, 0
 
     def _left(self) -> int:
         """Calls left in the current block, after drawing a new one if it is used up."""
@@ -87,6 +84,8 @@ class GaussianIncrements(BrownianSource):
 
     def increment(self, t: torch.Tensor, h: float | torch.Tensor) -> Increment:
         self._left()
+        if self._calls is None:  # views made once per block, and only for calls step by step
+            self._calls = [self._block[:, part].unbind(0) for part in range(self._block.shape[1])]
         i, self._used = self._used, self._used + 1
         z = self._calls[0][i]
         sqrt_h = _sqrt_abs(h, z)
@@ -103,10 +102,11 @@ class GaussianIncrements(BrownianSource):
         pieces = []
         while n:
             k = min(n, self._left())
-            pieces.append(self._block[:, self._used : self._used + k])
+            whole = k == self.block  # a fresh block, all of it
+            pieces.append(self._block if whole else self._block[self._used : self._used + k])
             self._used, n = self._used + k, n - k
-        normals = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
-        return normals[0], normals[1] if self.levy_area else None
+        normals = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
+        return normals[:, 0], normals[:, 1] if self.levy_area else None
 
 
 def increment_from_normals(

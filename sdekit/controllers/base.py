@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from sdekit.errors import InputTypeError, InputValueError
@@ -61,8 +62,13 @@ def merge_grid(grid: list[float], stops: list[float], t1: float, scale: float) -
     """
     direction = 1.0 if t1 >= grid[0] else -1.0
     exact = set(stops) | {grid[0], t1}
-    times = sorted(set(grid) | exact, reverse=direction < 0)
+    times = np.union1d(np.asarray(grid, dtype=np.float64), sorted(exact))  # sorted, unique
+    if direction < 0:
+        times = times[::-1]
     tiny = 1e-9 * scale
+    if not (np.abs(np.diff(times)) <= tiny).any():
+        return times.tolist()
+    times = times.tolist()
     out = [times[0]]
     for s in times[1:]:
         if abs(s - out[-1]) > tiny or (s in exact and out[-1] in exact):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from sdekit.errors import InputValueError
 
 from .base import AbstractStepSizeController, check_times, merge_grid
@@ -23,7 +25,8 @@ class ConstantStepSize(AbstractStepSizeController):
             raise InputValueError("ConstantStepSize needs solve(..., dt=...): the step size")
         direction = 1.0 if t1 > t0 else -1.0
         n = math.ceil(abs(t1 - t0) / dt0 - 1e-9)
-        return merge_grid([t0 + direction * k * dt0 for k in range(n)] + [t1], stops, t1, dt0)
+        grid = np.append(t0 + direction * np.arange(n) * dt0, t1)  # the same floats as t0 + k·dt0
+        return merge_grid(grid, stops, t1, dt0)
 
 
 class StepTo(AbstractStepSizeController):
