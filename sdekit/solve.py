@@ -186,7 +186,7 @@ def solve(
     state = policy.init_state(checked, solver, y0)
     bar = tqdm(total=policy.progress_total, disable=not progress, desc=solver.name)
     try:
-        if compile and not controller.adaptive:
+        if compile and not controller.adaptive and policy.compilable:
             policy.run_compiled(state, checked, solver, source, bar, check_finite)
         else:
             _integrate(checked, solver, policy, source, state, callback, bar, throw, check_finite)
@@ -482,7 +482,6 @@ class _FixedSteps:
             j = i + min(k, left)
             compiled = (
                 i > 0
-                and self.compilable
                 and left >= k // PADDED_CHUNK_FRACTION
                 and (source is None or isinstance(source, GaussianIncrements))
             )
