@@ -26,7 +26,10 @@ variation between the classifier's predicted classes of the samples and of the 1
 far the digit proportions are off.
 
     python bench/digits_gap.py --checkpoint runs/demo/model_main --out DIR [--n 2000] [--quick]
-                               [--only LABEL ...]
+                               [--only LABEL ...] [--tols T ...] [--seeds S ...]
+
+``--tols`` adds rows of ``sampler="adaptive"`` at those tolerances for ``--seeds`` (the
+tolerance study of docs/benchmarks.md: ``--only "adaptive tol 0.02" ... --tols 0.02 0.05``).
 
 Prints one table; writes ``digits_gap.json`` and ``digits_gap.md`` into ``--out`` only.
 """
@@ -222,6 +225,16 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=2000, help="samples per run")
     parser.add_argument("--quick", action="store_true", help="one seed per row")
     parser.add_argument("--only", nargs="+", help="run only the rows so labelled")
+    parser.add_argument(
+        "--tols",
+        type=float,
+        nargs="+",
+        default=[],
+        help="also run sampler='adaptive' at these tolerances (rows 'adaptive tol T')",
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1], help="seeds of the --tols rows"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -249,7 +262,8 @@ def main(argv=None) -> None:
 
     started = time.perf_counter()
     results = []
-    for label, kind, options, seeds in runs(args.quick):
+    extra = [(f"adaptive tol {t:g}", "adaptive", dict(tol=t), args.seeds) for t in args.tols]
+    for label, kind, options, seeds in runs(args.quick) + extra:
         if args.only and label not in args.only:
             continue
         for seed in seeds:

@@ -37,6 +37,7 @@ The last rows of each block give the NFE at which GGF's |ΔNLL| first falls to t
     python bench/samplers.py --out DIR [--dims 2 3072] [--processes vp ve] [--seeds 0 1]
                              [--batch-2d 10000] [--batch-hd 1000] [--quick]
                              [--kdiffusion PATH | --no-kdiffusion]
+                             [--only SAMPLER ...] [--adaptive-tols T ...]
 
 Prints one table; writes ``samplers.json``, ``samplers.md``, ``samplers_quality_vs_nfe.png`` (all
 settings) and one ``samplers_<dim>d_<process>.png`` per setting into ``--out`` and nothing
@@ -380,6 +381,12 @@ def run_block(dim: int, kind: str, batch: int, args, kd) -> list[dict]:
             for name, config in KDIFFUSION.items()
             for setting, options in config(args.quick)
         ]
+    if args.adaptive_tols:
+        runs = [r for r in runs if r[0] != "adaptive"] + [
+            ("adaptive", f"tol {t:g}", ("ours", {"tol": t})) for t in args.adaptive_tols
+        ]
+    if args.only:
+        runs = [r for r in runs if r[2] is None or r[0] in args.only]
     block = []
     for sampler, setting, how in runs:
         rows = []
@@ -617,6 +624,14 @@ def main(argv=None) -> None:
         "--kdiffusion", type=Path, help="k-diffusion's source (see bench/kdiffusion.py)"
     )
     parser.add_argument("--no-kdiffusion", action="store_true", help="only our samplers")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        help="run only these samplers (ours by name, k-diffusion's as 'kd dpmpp_2m_sde')",
+    )
+    parser.add_argument(
+        "--adaptive-tols", type=float, nargs="+", help="tolerances of the adaptive rows"
+    )
     args = parser.parse_args(argv)
     kd = None
     if not args.no_kdiffusion:

@@ -387,8 +387,10 @@ def adaptive(
 
     Defaults, chosen on the benchmark's exact-score mixtures (``bench/samplers.py``, 2-D and
     3072-D, VP and VE): ``tol = 0.02`` is the loosest tolerance whose error sat within the noise
-    of exact samples in all four settings, at 108–195 NFE (in 3072-D, 0.03 and looser leave the
-    samples too sharp; in 2-D, 0.1 is already at the noise floor, at about 70 NFE). The PI
+    of exact samples in all four settings, at 103–148 NFE (in 3072-D, 0.03 and looser leave the
+    samples too sharp, and on the digits model every looser tolerance scores a worse FD; in 2-D,
+    ``tol=0.1`` reaches the noise floor at 58–61 NFE but moves 1–4 per mille of mass from light
+    modes to heavy ones, ``docs/benchmarks.md``). The PI
     coefficients ``(0.2, 0.5)`` with ``safety = 0.8`` rejected about 10% of the attempted steps
     in 3072-D where the standard ``(0.4, 0.3)`` with 0.9 rejected 20–50%, for fewer evaluations
     at equal error. ``h_init`` defaults to 1% of the time interval.
