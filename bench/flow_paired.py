@@ -11,8 +11,9 @@ same draws (``dpmpp_3m`` with ``--converged-steps`` steps; both libraries solve 
 table gives the mean paired error over seeds with its standard error, and the NFE per sample
 (including the denoising evaluation).
 
-Rows: ours ``dpmpp_3m`` (log-SNR grid) at ``--steps``, ours ``dpm_adaptive`` (per sample and
-shared) and k-diffusion's ``sample_dpm_adaptive`` at the tolerances of ``bench/samplers.py``.
+Rows: ours ``dpmpp_2m`` and ``dpmpp_3m`` at ``--steps`` on the uniform log-SNR grid (their
+default) and on ``"logsnr_power"``, ours ``dpm_adaptive`` (per sample and shared) and
+k-diffusion's ``sample_dpm_adaptive`` at the tolerances of ``bench/samplers.py``.
 
     python bench/flow_paired.py --out DIR --kdiffusion PATH [--dims 2] [--processes vp ve]
                                 [--seeds 0 1 2 3 4 5 6 7] [--steps 49 54] [--no-kdiffusion]
@@ -43,7 +44,12 @@ COLUMNS = ["dim", "process", "sampler", "setting", "NFE", "paired error", "±"]
 
 def rows_to_run(steps, kd) -> list[tuple[str, str, tuple]]:
     """(sampler, setting, how) for every row."""
-    runs = [("dpmpp_3m", f"{n} steps, logsnr", ("ours", "dpmpp_3m", {"steps": n})) for n in steps]
+    runs = [
+        (name, f"{n} steps, {schedule}", ("ours", name, {"steps": n, "schedule": schedule}))
+        for name in ("dpmpp_2m", "dpmpp_3m")
+        for n in steps
+        for schedule in ("logsnr", "logsnr_power")
+    ]
     for setting, options in bench._config_dpm_adaptive(None, None, False):
         runs.append(("dpm_adaptive", setting, ("ours", "dpm_adaptive", options)))
         shared = dict(options, per_sample=False)

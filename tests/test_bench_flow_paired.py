@@ -23,7 +23,10 @@ def test_quick_run_writes_only_into_out_and_pairs_by_prior_draw(tmp_path):
     assert "| 2 | vp | dpmpp_3m | 8 steps, logsnr |" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert sorted(p.name for p in out.iterdir()) == ["flow_paired.json", "flow_paired.md"]
-    rows = {r["setting"]: r for r in json.loads((out / "flow_paired.json").read_text())["rows"]}
-    assert rows["30 steps, logsnr"]["per_seed"] == [0.0, 0.0]  # the same run as the reference
-    assert abs(rows["8 steps, logsnr"]["error"]) > 0
-    assert {r["sampler"] for r in rows.values()} == {"dpmpp_3m", "dpm_adaptive"}
+    record = json.loads((out / "flow_paired.json").read_text())["rows"]
+    rows = {(r["sampler"], r["setting"]): r for r in record}
+    # the reference is dpmpp_3m's 30 steps on its default grid: the same run
+    assert rows["dpmpp_3m", "30 steps, logsnr"]["per_seed"] == [0.0, 0.0]
+    assert abs(rows["dpmpp_3m", "8 steps, logsnr"]["error"]) > 0
+    assert rows["dpmpp_3m", "8 steps, logsnr_power"] != rows["dpmpp_3m", "8 steps, logsnr"]
+    assert {r["sampler"] for r in record} == {"dpmpp_2m", "dpmpp_3m", "dpm_adaptive"}

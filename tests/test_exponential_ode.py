@@ -24,7 +24,7 @@ from sdekit_score.sampling.exponential_ode import (
     SinglestepDPMSolverPP,
 )
 from sdekit_score.sampling.processes import EDMProcess
-from sdekit_score.sampling.schedules import KARRAS_RHO, time_grid
+from sdekit_score.sampling.schedules import KARRAS_RHO, LOGSNR_POWER, time_grid
 
 MEAN, STD = 0.3, 0.5
 PROCESSES = {"vp": ss.VPSDE(), "subvp": ss.SubVPSDE(), "ve": ss.VESDE(), "edm": EDMProcess()}
@@ -59,7 +59,7 @@ def start(process, n=16):
 
 
 @pytest.mark.parametrize("kind", PROCESSES)
-@pytest.mark.parametrize("schedule", ["linear", "karras", "logsnr"])
+@pytest.mark.parametrize("schedule", ["linear", "karras", "logsnr", "logsnr_power"])
 def test_time_grids_run_from_T_to_eps_uniform_in_their_quantity(kind, schedule):
     process = PROCESSES[kind]
     grid = time_grid(process, 12, schedule)
@@ -71,6 +71,8 @@ def test_time_grids_run_from_T_to_eps_uniform_in_their_quantity(kind, schedule):
         "linear": grid,
         "karras": level ** (1 / KARRAS_RHO),
         "logsnr": -level.log(),
+        # λ − λ(T) = Δλ·u^γ: uniform in (λ − λ(T))^(1/γ)
+        "logsnr_power": (level[0].log() - level.log()) ** (1 / LOGSNR_POWER),
     }[schedule]
     gaps = quantity.diff()
     assert torch.allclose(gaps, gaps.mean().expand_as(gaps), rtol=1e-8, atol=1e-10)

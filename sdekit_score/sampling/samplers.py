@@ -272,6 +272,9 @@ def dpmpp_2m(
     (:class:`~sdekit_score.sampling.exponential_ode.DPMSolverPP2M`; Lu et al. 2022), one score
     evaluation per step. The log-SNR grid measured best on the exact-score mixtures: in 3072-D
     VP at 60 steps it is 4.4 nats from exact samples where the Karras grid is 19 (noise 1.5).
+    On those mixtures ``schedule="logsnr_power"`` is better still (at 50 NFE, 0.30 nats from the
+    converged flow in 3072-D VP against 6.2), but not on a Gaussian or on the digits model
+    (:mod:`~sdekit_score.sampling.schedules`).
     """
     return _multistep(DPMSolverPP2M(), score_fn, process, x, steps, schedule, callback, progress)
 
@@ -293,7 +296,9 @@ def dpmpp_3m(
     (:class:`~sdekit_score.sampling.exponential_ode.DPMSolverPP3M`), one score evaluation per
     step, on a log-SNR-uniform grid. Measured on the exact-score mixtures (3072-D, noise about
     1.5 nats): from 45 steps within noise of exact samples on VP and VE, where Dormand–Prince
-    needs about 120 evaluations.
+    needs about 120 evaluations. ``schedule="logsnr_power"`` cuts the error on those mixtures
+    2–4 fold but raises it on a Gaussian and on the digits model
+    (:mod:`~sdekit_score.sampling.schedules`).
     """
     return _multistep(DPMSolverPP3M(), score_fn, process, x, steps, schedule, callback, progress)
 

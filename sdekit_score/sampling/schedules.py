@@ -8,6 +8,16 @@ different quantity and mapped back to the process's time:
   (Karras et al. 2022, eq. 5): steps crowd towards small noise, where the data's detail forms.
 - ``"logsnr"``: uniform in ``λ = log(α/σ)``, the half log signal-to-noise ratio (Lu et al. 2022):
   the variable exponential integrators step in, so each step has the same ``h = Δλ``.
+- ``"logsnr_power"``: ``λ = λ(T) + (λ(eps) − λ(T))·u^γ`` for ``u`` uniform on ``[0, 1]``, with
+  ``γ = LOGSNR_POWER = 0.4``: log-SNR steps that shrink towards small noise (of ``N`` steps the
+  first is ``N^(1−γ)/γ`` times the last, 26 at 50 steps). Measured against the converged
+  probability flow from the same prior draws (``bench/flow_paired.py``, ``docs/benchmarks.md``):
+  on the exact-score Gaussian mixtures, whose modes separate at small noise, it cuts the error
+  of ``dpmpp_2m`` and ``dpmpp_3m`` 1.5–20 fold at 25–100 NFE (2-D and 3072-D, VP and VE; γ = 0.3
+  and 0.5 were worse in 3072-D); on a single Gaussian and on the digits model, where the uniform
+  grid is already close to the flow, its large first steps make the error larger (digits,
+  ``dpmpp_3m`` at 25 NFE: FD 5.8 worse than the converged flow, the uniform grid 0.3). Hence an
+  option, not the default.
 
 The grid's ends are exactly ``T`` and ``eps``; it decreases strictly. It is computed in float64
 and returned in the dtype asked for (float64 unless told). With a grid, a solve steps through ``sdekit.StepTo(grid)``.
@@ -27,10 +37,11 @@ from sdekit.checks import one_of, positive_int
 from sdekit.errors import InputTypeError
 from sdekit_score.sampling.processes import ForwardProcess
 
-SCHEDULES = ("linear", "karras", "logsnr")
+SCHEDULES = ("linear", "karras", "logsnr", "logsnr_power")
 KARRAS_RHO = 7.0
+LOGSNR_POWER = 0.4
 
-__all__ = ["KARRAS_RHO", "SCHEDULES", "time_grid"]
+__all__ = ["KARRAS_RHO", "LOGSNR_POWER", "SCHEDULES", "time_grid"]
 
 
 def time_grid(
@@ -46,7 +57,8 @@ def time_grid(
     Args:
         process: the forward process (its ``alpha``, ``sigma`` and ``noise_level_to_t``).
         steps: the number of steps (positive).
-        schedule: ``"linear"``, ``"karras"`` or ``"logsnr"`` (see the module docstring).
+        schedule: ``"linear"``, ``"karras"``, ``"logsnr"`` or ``"logsnr_power"`` (see the
+            module docstring).
         device, dtype: of the returned grid (default CPU, float64).
     """
     if not isinstance(process, ForwardProcess):
@@ -67,7 +79,9 @@ def time_grid(
         if schedule == "karras":
             top, bottom = level_max ** (1 / KARRAS_RHO), level_min ** (1 / KARRAS_RHO)
             levels = (top + u * (bottom - top)) ** KARRAS_RHO
-        else:  # logsnr: lambda = -log(noise level) uniform
+        else:  # lambda = -log(noise level), uniform in u or in u^LOGSNR_POWER
+            if schedule == "logsnr_power":
+                u = u**LOGSNR_POWER
             levels = level_max ** (1 - u) * level_min**u
         times = process.noise_level_to_t(levels).to(torch.float64)
         times[0], times[-1] = T, eps
