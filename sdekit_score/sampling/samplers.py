@@ -297,7 +297,7 @@ def dpmpp_3m(
     step, on a log-SNR-uniform grid. Measured on the exact-score mixtures (3072-D, noise about
     1.5 nats): from 45 steps within noise of exact samples on VP and VE, where Dormand–Prince
     needs about 120 evaluations. ``schedule="logsnr_power"`` cuts the error on those mixtures
-    2–4 fold but raises it on a Gaussian and on the digits model
+    2–7 fold but raises it on a Gaussian and on the digits model
     (:mod:`~sdekit_score.sampling.schedules`).
     """
     return _multistep(DPMSolverPP3M(), score_fn, process, x, steps, schedule, callback, progress)
