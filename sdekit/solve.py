@@ -103,7 +103,8 @@ def solve(
             recompiles: about 10 s for Euler's chunk of 128 steps on one CPU core, about a
             minute for SOSRI's of 32 (a chunk holds up to 256 drift and diffusion evaluations).
             Falls back to eager steps, with one warning, where compilation fails or the
-            controller is adaptive. Not with ``callback`` (compiled steps have no per-step state to report).
+            controller is adaptive. Not with ``callback`` (compiled steps have no per-step
+            state to report).
         compact: in a per-sample adaptive solve, evaluate only the samples still running: when
             fewer than half the rows of the batch being stepped are running, the finished ones
             are set aside and the rest re-packed, carrying everything that is per sample (state,
