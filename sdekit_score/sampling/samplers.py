@@ -742,7 +742,7 @@ def _step_from(dt: float | torch.Tensor, t: torch.Tensor):
     if not isinstance(dt, torch.Tensor):
         return dt
     ascending = dt.flip(0).to(t)
-    return t - ascending[torch.searchsorted(ascending, t).clamp(min=1) - 1]
+    return t - ascending[torch.searchsorted(ascending, t.contiguous()).clamp(min=1) - 1]
 
 
 def _step_to(dt: float | torch.Tensor, t: torch.Tensor):
