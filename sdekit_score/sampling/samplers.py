@@ -750,7 +750,8 @@ def _step_to(dt: float | torch.Tensor, t: torch.Tensor):
     if not isinstance(dt, torch.Tensor):
         return dt
     ascending = dt.flip(0).to(t)
-    return ascending[(torch.searchsorted(ascending, t) + 1).clamp(max=len(ascending) - 1)] - t
+    index = torch.searchsorted(ascending, t.contiguous()) + 1
+    return ascending[index.clamp(max=len(ascending) - 1)] - t
 
 
 def _corrector_alpha(process: ForwardProcess, t: torch.Tensor, dt) -> torch.Tensor:
