@@ -108,17 +108,9 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
     parser.add_argument("--steps", type=int, nargs="+", default=[49, 54], help="dpmpp_3m steps")
     parser.add_argument("--converged-steps", type=int, default=399)
-    parser.add_argument(
-        "--kdiffusion", type=Path, help="k-diffusion's source (bench/kdiffusion.py)"
-    )
-    parser.add_argument("--no-kdiffusion", action="store_true", help="only our samplers")
+    kdiffusion.add_arguments(parser)
     args = parser.parse_args(argv)
-    kd = None
-    if not args.no_kdiffusion:
-        try:
-            kd = kdiffusion.load_sampling(args.kdiffusion)
-        except (FileNotFoundError, ImportError) as error:
-            parser.exit(2, f"{error}\n(or run without it: --no-kdiffusion)\n")
+    kd = kdiffusion.sampling_from_arguments(parser, args)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -28,6 +28,7 @@ the denoising evaluation counted as one of their steps.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import math
 import sys
@@ -86,6 +87,27 @@ def load_sampling(path: str | Path | None = None) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """A benchmark's ``--kdiffusion PATH`` and ``--no-kdiffusion`` options."""
+    parser.add_argument(
+        "--kdiffusion", type=Path, help="k-diffusion's source (see bench/kdiffusion.py)"
+    )
+    parser.add_argument("--no-kdiffusion", action="store_true", help="only our samplers")
+
+
+def sampling_from_arguments(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> types.ModuleType | None:
+    """k-diffusion's ``sampling`` module as the options of :func:`add_arguments` ask (``None``
+    with ``--no-kdiffusion``); exits with the install hint where it cannot be loaded."""
+    if args.no_kdiffusion:
+        return None
+    try:
+        return load_sampling(args.kdiffusion)
+    except (FileNotFoundError, ImportError) as error:
+        parser.exit(2, f"{error}\n(or run without it: --no-kdiffusion)\n")
 
 
 def append_dims(x: torch.Tensor, target_dims: int) -> torch.Tensor:

@@ -620,10 +620,7 @@ def main(argv=None) -> None:
         "--quick", action="store_true", help="fewer settings per sampler, no PC (2001 NFE)"
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument(
-        "--kdiffusion", type=Path, help="k-diffusion's source (see bench/kdiffusion.py)"
-    )
-    parser.add_argument("--no-kdiffusion", action="store_true", help="only our samplers")
+    kdiffusion.add_arguments(parser)
     parser.add_argument(
         "--only",
         nargs="+",
@@ -633,12 +630,7 @@ def main(argv=None) -> None:
         "--adaptive-tols", type=float, nargs="+", help="tolerances of the adaptive rows"
     )
     args = parser.parse_args(argv)
-    kd = None
-    if not args.no_kdiffusion:
-        try:
-            kd = kdiffusion.load_sampling(args.kdiffusion)
-        except (FileNotFoundError, ImportError) as error:
-            parser.exit(2, f"{error}\n(or run without it: --no-kdiffusion)\n")
+    kd = kdiffusion.sampling_from_arguments(parser, args)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -70,9 +70,10 @@ them: ``W = W1 + W2``, ``K = K1 + K2 + (b W1 - a W2)/2``. Gaussian conditioning 
 form free of cancellation. Without Lévy area the first line loses its ``K`` terms and ``q``
 (the plain Brownian bridge ``W1 ~ N(xW, L x(1 - x))``), drawn directly at the step's end in a
 few operations. With it, the piece that is drawn is always the *shorter* one (``x ≤ 1/2``, so
-``1/4 ≤ q ≤ 1``): the longer one is the parent minus it, and a short piece never comes out as a difference of large numbers. The right piece is drawn through
-time reversal, ``W̃(s) = W(L) - W(L - s)``, which keeps ``W`` and flips the sign of ``K``. These
-moments agree with torchsde's ``BrownianInterval``.
+``1/4 ≤ q ≤ 1``): the longer one is the parent minus it, and a short piece never comes out as a
+difference of large numbers. The right piece is drawn through time reversal,
+``W̃(s) = W(L) - W(L - s)``, which keeps ``W`` and flips the sign of ``K``. These moments agree
+with torchsde's ``BrownianInterval``.
 
 Time direction: only ``|h|`` enters. A backward solve (``h < 0``) gets the same path, built in
 the direction of integration: ``dW`` is the increment of the Brownian motion that runs with the
