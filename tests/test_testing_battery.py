@@ -241,7 +241,7 @@ def test_torchsde_brownian_interval_passes_the_battery_for_shared_time():
         _torchsde_interval, skip=["past_end"], per_sample=False, n=10_000
     )
     report.raise_if_failed()
-    assert report["path_under_rejection"].status == "skipped"
+    assert report["path_under_rejection"].status == "passed"  # the shared-time form
 
 
 def test_a_query_past_the_end_of_a_torchsde_path_fails_clearly():

@@ -3,6 +3,7 @@
 from .base import BrownianSource, Increment
 from .bridge import BrownianBridge
 from .gaussian import GaussianIncrements
+from .shared import SharedTimeBridge
 from .torchsde_adapter import CallableBrownian
 
 __all__ = [
@@ -11,4 +12,5 @@ __all__ = [
     "CallableBrownian",
     "GaussianIncrements",
     "Increment",
+    "SharedTimeBridge",
 ]

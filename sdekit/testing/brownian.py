@@ -15,7 +15,9 @@ increment_law     under a rejection pattern fixed in advance, accepted increment
 path_under_       when rejection looks at the noise (small increments rejected, retried at
 rejection         half the step), the accepted increments still add up to ``W(T) ~ N(0, T)``
                   (and the area over ``[0, T]`` to ``N(0, T/12)``): single accepted increments
-                  are a selected sample, their sum is not
+                  are a selected sample, their sum is not. Per sample, or for a source that
+                  serves shared time (``per_sample=False``) over many small batches, each
+                  taking one decision from the mean square of its noise
 chen              a rejected step and the accepted pieces that later cover it agree exactly
                   (Chen's relation: ``W = W₁ + W₂``, ``K = K₁ + K₂ + (bW₁ − aW₂)/2`` with
                   ``K = hH``), over random rejection patterns
@@ -141,7 +143,7 @@ class _BrownianBattery:
 
     def path_under_rejection(self):
         if not self.per_sample:
-            return skipped("path_under_rejection", "the source serves shared time only")
+            return self._path_under_shared_rejection()
         T = 1.0
         for levy in self.levy_areas:
             source = self._source(levy)
@@ -169,14 +171,72 @@ class _BrownianBattery:
                 t = torch.where(accept, t + h_try, t)
                 h = torch.where(accept, torch.clamp(2 * h_try, max=T / 4), h_try / 2)
             _, W, K = piece
-            _standard_normal(
-                W / math.sqrt(T), f"levy_area={levy}: W(T) from accepted steps", self.z
-            )
-            if levy:
-                H_T = K / T
-                _standard_normal(H_T / math.sqrt(T / 12), "area over [0, T]", self.z)
-                _uncorrelated([W, H_T], ["W(T)", "H(0, T)"], self.z)
+            self._law_at_T(W, K, T, levy)
         return f"{rejected} noise-dependent rejections"
+
+    def _path_under_shared_rejection(self, batch: int = 4):
+        """``path_under_rejection`` for a source that serves shared time: ``n / batch``
+        independent sources of ``batch`` samples, each with one step and one decision per
+        attempt: rejected when the batch's mean square of the noise (``dW²/h``, and ``12H²/h``
+        with area) is below 1/2, retried at half the step (from ``T/2`` down to ``T/16``). The
+        sources are stepped in turn, drawing from one generator."""
+        T = 1.0
+        sources_n = max(self.n // batch, 1)
+        rejected = 0
+        for levy in self.levy_areas:
+            gen = torch.Generator().manual_seed(self.seed)
+            sources = [
+                self.make(
+                    (batch, 1), dtype=F64, device=torch.device("cpu"), generator=gen, levy_area=levy
+                )
+                for _ in range(sources_n)
+            ]
+            t, h = [0.0] * sources_n, [T / 2] * sources_n
+            length = torch.zeros(sources_n, 1, dtype=F64)
+            W = torch.zeros(sources_n, batch, dtype=F64)
+            K = torch.zeros(sources_n, batch, dtype=F64)
+            active = list(range(sources_n))
+            while active:
+                h_try = [min(h[k], T - t[k]) for k in active]
+                times = torch.tensor([t[k] for k in active], dtype=F64).unbind()
+                incs = [
+                    sources[k].increment(tk, hk)
+                    for k, tk, hk in zip(active, times, h_try, strict=True)
+                ]
+                rows = torch.tensor(active)
+                step = torch.tensor(h_try, dtype=F64)[:, None]
+                dW = torch.stack([inc.dW[:, 0] for inc in incs])
+                score = dW**2 / step
+                if levy:
+                    H = torch.stack([inc.H[:, 0] for inc in incs])
+                    score = (score + 12 * H**2 / step) / 2
+                small = score.mean(dim=1) < 0.5
+                decisions = ~small | (step[:, 0] <= T / 16 + 1e-15)
+                for k, ok in zip(active, decisions.unbind(), strict=True):
+                    sources[k].commit(ok)
+                accept = decisions.tolist()
+                merged = _merge(
+                    (length[rows], W[rows], K[rows]),
+                    (step, dW, step * H if levy else torch.zeros_like(dW)),
+                )
+                kept = decisions[:, None]
+                for whole, part in zip((length, W, K), merged, strict=True):
+                    whole[rows] = torch.where(kept, part, whole[rows])
+                for k, hk, ok in zip(active, h_try, accept, strict=True):
+                    t[k], h[k] = (t[k] + hk, min(2 * hk, T / 2)) if ok else (t[k], hk / 2)
+                rejected += accept.count(False)
+                active = [k for k in active if T - t[k] > 1e-12]
+            self._law_at_T(W.flatten(), K.flatten(), T, levy)
+        return f"{rejected} noise-dependent rejections of {sources_n} batches of {batch}"
+
+    def _law_at_T(self, W, K, T, levy):
+        """``W(T) ~ N(0, T)`` from the accepted increments (and their area over ``[0, T]``,
+        ``K/T ~ N(0, T/12)``, uncorrelated with it)."""
+        _standard_normal(W / math.sqrt(T), f"levy_area={levy}: W(T) from accepted steps", self.z)
+        if levy:
+            H_T = K / T
+            _standard_normal(H_T / math.sqrt(T / 12), "area over [0, T]", self.z)
+            _uncorrelated([W, H_T], ["W(T)", "H(0, T)"], self.z)
 
     def chen(self):
         worst = 0.0
@@ -287,7 +347,9 @@ def brownian_properties(
             (e.g. drawn with :func:`sdekit.testing.strategies.rejection_schedules`).
         levy_area: check with (``True``), without (``False``) or both (``None``).
         end: the source's end time, if it has one (then ``past_end`` is checked).
-        per_sample: the source takes ``(batch,)`` times and steps (``False``: shared time only).
+        per_sample: the source takes ``(batch,)`` times and steps (``False``: shared time only;
+            ``path_under_rejection`` then drives ``n / 4`` sources of 4 samples, each with its
+            own shared steps and decisions).
     """
     names = select(BROWNIAN_PROPERTIES, only, skip)
     levy_areas = (False, True) if levy_area is None else (levy_area,)
