@@ -29,7 +29,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .batching import bcast, tree_take, tree_where
-from .brownian import BrownianSource, CallableBrownian, GaussianIncrements
+from .brownian import (
+    BrownianBridge,
+    BrownianSource,
+    CallableBrownian,
+    GaussianIncrements,
+    SharedTimeBridge,
+)
 from .brownian.gaussian import increment_from_normals
 from .checks import one_of
 from .controllers import AbstractStepSizeController, ConstantStepSize
@@ -174,10 +180,15 @@ def solve(
                 "adaptive solve runs eagerly",
                 stacklevel=2,
             )
-        compact = compact and controller.per_sample and (source is None or source.selectable)
-        policy = _AdaptiveSteps(
-            controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compact
-        )
+        if _decides_on_host(controller):
+            policy = _HostSteps(
+                controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source
+            )
+        else:
+            compact = compact and controller.per_sample and (source is None or source.selectable)
+            policy = _AdaptiveSteps(
+                controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compact
+            )
     else:
         grid = controller.grid(t0, t1, dt, stops)
         nfe_per_step = solver.nfe_drift + solver.nfe_diffusion
@@ -338,8 +349,8 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controll
     if brownian == "redraw":
         return GaussianIncrements(shape, **kwargs)
     if brownian == "bridge":
-        from .brownian.bridge import BrownianBridge
-
+        if controller.adaptive and _decides_on_host(controller):
+            return SharedTimeBridge(shape, **kwargs)
         return BrownianBridge(shape, **kwargs)
     if isinstance(brownian, BrownianSource):
         return brownian
@@ -351,6 +362,12 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controll
             "per-sample step sizes; use brownian='bridge' (the default) with a per-sample controller"
         )
     return CallableBrownian(brownian, levy_area=levy_area)
+
+
+def _decides_on_host(controller) -> bool:
+    """Whether an adaptive solve keeps its times and decisions on the host (:class:`_HostSteps`):
+    one decision for the batch, by a controller that can take it there."""
+    return not controller.per_sample and controller.host_decisions
 
 
 def _check_controller(controller, dt):
@@ -564,6 +581,176 @@ def _compiled_steps(*args):
             stacklevel=4,
         )
         return None
+
+
+class _Numbers:
+    """Rounding to a floating dtype, and its next representable number, on Python floats."""
+
+    def __init__(self, dtype: torch.dtype):
+        self.dtype = dtype
+        self.numpy = {torch.float64: np.float64, torch.float32: np.float32}.get(dtype)
+        self.numpy = self.numpy or {torch.float16: np.float16}.get(dtype)
+
+    def round(self, x: float) -> float:
+        if self.numpy is np.float64:
+            return x
+        if self.numpy is not None:
+            return float(self.numpy(x))
+        return torch.tensor(x, dtype=self.dtype).item()
+
+    def nextafter(self, x: float, towards: float) -> float:
+        if self.numpy is not None:
+            return float(np.nextafter(self.numpy(x), self.numpy(towards)))
+        x, towards = (torch.tensor(v, dtype=self.dtype) for v in (x, towards))
+        return torch.nextafter(x, towards).item()
+
+
+class _HostSteps:
+    """One adaptive decision for the whole batch, taken on the host.
+
+    Times, step sizes, decisions and counters are Python floats and ints; the controller reads
+    the batch's error once per attempt (:meth:`~sdekit.controllers.PIDController.adapt_host`)
+    and that is the attempt's only host synchronisation. Beyond the solver's step, an attempt
+    costs the error norm, the Brownian source's draw and one 0-d time tensor for the problem's
+    functions. ``state.t`` is the current time as a float.
+    """
+
+    def __init__(self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source):
+        # Times are numbers of y0's dtype, as the problem's functions see them: a step's end
+        # computed here is the one its stages compute.
+        self.number = _Numbers(y0.dtype)
+        slot = {s: k for k, s in enumerate(save_times or ())}
+        self.save_slot = [slot.get(s, -1) for s in stops]
+        jumps = set(controller.stops)
+        self.is_jump = [s in jumps for s in stops]
+        t0, stops = self.number.round(t0), [self.number.round(s) for s in stops]
+        self.controller, self.t0, self.t1, self.dt0 = controller, t0, t1, dt
+        self.max_steps, self.source, self.stops = max_steps, source, stops
+        self.direction = 1.0 if t1 > t0 else -1.0
+        self.tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
+        self.like = dict(dtype=y0.dtype, device=y0.device)
+        self.n_save = len(slot)
+        self.progress_total = abs(t1 - t0)
+        self.done_before = 0.0
+        self.nfe_step = solver.nfe_drift + solver.nfe_diffusion
+        # Sources that keep their times on the host get floats; the rest, tensors.
+        self.float_times = isinstance(source, SharedTimeBridge | CallableBrownian)
+        self.decisions = tuple(torch.tensor(a, device=y0.device) for a in (False, True))
+
+    def init_state(self, problem, solver, y0):
+        h, controller_state = self.controller.init_host(solver, y0, self.t0, self.t1, self.dt0)
+        t = torch.full((), self.t0, **self.like)
+        return LoopState(
+            t=self.t0,
+            y=y0,
+            solver_state=solver.init(problem, t, y0),
+            controller_state=controller_state,
+            h=h,
+            stop_index=0,
+            status=Status.OK,
+            saved=[None] * self.n_save,
+            t_checked=self.t0,
+        )
+
+    def propose(self, state):
+        t, k, number = state.t, state.stop_index, self.number
+        stop = end = self.stops[k]
+        remaining = (stop - t) * self.direction
+        # A step that would stop a rounding error short of the next stop lands on it instead.
+        clipped = state.h >= remaining - self.tiny
+        h_try = min(number.round(state.h), remaining)  # remaining: exact, t and stop are numbers
+        h = number.round(h_try * self.direction)
+        if self.is_jump[k]:  # a step onto a jump time ends just short of it
+            end = number.nextafter(stop, t)
+            if clipped:
+                h = number.round(end - t)
+        # t + h may round past the stop (as the stages compute it, in y0's dtype): step one ulp
+        # shorter so that no stage is evaluated beyond it.
+        while (number.round(t + h) - end) * self.direction > 0:
+            h = number.nextafter(h, 0.0)
+        state.attempt = (stop, clipped, h_try, h)
+        return torch.full((), t, **self.like), h
+
+    def increment(self, state, source, t, h):
+        if source is None:
+            return None
+        return source.increment(state.t if self.float_times else t, h)
+
+    def settle(self, state, problem, solver, source, y_next, y_error, solver_state, check_finite):
+        stop, clipped, h_try, h = state.attempt
+        y = state.y
+        accept, h_next, state.controller_state = self.controller.adapt_host(
+            y, y_next, y_error, h_try, state.controller_state
+        )
+        if source is not None:
+            source.commit(
+                accept if isinstance(source, SharedTimeBridge) else self.decisions[accept]
+            )
+        state.attempts += 1
+        landed = accept and clipped
+        if accept:
+            state.accepted += 1
+            state.t = stop if clipped else self.number.round(state.t + h)
+            state.y, state.solver_state = y_next, solver_state
+        if landed:
+            # A step shortened to land on a stop says little about the step size the error
+            # allows: keep the longer proposal.
+            h_next = max(h_next, state.h)
+            k = state.stop_index
+            if self.save_slot[k] >= 0:
+                state.saved[self.save_slot[k]] = state.y
+            if self.is_jump[k]:
+                t = torch.full((), state.t, **self.like)
+                state.solver_state = solver.init(problem, t, state.y)
+                state.restarts += 1
+            state.stop_index = k + 1
+        if h_try > 0:  # a zero-length step (landing on t0) says nothing
+            state.h = h_next
+        stuck = state.h < self.controller.dt_min or state.t + state.h * self.direction == state.t
+        underflow = not accept and stuck
+        if underflow:
+            state.status = Status.DT_MIN
+        state.running = state.stop_index < len(self.stops) and not underflow
+        state.i += 1
+        state.attempt = (y, y_next, y_error, underflow)
+        return accept
+
+    def report(self, state, bar, throw):
+        if not bar.disable:
+            done = min(abs(state.t - self.t0), self.progress_total)
+            bar.update(done - self.done_before)
+            self.done_before = done
+        y, y_next, y_error, underflow = state.attempt
+        t, h = (torch.tensor(x, dtype=torch.float64) for x in (state.t, state.h))
+        if underflow and throw:
+            error = getattr(self.controller, "error", None)
+            sample = torch.ones((), dtype=torch.bool)
+            if error is not None:  # name the sample behind the decision
+                sample = _worst_sample(error(y, y_next, y_error, state.controller_state))
+            _raise_underflow(sample, t, h, self.controller, None)
+        if state.running and self.max_steps is not None and state.i >= self.max_steps:
+            state.status = Status.MAX_STEPS
+            if throw:
+                _raise_budget(torch.ones((), dtype=torch.bool), t, h, self.max_steps, None)
+            state.running = False
+
+    def callback_info(self, state, t, h, accept):
+        h, accept = torch.full((), h, **self.like), self.decisions[accept]
+        return {"i": state.i - 1, "t": t, "h": h, "y": state.y, "accept": accept}
+
+    def solution(self, state, solver, save_times, t1, like):
+        stats = _stats(solver, state.attempts, state.accepted, state.restarts)
+        batch = state.y.shape[0]
+        status = None
+        if state.status != Status.OK:
+            status = torch.full(
+                (batch,), int(state.status), dtype=torch.int8, device=like["device"]
+            )
+        if not self.n_save:
+            return Solution(torch.tensor([t1], **like), state.y.unsqueeze(0), stats, status)
+        # Save times a failed solve did not reach hold zeros.
+        saved = [torch.zeros_like(state.y) if y is None else y for y in state.saved]
+        return Solution(torch.tensor(save_times, **like), torch.stack(saved), stats, status)
 
 
 # What a compacting solve carries per sample (along dim 0; ``saved`` along dim 1), and what of

@@ -85,8 +85,9 @@ class SharedTimeBridge(BrownianSource):
     (a bool or a 0-d bool tensor) says whether the batch accepted it. The source tracks its
     position itself, as the sum of the accepted ``|h|``: every step starts where the last accepted
     one ended, and ``t`` only sets the tolerance (16 ulps of ``|t| + |h|``, in the coarser
-    dtype of ``t`` and ``h``) within which a step ending at an earlier step's end is matched to
-    it. ``h == 0`` gives ``dW = 0``, ``H = 0`` and changes nothing. An ``increment`` that follows
+    dtype of ``t`` and ``h`` and at least that of the increments: a solve in float32 computes
+    its times in float32) within which a step ending at an earlier step's end is matched to it.
+    ``h == 0`` gives ``dW = 0``, ``H = 0`` and changes nothing. An ``increment`` that follows
     another without a ``commit`` in between counts the earlier step as accepted. Only ``|h|``
     enters: a backward solve sees the same path, built in its direction.
 
@@ -114,6 +115,7 @@ class SharedTimeBridge(BrownianSource):
         self.device = torch.device(device)
         self.generator = as_generator(generator, self.device)
         self.levy_area = levy_area
+        self._eps = torch.finfo(dtype).eps
         zero = torch.zeros(shape, dtype=dtype, device=self.device)
         self._origin = _Point(0.0, zero, *(zero, zero) if levy_area else (None, None))
         self._points: list[_Point] = []  # pending, ordered by τ
@@ -129,7 +131,7 @@ class SharedTimeBridge(BrownianSource):
         t, eps_t = _scalar(t, "t")
         h, eps_h = _scalar(h, "h")
         tau = abs(h)
-        tol = 16 * max(eps_t, eps_h) * (abs(t) + tau) if tau else 0.0
+        tol = 16 * max(eps_t, eps_h, self._eps) * (abs(t) + tau) if tau else 0.0
         # The last known point at or before the step's end (the origin at least) and the first
         # one after it, if any.
         i = bisect_right(self._times, tau + tol)

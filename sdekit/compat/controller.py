@@ -15,7 +15,7 @@ SAFETY, FACTOR_MIN, FACTOR_MAX, EPS = 0.9, 0.2, 1.4, 1e-7
 
 
 class _State(NamedTuple):
-    ratio_prev: torch.Tensor  # safety / E of the last accepted step; NaN: none yet
+    ratio_prev: float  # safety / E of the last accepted step; NaN: none yet
 
 
 class TorchsdeController(AbstractStepSizeController):
@@ -34,6 +34,8 @@ class TorchsdeController(AbstractStepSizeController):
     :class:`~sdekit.SolveError` (torchsde: an assertion). One host read per step, as in torchsde.
     """
 
+    host_decisions = True
+
     def __init__(self, rtol: float, atol: float, dt_min: float):
         self.rtol, self.atol, self.h_min = float(rtol), float(atol), float(dt_min)
 
@@ -41,34 +43,37 @@ class TorchsdeController(AbstractStepSizeController):
         return f"TorchsdeController(rtol={self.rtol}, atol={self.atol}, dt_min={self.h_min})"
 
     def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
-        like = dict(dtype=y0.dtype, device=y0.device)
-        h0 = dt0 if dt0 is not None else abs(t1 - t0) / 100
-        return torch.tensor(h0, **like), _State(torch.tensor(math.nan, **like))
+        h0, state = self.init_host(solver, y0, t0, t1, dt0)
+        return torch.tensor(h0, dtype=y0.dtype, device=y0.device), state
 
     def adapt(self, y, y_next, y_error, h_abs: torch.Tensor, state: _State):
+        accept, h_next, state = self.adapt_host(y, y_next, y_error, float(h_abs), state)
+        return torch.tensor(accept, device=y.device), h_abs.new_tensor(h_next), state
+
+    def init_host(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
+        return (dt0 if dt0 is not None else abs(t1 - t0) / 100), _State(math.nan)
+
+    def adapt_host(self, y, y_next, y_error, h_abs: float, state: _State):
         low = y_next - y_error
         scale = (self.rtol * torch.maximum(low.abs(), y_next.abs()) + self.atol).clamp_min(EPS)
-        err = (y_error / scale).square().mean().sqrt().clamp_min(EPS)
+        err = max(float((y_error / scale).square().mean().sqrt()), EPS)
+        if not math.isfinite(err):
+            raise SolveError(
+                f"the error estimate is not finite at |h|={h_abs:.3g}: the solution blew up; "
+                f"reduce dt, tighten rtol/atol, or regularise the dynamics"
+            )
         small = err <= 1
         ratio = SAFETY / err
-        ratio_prev = torch.where(torch.isnan(state.ratio_prev), ratio, state.ratio_prev)
-        factor = torch.where(
-            small, ratio ** (1 / 4.5) * (ratio / ratio_prev) ** 0.13, ratio ** (1 / 1.5)
-        )
-        lower = torch.where(small, 1.0, FACTOR_MIN).to(factor.dtype)
-        h_next = h_abs * torch.maximum(factor, lower).clamp(max=FACTOR_MAX)
-        ratio_prev = torch.where(small, ratio, ratio_prev)
-        floored, finite = torch.stack([h_next < self.h_min, torch.isfinite(err)]).tolist()
-        if not finite:
-            raise SolveError(
-                f"the error estimate is not finite at |h|={float(h_abs):.3g}: the solution "
-                f"blew up; reduce dt, tighten rtol/atol, or regularise the dynamics"
-            )
-        if floored:
+        ratio_prev = ratio if math.isnan(state.ratio_prev) else state.ratio_prev
+        if small:
+            factor = max(ratio ** (1 / 4.5) * (ratio / ratio_prev) ** 0.13, 1.0)
+            ratio_prev = ratio
+        else:
+            factor = max(ratio ** (1 / 1.5), FACTOR_MIN)
+        h_next = h_abs * min(factor, FACTOR_MAX)
+        if h_next < self.h_min:
             warnings.warn(
                 "Hitting minimum allowed step size in adaptive time-stepping.", stacklevel=2
             )
-            h_next = torch.full_like(h_next, self.h_min)
-            ratio_prev = torch.full_like(ratio_prev, math.nan)
-        accept = small | (h_next <= self.h_min)
-        return accept, h_next, _State(ratio_prev)
+            h_next, ratio_prev = self.h_min, math.nan
+        return small or h_next <= self.h_min, h_next, _State(ratio_prev)

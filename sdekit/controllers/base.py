@@ -10,7 +10,18 @@ A controller never steps; it decides where steps go. The solve loop asks it twic
   accept it and the next ``|h|``. All on tensors: ``accept`` and ``h_next`` are 0-d (one decision
   for the batch) or ``(batch,)`` (``per_sample``); no host synchronisation.
 
-and reads four declarations:
+A controller that decides for the whole batch (``per_sample=False``) may also decide on the host,
+declared by ``host_decisions = True``:
+
+- ``init_host(solver, y0, t0, t1, dt0) -> (h, state)`` with ``h`` a Python float;
+- ``adapt_host(y, y_next, y_error, h, state) -> (accept, h_next, state)`` with ``h``, ``h_next``
+  Python floats and ``accept`` a bool.
+
+The loop then keeps times, steps and decisions in Python floats and reads one number per attempted
+step (the batch's error): beyond the solver's step, an attempt costs the error norm and little
+else.
+
+and reads four more declarations:
 
 - ``adaptive``: ``False`` for controllers whose steps are known in advance (every step is accepted
   and ``adapt`` is never called); the loop then runs its fixed-step path on a precomputed grid
@@ -39,6 +50,7 @@ class AbstractStepSizeController:
 
     adaptive: bool = True
     per_sample: bool = False
+    host_decisions: bool = False
     dt_min: float = 0.0
     stops: tuple[float, ...] = ()
 

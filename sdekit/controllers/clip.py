@@ -38,6 +38,7 @@ class ClipStepSize(AbstractStepSizeController):
             raise InputValueError(f"dt_min={dt_min}, dt_max={dt_max}: need 0 <= dt_min < dt_max")
         self.controller = controller
         self.per_sample = controller.per_sample
+        self.host_decisions = controller.host_decisions
         self.dt_min = max(dt_min, controller.dt_min)
         self.dt_max = dt_max
         self.stops = tuple(sorted(set(controller.stops) | set(check_times(jump_ts, "jump_ts"))))
@@ -56,6 +57,14 @@ class ClipStepSize(AbstractStepSizeController):
     def adapt(self, y, y_next, y_error, h_abs: torch.Tensor, state):
         accept, h_next, state = self.controller.adapt(y, y_next, y_error, h_abs, state)
         return accept, h_next.clamp(max=self.dt_max), state
+
+    def init_host(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
+        h, state = self.controller.init_host(solver, y0, t0, t1, dt0)
+        return min(h, self.dt_max), state
+
+    def adapt_host(self, y, y_next, y_error, h_abs: float, state):
+        accept, h_next, state = self.controller.adapt_host(y, y_next, y_error, h_abs, state)
+        return accept, min(h_next, self.dt_max), state
 
     def error(self, y, y_next, y_error, state) -> torch.Tensor:
         return self.controller.error(y, y_next, y_error, state)

@@ -109,6 +109,8 @@ class PIDController(AbstractStepSizeController):
             ``(batch,)`` tensor), instead of one for the batch set by its worst sample.
     """
 
+    host_decisions = True
+
     def __init__(
         self,
         rtol: float = 1e-3,
@@ -170,6 +172,22 @@ class PIDController(AbstractStepSizeController):
     def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
         """Initial ``|h|`` (a tensor of the decision's shape; ``dt0``, or without it the start-up
         probe ``|t1 − t0|/100``, at most ``dt_max``) and controller state."""
+        h0 = self._start(solver, t0, t1, dt0)
+        shape = (y0.shape[0],) if self.per_sample else ()
+        ones = torch.ones(shape, dtype=y0.dtype, device=y0.device)
+        reference = y0.abs() if self.reference == "previous_proposal" else None
+        probing = torch.ones(shape, dtype=torch.bool, device=y0.device) if dt0 is None else None
+        return ones * h0, ControllerState(ones, ones, reference, probing)
+
+    def init_host(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
+        """:meth:`init` for one decision per batch taken on the host: ``|h|`` and the memory
+        are Python floats."""
+        h0 = self._start(solver, t0, t1, dt0)
+        reference = y0.abs() if self.reference == "previous_proposal" else None
+        return h0, ControllerState(1.0, 1.0, reference, True if dt0 is None else None)
+
+    def _start(self, solver, t0: float, t1: float, dt0: float | None) -> float:
+        """The exponents for ``solver``, and the first ``|h|``."""
         k = solver.error_order if self.exponent is None else 1 / self.exponent
         self._k = k
         self._beta = (
@@ -180,27 +198,24 @@ class PIDController(AbstractStepSizeController):
         self._beta_reject = (self.icoeff if self.rejection == "integral" else 1.0) / k
         # s^(1/i): the start-up step aims at the error E = s^(k/i) the controller settles at.
         self._settle = self.safety ** (1 / self.icoeff) if self.icoeff > 0 else self.safety
-        shape = (y0.shape[0],) if self.per_sample else ()
         h0 = dt0 if dt0 is not None else abs(t1 - t0) / 100
-        h0 = min(h0, self.dt_max)
-        ones = torch.ones(shape, dtype=y0.dtype, device=y0.device)
-        reference = y0.abs() if self.reference == "previous_proposal" else None
-        probing = torch.ones(shape, dtype=torch.bool, device=y0.device) if dt0 is None else None
-        return ones * h0, ControllerState(ones, ones, reference, probing)
+        return min(h0, self.dt_max)
 
+    @torch.no_grad()  # where the steps go is not part of what a solution is differentiated by
     def error(self, y, y_next, y_error, state: ControllerState) -> torch.Tensor:
         """Scaled error ``E`` per sample, ``(batch,)``; non-finite values give ``inf``."""
         ref = y.abs() if state.reference is None else state.reference
         cand = (y_next - y_error if self.candidate == "embedded" else y_next).abs()
-        tol = self.rtol * torch.maximum(ref, cand)
-        scale = self.atol + tol if self.combine == "sum" else torch.clamp(tol, min=self.atol)
-        ratio = (y_error / scale).flatten(1)
+        scale = torch.maximum(ref, cand).mul_(self.rtol)  # a new tensor: in place is safe
+        scale = scale.add_(self.atol) if self.combine == "sum" else scale.clamp_(min=self.atol)
+        ratio = torch.div(y_error, scale).flatten(1)
         if self.norm == "rms":
-            err = ratio.square().mean(1).sqrt()
+            err = torch.linalg.vector_norm(ratio, dim=1).mul_(ratio.shape[1] ** -0.5)
         else:
             err = ratio.abs().amax(1)
-        finite = torch.isfinite(err) & torch.isfinite(y_next.flatten(1)).all(1)
-        return torch.where(finite, err, torch.full_like(err, math.inf))
+        # 0 · y_next is NaN exactly where y_next is not finite: a non-finite state is rejected.
+        err = err.add_(y_next.flatten(1).mul(0).sum(1))
+        return err.nan_to_num_(nan=math.inf, posinf=math.inf)
 
     def adapt(self, y, y_next, y_error, h_abs: torch.Tensor, state: ControllerState):
         """``(accept, next |h|, state)`` for a step of size ``h_abs`` with estimate ``y_error``."""
@@ -238,6 +253,39 @@ class PIDController(AbstractStepSizeController):
             proposal = y_next - y_error if self.candidate == "embedded" else y_next
             reference = torch.where(bcast(accept, y), proposal.abs(), reference)
         return accept, h_next, ControllerState(inv_prev, inv_prev2, reference, probing)
+
+    def adapt_host(self, y, y_next, y_error, h_abs: float, state: ControllerState):
+        """:meth:`adapt` for one decision per batch, on the host: the batch's error is read once
+        (the solve's one synchronisation per attempt) and the rest is arithmetic on Python
+        floats, the same as :meth:`adapt`'s. ``(accept: bool, next |h|: float, state)``."""
+        err = float(self.error(y, y_next, y_error, state).max())
+        accept = err <= 1
+        inv_err = 1 / max(err, 1e-10)
+        inv_prev, inv_prev2, probing = state.inv_err_prev, state.inv_err_prev2, state.probing
+        if accept and probing and h_abs > 0:  # start-up from the probe
+            factor = _clip(
+                self._settle * inv_err ** (1 / self._k), self.factor_min, self.factor_max
+            )
+            inv_prev = inv_prev2 = inv_err * factor ** (-self._k)
+            probing = False
+        elif accept:
+            b1, b2, b3 = self._beta
+            factor = self.safety * inv_err**b1 * inv_prev**b2 * inv_prev2**b3
+            factor = _clip(factor, self.factor_min, self.factor_max)
+            inv_prev, inv_prev2 = inv_err, inv_prev
+        elif math.isfinite(err):
+            factor = _clip(self.safety * inv_err**self._beta_reject, self.factor_min, 1.0)
+        else:
+            factor = NONFINITE_FACTOR
+        reference = state.reference
+        if accept and reference is not None:
+            reference = (y_next - y_error if self.candidate == "embedded" else y_next).abs()
+        h_next = min(h_abs * factor, self.dt_max)
+        return accept, h_next, ControllerState(inv_prev, inv_prev2, reference, probing)
+
+
+def _clip(x: float, lo: float, hi: float) -> float:
+    return min(max(x, lo), hi)
 
 
 class IController(PIDController):

@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sdekit.brownian import BrownianBridge, BrownianSource, GaussianIncrements
+from sdekit.brownian import BrownianBridge, BrownianSource, GaussianIncrements, SharedTimeBridge
 from sdekit.checks import positive_float, positive_int
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.problems import as_problem
-from sdekit.solve import solve
+from sdekit.solve import _decides_on_host, solve
 from sdekit.solvers import resolve_solver
 
 from .paths import RecordingSource, brownian_path
@@ -437,10 +437,10 @@ class StationaryCheck:
         return "\n".join(lines)
 
 
-def _source(brownian, shape, dtype, device, generator, levy_area) -> BrownianSource:
+def _source(brownian, shape, dtype, device, generator, levy_area, shared) -> BrownianSource:
     kwargs = dict(dtype=dtype, device=device, generator=generator, levy_area=levy_area)
-    if brownian is None or brownian == "bridge":
-        return BrownianBridge(shape, **kwargs)
+    if brownian is None or brownian == "bridge":  # as solve() chooses
+        return SharedTimeBridge(shape, **kwargs) if shared else BrownianBridge(shape, **kwargs)
     if brownian == "redraw":
         return GaussianIncrements(shape, **kwargs)
     if isinstance(brownian, BrownianSource):
@@ -478,7 +478,9 @@ def stationary_check(
         horizon: the end time (start 0).
         controller, dt: as for :func:`sdekit.solve`; a per-sample controller keeps the samples
             independent (a shared one makes every sample's steps depend on the worst sample).
-        brownian: ``None``/``"bridge"`` (:class:`~sdekit.brownian.BrownianBridge`), ``"redraw"``,
+        brownian: ``None``/``"bridge"`` (:class:`~sdekit.brownian.BrownianBridge`, or
+            :class:`~sdekit.brownian.SharedTimeBridge` for a shared-time adaptive solve, as
+            :func:`sdekit.solve` chooses), ``"redraw"``,
             a :class:`~sdekit.brownian.BrownianSource`, or a factory
             ``(shape, *, dtype, device, generator, levy_area) -> BrownianSource`` (a source under
             test). It is wrapped in a :class:`~sdekit.testing.RecordingSource`.
@@ -493,7 +495,10 @@ def stationary_check(
     y0 = problem.sample_stationary(n_samples, seed, dtype=dtype)
     solver = resolve_solver(solver, problem)
     generator = torch.Generator().manual_seed(seed + 1)
-    source = _source(brownian, tuple(y0.shape), dtype, y0.device, generator, solver.levy_area)
+    shared = controller is not None and controller.adaptive and _decides_on_host(controller)
+    source = _source(
+        brownian, tuple(y0.shape), dtype, y0.device, generator, solver.levy_area, shared
+    )
     recorder = RecordingSource(source, tuple(y0.shape))
     sol = solve(
         problem,
