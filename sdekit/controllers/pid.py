@@ -208,13 +208,12 @@ class PIDController(AbstractStepSizeController):
         cand = (y_next - y_error if self.candidate == "embedded" else y_next).abs()
         scale = torch.maximum(ref, cand).mul_(self.rtol)  # a new tensor: in place is safe
         scale = scale.add_(self.atol) if self.combine == "sum" else scale.clamp_(min=self.atol)
-        ratio = torch.div(y_error, scale).flatten(1)
+        # + 0·y_next, NaN exactly where y_next is not finite: a non-finite state is rejected.
+        ratio = torch.div(y_error, scale).add_(y_next, alpha=0).flatten(1)
         if self.norm == "rms":
             err = torch.linalg.vector_norm(ratio, dim=1).mul_(ratio.shape[1] ** -0.5)
         else:
             err = ratio.abs().amax(1)
-        # 0 · y_next is NaN exactly where y_next is not finite: a non-finite state is rejected.
-        err = err.add_(y_next.flatten(1).mul(0).sum(1))
         return err.nan_to_num_(nan=math.inf, posinf=math.inf)
 
     def adapt(self, y, y_next, y_error, h_abs: torch.Tensor, state: ControllerState):
