@@ -63,7 +63,13 @@ import torch
 import torchsde
 
 import sdekit as sk
-from sdekit.brownian import BrownianBridge, BrownianSource, GaussianIncrements, Increment
+from sdekit.brownian import (
+    BrownianBridge,
+    BrownianSource,
+    GaussianIncrements,
+    Increment,
+    SharedTimeBridge,
+)
 
 F64 = torch.float64
 USEFUL_RELATIVE_ERROR = 0.05
@@ -287,7 +293,10 @@ def run_sdekit(problem, method: str, setting: float, adaptive: bool, args, path)
         solver = sk.solvers.SDE_SOLVERS[solver](noise_error=args.noise_error, **options)
     if path is None:
         levy_area = sk.solvers.resolve_solver(solver, sde).levy_area
-        source = (BrownianBridge if adaptive else GaussianIncrements)(
+        kind = GaussianIncrements  # fixed steps; adaptive ones keep one path, as solve() does
+        if adaptive:
+            kind = BrownianBridge if per_sample else SharedTimeBridge
+        source = kind(
             y0.shape,
             dtype=F64,
             device=y0.device,

@@ -721,18 +721,23 @@ class _HostSteps:
             bar.update(done - self.done_before)
             self.done_before = done
         y, y_next, y_error, underflow = state.attempt
-        t, h = (torch.tensor(x, dtype=torch.float64) for x in (state.t, state.h))
         if underflow and throw:
             error = getattr(self.controller, "error", None)
             sample = torch.ones((), dtype=torch.bool)
             if error is not None:  # name the sample behind the decision
                 sample = _worst_sample(error(y, y_next, y_error, state.controller_state))
-            _raise_underflow(sample, t, h, self.controller, None)
+            _raise_underflow(sample, *self._as_tensors(state), self.controller, None)
         if state.running and self.max_steps is not None and state.i >= self.max_steps:
             state.status = Status.MAX_STEPS
             if throw:
-                _raise_budget(torch.ones((), dtype=torch.bool), t, h, self.max_steps, None)
+                everyone = torch.ones((), dtype=torch.bool)
+                _raise_budget(everyone, *self._as_tensors(state), self.max_steps, None)
             state.running = False
+
+    @staticmethod
+    def _as_tensors(state) -> tuple[torch.Tensor, torch.Tensor]:
+        """The time and step size, for the messages that name them."""
+        return torch.tensor(state.t, dtype=torch.float64), torch.tensor(state.h)
 
     def callback_info(self, state, t, h, accept):
         h, accept = torch.full((), h, **self.like), self.decisions[accept]

@@ -201,20 +201,20 @@ class PIDController(AbstractStepSizeController):
         h0 = dt0 if dt0 is not None else abs(t1 - t0) / 100
         return min(h0, self.dt_max)
 
-    @torch.no_grad()  # where the steps go is not part of what a solution is differentiated by
     def error(self, y, y_next, y_error, state: ControllerState) -> torch.Tensor:
         """Scaled error ``E`` per sample, ``(batch,)``; non-finite values give ``inf``."""
         ref = y.abs() if state.reference is None else state.reference
         cand = (y_next - y_error if self.candidate == "embedded" else y_next).abs()
-        scale = torch.maximum(ref, cand).mul_(self.rtol)  # a new tensor: in place is safe
-        scale = scale.add_(self.atol) if self.combine == "sum" else scale.clamp_(min=self.atol)
+        # In place only where autograd keeps no operand: the errors may carry a graph.
+        scale = torch.maximum(ref, cand).mul_(self.rtol)
+        scale = scale.add_(self.atol) if self.combine == "sum" else scale.clamp(min=self.atol)
         # + 0·y_next, NaN exactly where y_next is not finite: a non-finite state is rejected.
         ratio = torch.div(y_error, scale).add_(y_next, alpha=0).flatten(1)
         if self.norm == "rms":
-            err = torch.linalg.vector_norm(ratio, dim=1).mul_(ratio.shape[1] ** -0.5)
+            err = torch.linalg.vector_norm(ratio, dim=1) * ratio.shape[1] ** -0.5
         else:
             err = ratio.abs().amax(1)
-        return err.nan_to_num_(nan=math.inf, posinf=math.inf)
+        return torch.nan_to_num(err, nan=math.inf, posinf=math.inf)
 
     def adapt(self, y, y_next, y_error, h_abs: torch.Tensor, state: ControllerState):
         """``(accept, next |h|, state)`` for a step of size ``h_abs`` with estimate ``y_error``."""
