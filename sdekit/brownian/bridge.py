@@ -95,6 +95,7 @@ from .base import BrownianSource, Increment
 
 _INF = math.inf
 _REBASE_EVERY = 16  # calls between re-basings (host reads of the longest queue)
+_GATHER_BY_INDEX = 4096  # elements of a step's increment from which points are gathered by row
 
 
 class _Attempt(NamedTuple):
@@ -206,7 +207,7 @@ class BrownianBridge(BrownianSource):
         end = torch.where(at_point, left_T, tau)
         # The current point, l and r (any slot when there is none: its weight is 0) in one gather.
         slots = torch.stack([self._cur, left_i, right_i])
-        V_c, V_l, V_r = self._V[self._rows, slots]
+        V_c, V_l, V_r = self._points(self._V, slots)
         z1 = randn(self.shape, self.generator, self.dtype, self.device)
         a = (tau - left_T).masked_fill_(at_point, 0.0)  # l ≤ τ unless at a point
         if not self.levy_area:
@@ -254,7 +255,7 @@ class BrownianBridge(BrownianSource):
         c_l, c_r, w_K, w_z1, k_z1, k_z2, g_K, g_l, g_r, g_end, m_L, m_len, inv_len = self._bcast(
             coef
         )
-        I_c, I_l, I_r = self._I[self._rows, slots]
+        I_c, I_l, I_r = self._points(self._I, slots)
         K = I_r - I_l  # the interval's area; times sign, that of the drawn piece's parent
         K.addcmul_(m_L, V_l + V_r)
         z2 = randn(self.shape, self.generator, self.dtype, self.device)
@@ -363,6 +364,15 @@ class BrownianBridge(BrownianSource):
             self._I = self._I.index_select(0, rows)
         if isinstance(self.generator, list):
             self.generator = [self.generator[i] for i in rows.tolist()]
+
+    def _points(self, values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+        """``values[row, slots[k, row]]`` for every row: ``(len(slots), batch, *event)``."""
+        if math.prod(self.shape) < _GATHER_BY_INDEX:
+            return values[self._rows, slots]
+        # On large states index_select copies rows about 3x faster than advanced indexing (CPU).
+        flat = (self._rows * values.shape[1] + slots).flatten()
+        event = values.shape[2:]
+        return values.view(-1, *event).index_select(0, flat).view(*slots.shape, *event)
 
     def _per_sample(self, x: float | torch.Tensor, name: str) -> torch.Tensor:
         batch = self.shape[0]
