@@ -10,8 +10,11 @@ the controller's ``stops`` and on ``t1``. Everything the loop carries between it
 :class:`LoopState`.
 
 The fixed-step policy runs on Python floats for the step size and precomputed 0-d time tensors,
-so the loop adds nothing per step beyond the solver's own work. The adaptive policy synchronises
-with the host once per step (to decide whether any sample is still running).
+so the loop adds nothing per step beyond the solver's own work. A shared-time adaptive solve whose
+controller can decide on the host (:class:`_HostSteps`) keeps its times and decisions in Python
+floats and reads the batch's error once per attempt; any other adaptive solve (per-sample time)
+keeps them in tensors and reads a few flags per attempt (whether any sample is still running),
+on CUDA one attempt late.
 """
 
 from __future__ import annotations
