@@ -25,7 +25,7 @@ import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -111,9 +111,11 @@ def solve(
             step eagerly, which is as fast). The first call compiles, and each new problem
             recompiles: about 10 s for Euler's chunk of 128 steps on one CPU core, about a
             minute for SOSRI's of 32 (a chunk holds up to 256 drift and diffusion evaluations).
-            Falls back to eager steps, with one warning, where compilation fails or the
-            controller is adaptive. Not with ``callback`` (compiled steps have no per-step
-            state to report).
+            An adaptive solve that shares one step size compiles each attempt's step together
+            with the batch's error norm (a few seconds; a new problem or tolerance recompiles),
+            same steps and decisions as eager ones up to rounding. Falls back to eager steps,
+            with one warning, where compilation fails or the controller is per sample. Not with
+            ``callback`` (compiled steps have no per-step state to report).
         compact: in a per-sample adaptive solve, evaluate only the samples still running: when
             fewer than half the rows of the batch being stepped are running, the finished ones
             are set aside and the rest re-packed, carrying everything that is per sample (state,
@@ -177,15 +179,16 @@ def solve(
                 f"adaptive controller; use fixed steps (dt=...) or an adaptive solver such as "
                 f"'dopri5', 'improved_euler', 'sosri' or 'sosra'"
             )
-        if compile:
+        host = _decides_on_host(controller)
+        if compile and not host:
             warnings.warn(
-                "compile=True applies to steps known in advance (dt=... or StepTo); this "
-                "adaptive solve runs eagerly",
+                "compile=True applies to steps known in advance (dt=... or StepTo) and to "
+                "adaptive solves that share one step size; this per-sample solve runs eagerly",
                 stacklevel=2,
             )
-        if _decides_on_host(controller):
+        if host:
             policy = _HostSteps(
-                controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source
+                controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compile
             )
         else:
             compact = compact and controller.per_sample and (source is None or source.selectable)
@@ -237,12 +240,17 @@ class LoopState:
     attempt: Any = field(default=None, repr=False)
 
 
+def _solver_step(problem, solver, t, h, inc, state):
+    """The solver's step from the loop's state (a policy's ``step``)."""
+    return solver.step(problem, t, state.y, h, inc, state.solver_state)
+
+
 def _integrate(problem, solver, policy, source, state, callback, bar, throw, check_finite):
     """The one loop: propose a step, take it, settle it."""
     while state.running:
         t, h = policy.propose(state)
         inc = policy.increment(state, source, t, h)
-        y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
+        y_next, y_error, solver_state = policy.step(problem, solver, t, h, inc, state)
         accept = policy.settle(
             state, problem, solver, source, y_next, y_error, solver_state, check_finite
         )
@@ -413,6 +421,8 @@ def _check_finite(y: torch.Tensor, t_prev: float, t: float) -> None:
 class _FixedSteps:
     """Steps on a grid known in advance (Python floats); every step is accepted."""
 
+    step = staticmethod(_solver_step)
+
     def __init__(self, grid, save_times, jump_ts, source, y0, nfe_per_step):
         # Built with numpy: a solve of many small steps spends little per step on its grid.
         like = dict(dtype=y0.dtype, device=y0.device)
@@ -517,7 +527,7 @@ class _FixedSteps:
                     z, z_area = _padded(z, pad), _padded(z_area, pad)
                 args = (solver, problem, times, hs, state.y, state.solver_state, z, z_area)
                 # Where compilation fails, the same steps run eagerly on the noise just drawn.
-                result = _compiled_steps(*args) or _run_steps(*args)
+                result = _through_compile(_run_steps, *args) or _run_steps(*args)
             if result is None:
                 t, h = self.time_tensor[i], self.hs[i]
                 if isinstance(source, GaussianIncrements):  # a slice, not a view per call
@@ -563,23 +573,39 @@ def _run_steps(solver, problem, times, hs, y, solver_state, z, z_area):
     return y, solver_state
 
 
-_compiled: dict = {}  # solver class -> compiled steps, or None where compilation failed
+def _attempt(solver, controller, problem, t, y, h, inc, solver_state, reference):
+    """A step and the batch's error (the largest of the controller's per-sample errors), for
+    one compiled call: the stages and the error norm fuse into a few kernels."""
+    y_next, y_error, solver_state = solver.step(problem, t, y, h, inc, solver_state)
+    err = controller.error(y, y_next, y_error, _ErrorState(reference)).max()
+    return y_next, y_error, solver_state, err
 
 
-def _compiled_steps(*args):
-    """:func:`_run_steps` through ``torch.compile``; ``None`` (after one warning per solver
-    class) where compilation is unavailable, so that the caller runs the steps eagerly."""
-    kind = type(args[0])
-    if kind not in _compiled:
-        _compiled[kind] = torch.compile(_run_steps, dynamic=False)
-    if _compiled[kind] is None:
+class _ErrorState(NamedTuple):
+    """What a controller's error norm reads of its state (its step-size memory stays out of the
+    compiled call, whose graph would otherwise be specialised to it)."""
+
+    reference: torch.Tensor | None
+
+
+# (function, solver class) -> the function through torch.compile, or None where that failed
+_compiled: dict = {}
+
+
+def _through_compile(function, *args):
+    """``function(*args)`` through ``torch.compile``; ``None`` (after one warning per function
+    and solver class) where compilation is unavailable, so that the caller runs it eagerly."""
+    key = (function, type(args[0]))
+    if key not in _compiled:
+        _compiled[key] = torch.compile(function, dynamic=False)
+    if _compiled[key] is None:
         return None
     try:
-        return _compiled[kind](*args)
+        return _compiled[key](*args)
     except Exception as err:  # a missing compiler, an unsupported backend, platform or operation
-        _compiled[kind] = None
+        _compiled[key] = None
         warnings.warn(
-            f"compile=True: torch.compile is unavailable here for {kind.__name__} "
+            f"compile=True: torch.compile is unavailable here for {type(args[0]).__name__} "
             f"({type(err).__name__}: {err}); solving with eager steps",
             stacklevel=4,
         )
@@ -618,7 +644,11 @@ class _HostSteps:
     functions. ``state.t`` is the current time as a float.
     """
 
-    def __init__(self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source):
+    def __init__(
+        self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compile
+    ):
+        self.compiled = compile and hasattr(controller, "error")
+        self.err = None  # the batch's error, where a compiled attempt computed it
         # Times are numbers of y0's dtype, as the problem's functions see them: a step's end
         # computed here is the one its stages compute.
         self.number = _Numbers(y0.dtype)
@@ -679,11 +709,27 @@ class _HostSteps:
             return None
         return source.increment(state.t if self.float_times else t, h)
 
+    def step(self, problem, solver, t, h, inc, state):
+        """The solver's step; with ``compile``, the step and the batch's error in one compiled
+        call (after the first attempt, whose calls check the problem's outputs)."""
+        self.err = None
+        if self.compiled and state.i > 0:
+            reference = getattr(state.controller_state, "reference", None)
+            h_tensor = torch.full((), h, **self.like)  # a tensor: one graph for every step size
+            args = (solver, self.controller, problem, t, state.y, h_tensor, inc)
+            result = _through_compile(_attempt, *args, state.solver_state, reference)
+            if result is not None:
+                y_next, y_error, solver_state, err = result
+                self.err = float(err)
+                return y_next, y_error, solver_state
+            self.compiled = False
+        return _solver_step(problem, solver, t, h, inc, state)
+
     def settle(self, state, problem, solver, source, y_next, y_error, solver_state, check_finite):
         stop, clipped, h_try, h = state.attempt
         y = state.y
         accept, h_next, state.controller_state = self.controller.adapt_host(
-            y, y_next, y_error, h_try, state.controller_state
+            y, y_next, y_error, h_try, state.controller_state, err=self.err
         )
         if source is not None:
             source.commit(
@@ -777,6 +823,8 @@ class _AdaptiveSteps:
     the batch, and ``done`` holds the batch's results as of the last compaction; when the solve
     ends the state's results become the whole batch's again.
     """
+
+    step = staticmethod(_solver_step)
 
     def __init__(
         self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compact

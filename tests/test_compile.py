@@ -86,15 +86,43 @@ def test_compile_falls_back_to_eager_steps_with_one_warning(small_chunks, monkey
     torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-12, atol=1e-12)
 
 
-def test_compile_with_an_adaptive_controller_warns_and_solves_eagerly():
-    controller = sk.PIController(rtol=1e-3, atol=1e-3)
+SHARED_CASES = [
+    # solver, problem, controller, saveat
+    ("improved_euler", _sde("additive"), sk.IController(rtol=1e-4, atol=1e-4), [0.3, 1.0]),
+    (
+        "dopri5",  # first-same-as-last state, restarted at the jump
+        sk.ODE(lambda t, y: torch.where(t >= 0.5, -4.0 * y, y + torch.sin(t))),
+        sk.ClipStepSize(sk.PIController(rtol=1e-7, atol=1e-7), jump_ts=[0.5]),
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize("solver, problem, controller, saveat", SHARED_CASES, ids=["sde", "ode"])
+def test_compiled_shared_time_attempts_take_the_eager_steps(
+    small_chunks, solver, problem, controller, saveat
+):
+    """A shared-time adaptive solve compiles each attempt's step and batch error as one call."""
+    y0 = torch.linspace(-1, 1, 8, dtype=F64).view(4, 2)
+    options = dict(solver=solver, controller=controller, saveat=saveat, generator=5)
+    eager = sk.solve(problem, y0, 0.0, 1.0, **options)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="compile=True")  # it must not fall back
+        compiled = sk.solve(problem, y0, 0.0, 1.0, compile=True, **options)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs  # it did compile
+    assert compiled.stats == eager.stats and eager.stats["rejected"] > 0
+    torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-10, atol=1e-10)
+
+
+def test_compile_with_a_per_sample_controller_warns_and_solves_eagerly():
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    relax = sk.SDE(lambda t, y: -y, lambda t, y: 0.3 * torch.ones_like(y), noise="additive")
     y0 = torch.ones(4, 1, dtype=F64)
-    eager = sk.solve(
-        _sde("additive"), y0, 0.0, 1.0, solver="sra1", controller=controller, generator=1
-    )
-    with pytest.warns(UserWarning, match="adaptive solve runs eagerly"):
+    eager = sk.solve(relax, y0, 0.0, 1.0, solver="sra1", controller=controller, generator=1)
+    with pytest.warns(UserWarning, match="per-sample solve runs eagerly"):
         again = sk.solve(
-            _sde("additive"),
+            relax,
             y0,
             0.0,
             1.0,

@@ -53,7 +53,8 @@ class TorchsdeController(AbstractStepSizeController):
     def init_host(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
         return (dt0 if dt0 is not None else abs(t1 - t0) / 100), _State(math.nan)
 
-    def adapt_host(self, y, y_next, y_error, h_abs: float, state: _State):
+    def adapt_host(self, y, y_next, y_error, h_abs: float, state: _State, err=None):
+        # err: never given, as this controller has no per-sample `error` for a compiled attempt
         low = y_next - y_error
         scale = (self.rtol * torch.maximum(low.abs(), y_next.abs()) + self.atol).clamp_min(EPS)
         err = max(float((y_error / scale).square().mean().sqrt()), EPS)

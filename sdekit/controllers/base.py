@@ -14,8 +14,11 @@ A controller that decides for the whole batch (``per_sample=False``) may also de
 declared by ``host_decisions = True``:
 
 - ``init_host(solver, y0, t0, t1, dt0) -> (h, state)`` with ``h`` a Python float;
-- ``adapt_host(y, y_next, y_error, h, state) -> (accept, h_next, state)`` with ``h``, ``h_next``
-  Python floats and ``accept`` a bool.
+- ``adapt_host(y, y_next, y_error, h, state, err=None) -> (accept, h_next, state)`` with ``h``,
+  ``h_next`` Python floats and ``accept`` a bool. A controller with a per-sample
+  ``error(y, y_next, y_error, state)`` norm (reading only ``state.reference`` of its state) is
+  given ``err``, the largest of those errors, when ``solve(..., compile=True)`` computed it in
+  the same compiled call as the step.
 
 The loop then keeps times, steps and decisions in Python floats and reads one number per attempted
 step (the batch's error): beyond the solver's step, an attempt costs the error norm and little

@@ -62,8 +62,8 @@ class ClipStepSize(AbstractStepSizeController):
         h, state = self.controller.init_host(solver, y0, t0, t1, dt0)
         return min(h, self.dt_max), state
 
-    def adapt_host(self, y, y_next, y_error, h_abs: float, state):
-        accept, h_next, state = self.controller.adapt_host(y, y_next, y_error, h_abs, state)
+    def adapt_host(self, y, y_next, y_error, h_abs: float, state, err: float | None = None):
+        accept, h_next, state = self.controller.adapt_host(y, y_next, y_error, h_abs, state, err)
         return accept, min(h_next, self.dt_max), state
 
     def error(self, y, y_next, y_error, state) -> torch.Tensor:

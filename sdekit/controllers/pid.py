@@ -253,11 +253,15 @@ class PIDController(AbstractStepSizeController):
             reference = torch.where(bcast(accept, y), proposal.abs(), reference)
         return accept, h_next, ControllerState(inv_prev, inv_prev2, reference, probing)
 
-    def adapt_host(self, y, y_next, y_error, h_abs: float, state: ControllerState):
-        """:meth:`adapt` for one decision per batch, on the host: the batch's error is read once
-        (the solve's one synchronisation per attempt) and the rest is arithmetic on Python
-        floats, the same as :meth:`adapt`'s. ``(accept: bool, next |h|: float, state)``."""
-        err = float(self.error(y, y_next, y_error, state).max())
+    def adapt_host(
+        self, y, y_next, y_error, h_abs: float, state: ControllerState, err: float | None = None
+    ):
+        """:meth:`adapt` for one decision per batch, on the host: the batch's error (the largest
+        of :meth:`error`'s, unless given as ``err``) is read once, the solve's one
+        synchronisation per attempt, and the rest is arithmetic on Python floats, the same as
+        :meth:`adapt`'s. ``(accept: bool, next |h|: float, state)``."""
+        if err is None:
+            err = float(self.error(y, y_next, y_error, state).max())
         accept = err <= 1
         inv_err = 1 / max(err, 1e-10)
         inv_prev, inv_prev2, probing = state.inv_err_prev, state.inv_err_prev2, state.probing
