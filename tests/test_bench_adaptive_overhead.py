@@ -27,4 +27,4 @@ def test_quick_run_prints_every_method_and_writes_only_into_out(tmp_path):
     record = json.loads((out / "adaptive_overhead.json").read_text())
     assert set(record) == {"64x8", "1024x64"}
     for row in record.values():
-        assert len(row) == 5 and all(m["us"] > 0 and m["attempts"] > 0 for m in row.values())
+        assert len(row) == 6 and all(m["us"] > 0 and m["attempts"] > 0 for m in row.values())
