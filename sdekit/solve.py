@@ -188,7 +188,7 @@ def solve(
             )
         if host:
             policy = _HostSteps(
-                controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compile
+                controller, y0, t0, t1, dt, stops, save_times, max_steps, source, compile
             )
         else:
             compact = compact and controller.per_sample and (source is None or source.selectable)
@@ -644,9 +644,7 @@ class _HostSteps:
     functions. ``state.t`` is the current time as a float.
     """
 
-    def __init__(
-        self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compile
-    ):
+    def __init__(self, controller, y0, t0, t1, dt, stops, save_times, max_steps, source, compile):
         self.compiled = compile and hasattr(controller, "error")
         self.err = None  # the batch's error, where a compiled attempt computed it
         # Times are numbers of y0's dtype, as the problem's functions see them: a step's end
@@ -658,14 +656,13 @@ class _HostSteps:
         self.is_jump = [s in jumps for s in stops]
         t0, stops = self.number.round(t0), [self.number.round(s) for s in stops]
         self.controller, self.t0, self.t1, self.dt0 = controller, t0, t1, dt
-        self.max_steps, self.source, self.stops = max_steps, source, stops
+        self.max_steps, self.stops = max_steps, stops
         self.direction = 1.0 if t1 > t0 else -1.0
         self.tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
         self.like = dict(dtype=y0.dtype, device=y0.device)
         self.n_save = len(slot)
         self.progress_total = abs(t1 - t0)
         self.done_before = 0.0
-        self.nfe_step = solver.nfe_drift + solver.nfe_diffusion
         # Sources that keep their times on the host get floats; the rest, tensors.
         self.float_times = isinstance(source, SharedTimeBridge | CallableBrownian)
         self.decisions = tuple(torch.tensor(a, device=y0.device) for a in (False, True))
