@@ -360,9 +360,7 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controll
     if brownian == "redraw":
         return GaussianIncrements(shape, **kwargs)
     if brownian == "bridge":
-        if controller.adaptive and _decides_on_host(controller):
-            return SharedTimeBridge(shape, **kwargs)
-        return BrownianBridge(shape, **kwargs)
+        return _one_path_bridge(controller)(shape, **kwargs)
     if isinstance(brownian, BrownianSource):
         return brownian
     if isinstance(brownian, str):
@@ -377,8 +375,16 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controll
 
 def _decides_on_host(controller) -> bool:
     """Whether an adaptive solve keeps its times and decisions on the host (:class:`_HostSteps`):
-    one decision for the batch, by a controller that can take it there."""
+    one decision for the batch, by a controller that can take it there (fixed-step controllers
+    declare no ``host_decisions``)."""
     return not controller.per_sample and controller.host_decisions
+
+
+def _one_path_bridge(controller) -> type[BrownianSource]:
+    """The Brownian bridge a solve with ``controller`` keeps one path with: the host-side
+    :class:`~sdekit.brownian.SharedTimeBridge` where decisions are taken on the host, else the
+    per-sample :class:`~sdekit.brownian.BrownianBridge`."""
+    return SharedTimeBridge if _decides_on_host(controller) else BrownianBridge
 
 
 def _check_controller(controller, dt):
@@ -665,6 +671,7 @@ class _HostSteps:
         self.done_before = 0.0
         # Sources that keep their times on the host get floats; the rest, tensors.
         self.float_times = isinstance(source, SharedTimeBridge | CallableBrownian)
+        self.bool_commit = isinstance(source, SharedTimeBridge)  # others get 0-d tensors
         self.decisions = tuple(torch.tensor(a, device=y0.device) for a in (False, True))
 
     def init_state(self, problem, solver, y0):
@@ -729,9 +736,7 @@ class _HostSteps:
             y, y_next, y_error, h_try, state.controller_state, err=self.err
         )
         if source is not None:
-            source.commit(
-                accept if isinstance(source, SharedTimeBridge) else self.decisions[accept]
-            )
+            source.commit(accept if self.bool_commit else self.decisions[accept])
         state.attempts += 1
         landed = accept and clipped
         if accept:

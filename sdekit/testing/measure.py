@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sdekit.brownian import BrownianBridge, BrownianSource, GaussianIncrements, SharedTimeBridge
+from sdekit.brownian import BrownianBridge, BrownianSource, GaussianIncrements
 from sdekit.checks import positive_float, positive_int
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.problems import as_problem
-from sdekit.solve import _decides_on_host, solve
+from sdekit.solve import _one_path_bridge, solve
 from sdekit.solvers import resolve_solver
 
 from .paths import RecordingSource, brownian_path
@@ -437,10 +437,10 @@ class StationaryCheck:
         return "\n".join(lines)
 
 
-def _source(brownian, shape, dtype, device, generator, levy_area, shared) -> BrownianSource:
+def _source(brownian, shape, dtype, device, generator, levy_area, bridge) -> BrownianSource:
     kwargs = dict(dtype=dtype, device=device, generator=generator, levy_area=levy_area)
-    if brownian is None or brownian == "bridge":  # as solve() chooses
-        return SharedTimeBridge(shape, **kwargs) if shared else BrownianBridge(shape, **kwargs)
+    if brownian is None or brownian == "bridge":
+        return bridge(shape, **kwargs)
     if brownian == "redraw":
         return GaussianIncrements(shape, **kwargs)
     if isinstance(brownian, BrownianSource):
@@ -495,9 +495,9 @@ def stationary_check(
     y0 = problem.sample_stationary(n_samples, seed, dtype=dtype)
     solver = resolve_solver(solver, problem)
     generator = torch.Generator().manual_seed(seed + 1)
-    shared = controller is not None and controller.adaptive and _decides_on_host(controller)
+    bridge = BrownianBridge if controller is None else _one_path_bridge(controller)  # as solve()
     source = _source(
-        brownian, tuple(y0.shape), dtype, y0.device, generator, solver.levy_area, shared
+        brownian, tuple(y0.shape), dtype, y0.device, generator, solver.levy_area, bridge
     )
     recorder = RecordingSource(source, tuple(y0.shape))
     sol = solve(
