@@ -11,12 +11,13 @@ same draws (``dpmpp_3m`` with ``--converged-steps`` steps; both libraries solve 
 table gives the mean paired error over seeds with its standard error, and the NFE per sample
 (including the denoising evaluation).
 
-Rows: ours ``dpmpp_2m`` and ``dpmpp_3m`` at ``--steps`` on the uniform log-SNR grid (their
+Rows: ours ``dpmpp_2m``, ``dpmpp_3m`` and ``unipc`` at ``--steps`` on the uniform log-SNR grid (their
 default) and on ``"logsnr_power"``, ours ``dpm_adaptive`` (per sample and shared) and
 k-diffusion's ``sample_dpm_adaptive`` at the tolerances of ``bench/samplers.py``.
 
     python bench/flow_paired.py --out DIR --kdiffusion PATH [--dims 2] [--processes vp ve]
                                 [--seeds 0 1 2 3 4 5 6 7] [--steps 49 54] [--no-kdiffusion]
+                                [--only SAMPLER ...]
 
 Prints one table; writes ``flow_paired.json`` and ``flow_paired.md`` into ``--out`` only.
 """
@@ -46,7 +47,7 @@ def rows_to_run(steps, kd) -> list[tuple[str, str, tuple]]:
     """(sampler, setting, how) for every row."""
     runs = [
         (name, f"{n} steps, {schedule}", ("ours", name, {"steps": n, "schedule": schedule}))
-        for name in ("dpmpp_2m", "dpmpp_3m")
+        for name in ("dpmpp_2m", "dpmpp_3m", "unipc")
         for n in steps
         for schedule in ("logsnr", "logsnr_power")
     ]
@@ -76,6 +77,8 @@ def run_block(dim: int, kind: str, args, kd) -> list[dict]:
     flow = [run(converged, seed)["dnll"] for seed in args.seeds]
     block = []
     for sampler, setting, how in rows_to_run(args.steps, kd):
+        if args.only and sampler not in args.only:
+            continue
         runs = [run(how, seed) for seed in args.seeds]
         errors = [r["dnll"] - f for r, f in zip(runs, flow, strict=True)]
         se = statistics.stdev(errors) / math.sqrt(len(errors)) if len(errors) > 1 else math.nan
@@ -106,8 +109,11 @@ def main(argv=None) -> None:
     parser.add_argument("--processes", nargs="+", default=["vp", "ve"], choices=["vp", "ve"])
     parser.add_argument("--batch", type=int, default=10000, help="samples per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
-    parser.add_argument("--steps", type=int, nargs="+", default=[49, 54], help="dpmpp_3m steps")
+    parser.add_argument(
+        "--steps", type=int, nargs="+", default=[49, 54], help="steps of the multistep samplers"
+    )
     parser.add_argument("--converged-steps", type=int, default=399)
+    parser.add_argument("--only", nargs="+", help="run only these samplers' rows")
     kdiffusion.add_arguments(parser)
     args = parser.parse_args(argv)
     kd = kdiffusion.sampling_from_arguments(parser, args)

@@ -88,6 +88,7 @@ SAMPLER_OPTIONS = {
     "ggf": dict(eps_rel=0.05),
     "dpm_adaptive": dict(rtol=1e-2, atol=1e-3),
     "dpmpp_3m": dict(steps=30),
+    "unipc": dict(steps=30),
     "cas": dict(n_levels=30),
 }
 QUICK_SAMPLER_OPTIONS = {
@@ -100,6 +101,7 @@ QUICK_SAMPLER_OPTIONS = {
     "ggf": dict(eps_rel=0.5),
     "dpm_adaptive": dict(rtol=0.5, atol=0.5),
     "dpmpp_3m": dict(steps=3),
+    "unipc": dict(steps=3),
     "cas": dict(n_levels=3),
 }
 VARIANTS = ("eager", "compiled", "bf16", "bf16+cl", "compiled+bf16+cl", "fp16", "fp16+cl")

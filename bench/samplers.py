@@ -23,7 +23,7 @@ configuration here runs, so a sampler appears as soon as it is registered: Euler
 50–2000 steps; Gotta Go Fast at eps_rel 0.01/0.02/0.05/0.1 (noise re-drawn on rejection as in the
 paper, and in 2-D also with one Brownian path per sample); predictor–corrector (1000 steps, one
 corrector step; not in ``--quick``); the probability-flow ODE (Dormand–Prince, rtol = atol =
-1e-5); DPM-Solver++(2M) and adaptive DPM-Solver++; ``adaptive``; annealed Langevin and consistent annealed sampling (VE
+1e-5); DPM-Solver++(2M) and (3M), UniPC and adaptive DPM-Solver++; ``adaptive``; annealed Langevin and consistent annealed sampling (VE
 only, the paper's CIFAR-10 ladder and steps). A configured option that a sampler does not take
 skips that row (with a note on stderr). Then k-diffusion's samplers (``KDIFFUSION``; see
 ``bench/kdiffusion.py`` for how its denoiser is built from the exact score, and how to get its
@@ -200,6 +200,7 @@ CONFIGS = {
     "adaptive": _config_adaptive,
     "dpmpp_2m": _config_dpmpp_2m,
     "dpmpp_3m": _config_dpmpp_2m,
+    "unipc": _config_dpmpp_2m,
     "dpm_adaptive": _config_dpm_adaptive,
     "pc": lambda kind, dim, quick: [] if quick else [("1000 steps, 1 corrector", {})],
     "ode": lambda kind, dim, quick: [("dopri5, tol 1e-5", {})],

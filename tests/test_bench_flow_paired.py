@@ -29,4 +29,4 @@ def test_quick_run_writes_only_into_out_and_pairs_by_prior_draw(tmp_path):
     assert rows["dpmpp_3m", "30 steps, logsnr"]["per_seed"] == [0.0, 0.0]
     assert abs(rows["dpmpp_3m", "8 steps, logsnr"]["error"]) > 0
     assert rows["dpmpp_3m", "8 steps, logsnr_power"] != rows["dpmpp_3m", "8 steps, logsnr"]
-    assert {r["sampler"] for r in record} == {"dpmpp_2m", "dpmpp_3m", "dpm_adaptive"}
+    assert {r["sampler"] for r in record} == {"dpmpp_2m", "dpmpp_3m", "unipc", "dpm_adaptive"}

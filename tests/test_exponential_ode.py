@@ -22,6 +22,7 @@ from sdekit_score.sampling.exponential_ode import (
     DPMSolverPP2M,
     DPMSolverPP3M,
     SinglestepDPMSolverPP,
+    UniPC,
 )
 from sdekit_score.sampling.processes import EDMProcess
 from sdekit_score.sampling.schedules import KARRAS_RHO, LOGSNR_POWER, time_grid
@@ -150,6 +151,41 @@ def test_3m_converges_at_order_three(kind):
     assert abs(slope - 3) < 0.15, slope
 
 
+@pytest.mark.parametrize("kind", PROCESSES)
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_unipc_converges_one_order_above_its_predictor(kind, order):
+    # Karras grid, as for 3M: unequal steps show the scheme's own order.
+    slope = fitted_order(PROCESSES[kind], UniPC(order), schedule="karras", steps=(40, 80, 160, 320))
+    assert abs(slope - (order + 1)) < 0.15, slope
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_unipc_starts_as_the_first_order_step_and_corrects_with_its_evaluation(order):
+    process = ss.VPSDE()
+    problem = ss.probability_flow(process, gaussian_score(process))
+    solver, x_T = UniPC(order), start(process)
+    T, mid, end = (torch.tensor(t, dtype=torch.float64) for t in (process.T, 0.5, 0.2))
+    first = DPMSolverPP1().step(problem, T, x_T, mid - T, None, None)[0]
+    state = solver.init(problem, T, x_T)
+    y_mid, _, state = solver.step(problem, T, x_T, mid - T, None, state)
+    torch.testing.assert_close(y_mid, first, rtol=0, atol=0)
+    # The next step first corrects its starting point with its own evaluation: the previous
+    # step again with D linear between its ends (UniC-1, the exponential trapezoidal rule).
+    _, _, state = solver.step(problem, mid, y_mid, end - mid, None, state)
+    d_T, d_mid = problem.denoiser(T, x_T), problem.denoiser(mid, y_mid)
+    lam = process.alpha(mid).log() - process.sigma(mid).log()
+    h = lam - (process.alpha(T).log() - process.sigma(T).log())
+    corrected = process.sigma(mid) / process.sigma(T) * x_T - process.alpha(mid) * torch.expm1(
+        -h
+    ) * (d_T + 0.5 * (d_mid - d_T))
+    torch.testing.assert_close(state[0], corrected)
+
+
+def test_unipc_orders_other_than_one_to_three_are_refused():
+    with pytest.raises(InputValueError, match="orders 1, 2 and 3"):
+        UniPC(4)
+
+
 def test_the_2m_state_without_history_gives_the_first_order_step():
     process = ss.VPSDE()
     problem = ss.probability_flow(process, gaussian_score(process))
@@ -188,7 +224,9 @@ def test_the_adaptive_pair_reaches_the_requested_tolerance(kind):
 # --------------------------------------------------------------------------- refusals
 
 
-@pytest.mark.parametrize("solver", [DPMSolverPP1(), DPMSolverPP2M(), SinglestepDPMSolverPP()])
+@pytest.mark.parametrize(
+    "solver", [DPMSolverPP1(), DPMSolverPP2M(), SinglestepDPMSolverPP(), UniPC()]
+)
 def test_problems_without_the_process_structure_are_refused(solver):
     plain = sdekit.ODE(lambda t, y: -y)
     with pytest.raises(InputValueError, match="probability_flow"):
@@ -209,7 +247,8 @@ def test_singlestep_orders_other_than_two_and_three_are_refused():
 
 @pytest.mark.parametrize("kind", ["vp", "ve"])
 @pytest.mark.parametrize(
-    ("sampler", "tolerance"), [("dpmpp_2m", 0.02), ("dpmpp_3m", 1e-3), ("dpm_adaptive", 0.01)]
+    ("sampler", "tolerance"),
+    [("dpmpp_2m", 0.02), ("dpmpp_3m", 1e-3), ("unipc", 1e-3), ("dpm_adaptive", 0.01)],
 )
 def test_samplers_follow_the_exact_flow_on_image_shapes(kind, sampler, tolerance):
     process = PROCESSES[kind]

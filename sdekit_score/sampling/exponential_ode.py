@@ -19,6 +19,8 @@ With ``φ₁ = e^{−h} − 1``, ``φ₂ = φ₁/h + 1`` and ``φ₃ = φ₂/h �
   step is first order). Order 2, one evaluation per step.
 - :class:`DPMSolverPP3M`: ``D'`` and ``D''`` from the two previous steps' denoised values. Order
   3, one evaluation per step (first order, then second, on its first two steps).
+- :class:`UniPC`: the 3M predictor's family with a corrector that reuses the next step's
+  evaluation (Zhao et al. 2023): order 4 from one evaluation per step.
 - :class:`SinglestepDPMSolverPP`: ``D'`` (and ``D''``) from stages inside the step, with the
   next lower order as embedded estimate: a 2(1) pair (two evaluations per step) or a 3(2) pair
   (three; the pair of k-diffusion's ``dpm_adaptive``, here in data prediction), for
@@ -34,6 +36,8 @@ References:
     Model Sampling in Around 10 Steps", NeurIPS 2022 (single-step solvers, the adaptive pair).
     Lu, Zhou, Bao, Chen, Li, Zhu. "DPM-Solver++: Fast Solver for Guided Sampling of Diffusion
     Probabilistic Models", 2022 (data prediction, Algorithm 2: the 2M multistep).
+    Zhao, Bai, Rao, Zhou, Lu. "UniPC: A Unified Predictor-Corrector Framework for Fast Sampling
+    of Diffusion Models", NeurIPS 2023 (UniP and UniC with ``B(h) = e^h − 1``).
     Song, Meng, Ermon. "Denoising Diffusion Implicit Models", ICLR 2021.
 """
 
@@ -45,7 +49,7 @@ from sdekit.batching import bcast
 from sdekit.errors import InputValueError
 from sdekit.solvers import AbstractSolver
 
-__all__ = ["DPMSolverPP1", "DPMSolverPP2M", "DPMSolverPP3M", "SinglestepDPMSolverPP"]
+__all__ = ["DPMSolverPP1", "DPMSolverPP2M", "DPMSolverPP3M", "SinglestepDPMSolverPP", "UniPC"]
 
 
 class _ExponentialODESolver(AbstractSolver):
@@ -172,6 +176,135 @@ class DPMSolverPP3M(_ExponentialODESolver):
             - alpha_t * phi_3 * second_derivative
         )
         return y_next, None, (denoised, denoised_1, h_lam, h_1)
+
+
+class UniPC(_ExponentialODESolver):
+    r"""UniPC (Zhao et al. 2023): a multistep predictor and a corrector at no extra evaluation.
+
+    Each step evaluates ``D_t = D(t, x_t)`` at the point the previous step predicted, first uses
+    it to *correct* that point (UniC: the previous step taken again with ``D_t`` among its
+    nodes), then predicts the next point from the corrected one (UniP); ``D_t`` is not evaluated
+    again at the corrected point, so a step still costs one evaluation. With ``B = e^{-h} − 1``
+    (``B(h) = e^h − 1`` of the paper, data prediction) both are
+
+    .. math::
+        x_t = \frac{\sigma_t}{\sigma_s} x_s - \alpha_t B\,D_s
+              - \alpha_t B \sum_k \rho_k \frac{D_k - D_s}{r_k},
+
+    over nodes ``r_k = (λ_k − λ_s)/h`` (earlier points for the predictor, ``r = 1`` for ``D_t``
+    in the corrector), where the weights solve ``Σ_k ρ_k r_k^{i−1} = b_i`` with
+    ``b_i = i!\,φ_{i+1}/B`` (``φ_2 = B/(−h) − 1``, ``φ_{i+1} = φ_i/(−h) − 1/i!``), and a single
+    node takes ``ρ = 1/2``. With ``order = p``, UniP-p uses the ``p − 1`` previous evaluations
+    (UniP-2 is :class:`DPMSolverPP2M`), and UniC corrects with the nodes its predictor used plus
+    ``D_t``: order ``p + 1``. The first steps use what history exists; the last point is not
+    corrected (that would need one more evaluation). The state carries the corrected previous
+    point, its time, and the last three denoised values with their ``λ``-steps.
+
+    Args:
+        order: of the predictor, 1 to 3 (the corrected scheme has one more).
+    """
+
+    nfe_drift = 1
+
+    def __init__(self, order: int = 3):
+        if order not in (1, 2, 3):
+            raise InputValueError(f"order={order!r}: UniPC's predictor has orders 1, 2 and 3")
+        self.order = order
+
+    @property
+    def name(self) -> str:
+        return f"UniPC(order {self.order})"
+
+    def init(self, problem, t0, y0):
+        t0 = torch.as_tensor(t0, dtype=y0.dtype, device=y0.device)
+        zero = torch.zeros_like(t0)
+        none = torch.zeros_like(y0)
+        return y0, none, none, none, t0, zero, zero
+
+    def step(self, problem, t, y, h, inc, state):
+        process = problem.process
+        x_prev, d_0, d_1, d_2, t_prev, k_1, k_2 = state
+        lam_p, _, sigma_p = self._at(process, t_prev, y)
+        lam_s, alpha_s, sigma_s = self._at(process, t, y)
+        lam_t, alpha_t, sigma_t = self._at(process, t + h, y)
+        denoised = problem.denoiser(t, y)
+        # Coefficients in float64: the b_i cancel like h^i (except on devices without it).
+        wide = torch.float32 if y.device.type == "mps" else torch.float64
+        k_0, k_1, k_2 = (lam_s - lam_p).to(wide), k_1.to(wide), k_2.to(wide)
+        h_lam = (lam_t - lam_s).to(wide)
+        fresh = torch.zeros_like(k_0, dtype=torch.bool)
+        has_0, has_1, has_2 = k_0 > 0, k_1 > 0, k_2 > 0
+        # UniC: the previous step again, from x_prev with D_0 (its start), D_1, D_2 (the nodes
+        # its predictor used) and D_t.
+        k_safe = torch.where(has_0, k_0, 1.0)
+        B, b = self._b(k_safe)
+        w_1, w_2, w_t = self._weights(
+            b,
+            -k_1 / k_safe,
+            -(k_1 + k_2) / k_safe,
+            has_1 if self.order >= 2 else fresh,
+            has_2 if self.order >= 3 else fresh,
+            with_t=True,
+        )
+        cast = (B, w_1, w_2, w_t)
+        B, w_1, w_2, w_t = (bcast(c.to(y.dtype), y) for c in cast)
+        corrected = sigma_s / sigma_p * x_prev - alpha_s * B * (
+            d_0 + w_1 * (d_1 - d_0) + w_2 * (d_2 - d_0) + w_t * (denoised - d_0)
+        )
+        y = torch.where(bcast(has_0, y), corrected, y)
+        # UniP: from the corrected point with D_t and the previous D_0, D_1 as nodes.
+        h_safe = torch.where(h_lam > 0, h_lam, 1.0)
+        B, b = self._b(h_safe)
+        w_1, w_2, _ = self._weights(
+            b,
+            -k_0 / h_safe,
+            -(k_0 + k_1) / h_safe,
+            has_0 if self.order >= 2 else fresh,
+            has_0 & has_1 if self.order >= 3 else fresh,
+            with_t=False,
+        )
+        B, w_1, w_2 = (bcast(c.to(y.dtype), y) for c in (B, w_1, w_2))
+        y_next = sigma_t / sigma_s * y - alpha_t * B * (
+            denoised + w_1 * (d_0 - denoised) + w_2 * (d_1 - denoised)
+        )
+        k_0, k_1 = k_0.to(lam_s.dtype), k_1.to(lam_s.dtype)
+        return y_next, None, (y, denoised, d_0, d_1, torch.as_tensor(t).to(t_prev), k_0, k_1)
+
+    @staticmethod
+    def _b(h):
+        """``B = e^{−h} − 1`` and ``(b_1, b_2, b_3)`` for a step ``h > 0`` in ``λ``."""
+        x = -h
+        B = torch.expm1(x)
+        g_1 = B / x - 1
+        g_2 = g_1 / x - 0.5
+        g_3 = g_2 / x - 1 / 6
+        return B, (g_1 / B, 2 * g_2 / B, 6 * g_3 / B)
+
+    @staticmethod
+    def _weights(b, r_1, r_2, has_1, has_2, with_t):
+        """Coefficients of ``D_k − D_s`` (each ``ρ_k/r_k``): nodes ``r_1`` (where ``has_1``),
+        ``r_2`` (where ``has_2``) and, ``with_t``, ``1`` (the corrector's ``D_t``); the solution
+        of the Vandermonde system by Lagrange's formula, ``1/2`` for a single node."""
+        b_1, b_2, b_3 = b
+        r_1 = torch.where(has_1, r_1, -1.0)  # finite stand-ins where a node is absent
+        r_2 = torch.where(has_2, r_2, -2.0)
+        zero = torch.zeros_like(b_1)
+        if not with_t:  # nodes r_1, r_2 with b_1, b_2; r_1 alone: 1/2
+            two_1 = (b_2 - r_2 * b_1) / (r_1 - r_2)
+            two_2 = (r_1 * b_1 - b_2) / (r_1 - r_2)
+            w_1 = torch.where(has_2, two_1, torch.where(has_1, 0.5, zero)) / r_1
+            w_2 = torch.where(has_2, two_2, zero) / r_2
+            return w_1, w_2, zero
+        # nodes (r_1, r_2, 1) with b_1..b_3; (r_1, 1) with b_1, b_2; 1 alone: 1/2
+        three_1 = (b_3 - (r_2 + 1) * b_2 + r_2 * b_1) / ((r_1 - r_2) * (r_1 - 1))
+        three_2 = (b_3 - (r_1 + 1) * b_2 + r_1 * b_1) / ((r_2 - r_1) * (r_2 - 1))
+        three_t = (b_3 - (r_1 + r_2) * b_2 + r_1 * r_2 * b_1) / ((1 - r_1) * (1 - r_2))
+        two_1 = (b_2 - b_1) / (r_1 - 1)
+        two_t = (b_2 - r_1 * b_1) / (1 - r_1)
+        w_1 = torch.where(has_2, three_1, torch.where(has_1, two_1, zero)) / r_1
+        w_2 = torch.where(has_2, three_2, zero) / r_2
+        w_t = torch.where(has_2, three_t, torch.where(has_1, two_t, 0.5 + zero))
+        return w_1, w_2, w_t
 
 
 class SinglestepDPMSolverPP(_ExponentialODESolver):
