@@ -34,14 +34,26 @@ seeds, "±" the standard error of that mean, and "spread" the standard deviation
 The last rows of each block give the NFE at which GGF's |ΔNLL| first falls to that of EM at
 500/1000/2000 steps (linear in log NFE between the two GGF settings that bracket it).
 
+**The digits model** (``--digits CHECKPOINT``, e.g. the demo's ``runs/demo/model_main``): the
+same samplers (``DIGITS_CONFIGS``, k-diffusion's as above) on a trained score network of the 8x8
+digits, 2000 samples per run (``--digits-n``). Every run of a seed starts from the same prior
+draw. Quality is the demo's digits FD (classifier features, samples denoised and clamped to the
+data range, against all 1797 digits) and the class TV (total variation between the classifier's
+class proportions of the samples and of the digits); the table gives the mean over seeds with
+the standard error of that mean, and for each run its FD minus that of ``unipc`` with 399 steps
+on the same prior draw (the converged probability flow; paired, so the prior draws' noise
+cancels). ``--dims`` with no value runs the digits block alone.
+
     python bench/samplers.py --out DIR [--dims 2 3072] [--processes vp ve] [--seeds 0 1]
                              [--batch-2d 10000] [--batch-hd 1000] [--quick]
                              [--kdiffusion PATH | --no-kdiffusion]
                              [--only SAMPLER ...] [--adaptive-tols T ...]
+                             [--digits CHECKPOINT] [--digits-n 2000]
 
-Prints one table; writes ``samplers.json``, ``samplers.md``, ``samplers_quality_vs_nfe.png`` (all
-settings) and one ``samplers_<dim>d_<process>.png`` per setting into ``--out`` and nothing
-elsewhere.
+Prints one table (and one for the digits); writes ``samplers.json``, ``samplers.md``,
+``samplers_quality_vs_nfe.png`` (all settings) and one ``samplers_<dim>d_<process>.png`` per
+setting (with ``--digits``: ``samplers_digits.md``, ``.json`` and ``.png``) into ``--out`` and
+nothing elsewhere.
 """
 
 from __future__ import annotations
@@ -431,6 +443,189 @@ def average(rows: list[dict]) -> dict:
     return out
 
 
+# --------------------------------------------------------------------------- the digits model
+
+
+def _digits_em(kind, dim, quick):
+    return _steps("steps", (250,) if quick else (100, 250, 1000))
+
+
+def _digits_multistep(kind, dim, quick):
+    return _steps("steps, logsnr", (24, 49) if quick else (14, 24, 49, 99), schedule="logsnr")
+
+
+DIGITS_CONFIGS = {
+    "em": _digits_em,
+    "pc": lambda kind, dim, quick: [] if quick else [("1000 steps, 1 corrector", {})],
+    "ode": lambda kind, dim, quick: [("dopri5, tol 1e-5", {})],
+    "ggf": lambda kind, dim, quick: [(f"eps_rel {e}", {"eps_rel": e}) for e in (0.01, 0.05)],
+    "adaptive": lambda kind, dim, quick: [(f"tol {t}", {"tol": t}) for t in (0.05, 0.02)],
+    "dpmpp_2m": _digits_multistep,
+    "dpmpp_3m": _digits_multistep,
+    "unipc": _digits_multistep,
+    "dpm_adaptive": _config_dpm_adaptive,
+    "cas": lambda kind, dim, quick: [("232 levels, paper step", {})],
+}
+"""Our samplers' settings on the digits model (same signature as ``CONFIGS``)."""
+
+DIGITS_CONVERGED = ("unipc", {"steps": 399, "schedule": "logsnr"})
+
+
+class DigitsScore:
+    """What every digits run is measured with: the model, its prior draws, the classifier."""
+
+    def __init__(self, checkpoint: Path, n: int):
+        from sdekit_score.evaluation.data import digits
+        from sdekit_score.evaluation.metrics import digits_classifier
+        from sdekit_score.training.trainer import load_checkpoint
+
+        self.model = load_checkpoint(checkpoint)
+        self.process, self.n = self.model.process, n
+        self.classifier = digits_classifier()
+        self.reference = digits(self.process.data_range).tensors[0]
+        self.reference_classes = self.classes(self.reference)
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().reshape(-1, 1, 8, 8).clamp(*self.process.data_range)
+
+    def classes(self, x: torch.Tensor) -> torch.Tensor:
+        low, high = self.process.data_range  # the classifier reads [-1, 1]
+        with torch.no_grad():
+            predicted = self.classifier(2 * (self.images(x) - low) / (high - low) - 1).argmax(1)
+        return torch.bincount(predicted, minlength=10).double() / len(x)
+
+    def measure(self, den: torch.Tensor) -> dict:
+        from sdekit_score.evaluation.metrics import digits_fd
+
+        fd = digits_fd(
+            self.images(den), self.reference, self.classifier, data_range=self.process.data_range
+        )
+        tv = 0.5 * float((self.classes(den) - self.reference_classes).abs().sum())
+        return dict(fd=fd, class_tv=tv)
+
+    def run(self, sampler: str, options: dict, seed: int, kd=None) -> dict:
+        """One run from the prior draw of ``seed``: ours by name, k-diffusion's (``kd``) by its
+        function name."""
+        start = time.perf_counter()
+        with torch.no_grad():
+            if kd is None:
+                raw, stats = ss.sample(
+                    self.model, self.process, (self.n, 64), sampler=sampler, generator=seed,
+                    denoise=False, **options,
+                )  # fmt: skip
+                den = denoise(self.process, self.model, raw)
+                nfe = float(stats["nfe"].double().mean()) + 1
+            else:
+                denoiser = kdiffusion.Denoiser(self.process, self.model)
+                x_T = self.process.prior_sample((self.n, 64), generator=seed)
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message="Should have t")
+                    _, den, nfe = kdiffusion.run(kd, sampler, denoiser, x_T, seed, **options)
+                nfe = float(nfe)
+        return dict(nfe=nfe, wall_s=time.perf_counter() - start, **self.measure(den))
+
+
+def run_digits(args, kd) -> list[dict]:
+    """Every digits setting for every seed, paired with the converged flow of the same seed."""
+    digits_score = DigitsScore(args.digits, args.digits_n)
+    runs = []
+    for name, config in DIGITS_CONFIGS.items():
+        runs += [
+            (name, setting, options, None) for setting, options in config("vp", 64, args.quick)
+        ]
+    if kd is not None:
+        runs += [
+            (f"kd {name.removeprefix('sample_')}", setting, options, name)
+            for name, config in KDIFFUSION.items()
+            for setting, options in config(args.quick)
+        ]
+    if args.only:
+        runs = [r for r in runs if r[0] in args.only]
+    flow = {seed: digits_score.run(*DIGITS_CONVERGED, seed)["fd"] for seed in args.seeds}
+    block = []
+    for sampler, setting, options, kd_name in runs:
+        rows = []
+        for seed in args.seeds:
+            if kd_name is None:
+                row = digits_score.run(sampler, dict(options), seed)
+            else:
+                row = digits_score.run(kd_name, dict(options), seed, kd)
+            row["fd_vs_flow"] = row["fd"] - flow[seed]
+            rows.append(row)
+        k = len(rows)
+        mean = {key: sum(r[key] for r in rows) / k for key in rows[0]}
+        se = {
+            f"{key}_se": statistics.stdev(r[key] for r in rows) / math.sqrt(k)
+            if k > 1
+            else math.nan
+            for key in ("fd", "fd_vs_flow", "class_tv")
+        }
+        block.append(dict(sampler=sampler, setting=setting, **mean, **se, per_seed=rows))
+        print(
+            f"  digits {sampler} {setting}: NFE {mean['nfe']:.0f}, FD {mean['fd']:.2f}, "
+            f"vs flow {mean['fd_vs_flow']:+.2f}, {mean['wall_s']:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return block
+
+
+DIGITS_COLUMNS = ("sampler", "setting", "NFE", "wall s", "FD", "±", "FD − flow", "±", "class TV")
+
+
+def digits_table(block: list[dict]) -> list[list[str]]:
+    return [
+        [
+            r["sampler"],
+            r["setting"],
+            f"{r['nfe']:.0f}",
+            f"{r['wall_s']:.1f}",
+            f"{r['fd']:.2f}",
+            f"{r['fd_se']:.2f}",
+            f"{r['fd_vs_flow']:+.2f}",
+            f"{r['fd_vs_flow_se']:.2f}",
+            f"{r['class_tv']:.3f}",
+        ]
+        for r in block
+    ]
+
+
+def plot_digits(block: list[dict], seeds: int, out: Path) -> None:
+    """Digits FD against NFE, one line per sampler."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 6))
+    colours = iter(COLOURS * 4)
+    groups: dict[str, list[dict]] = {}
+    for r in block:
+        groups.setdefault(r["sampler"], []).append(r)
+    for label, points in groups.items():
+        points = sorted(points, key=lambda r: r["nfe"])
+        dashed = label.startswith("kd ")
+        ax.errorbar(
+            [p["nfe"] for p in points],
+            [p["fd"] for p in points],
+            yerr=[2 * p["fd_se"] for p in points] if seeds > 1 else None,
+            capsize=2,
+            label=label,
+            color=next(colours),
+            marker="x" if dashed else "o",
+            linestyle="--" if dashed else "-",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("score evaluations per sample (denoising included)")
+    ax.set_ylabel("digits FD (denoised; lower is better)")
+    ax.set_title(f"8x8 digits model, mean of {seeds} seed{'s' * (seeds > 1)} (±2 SE)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "samplers_digits.png", dpi=110)
+    plt.close(fig)
+
+
 # --------------------------------------------------------------------------- output
 
 
@@ -610,7 +805,9 @@ def plot(results: list[dict], out: Path) -> None:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, required=True, help="folder for the outputs")
-    parser.add_argument("--dims", type=int, nargs="+", default=[2, 3072])
+    parser.add_argument(
+        "--dims", type=int, nargs="*", default=[2, 3072], help="mixtures' dimensions (none: skip)"
+    )
     parser.add_argument("--processes", nargs="+", default=["vp", "ve"], choices=["vp", "ve"])
     parser.add_argument("--batch-2d", type=int, default=10000, help="samples per run in 2-D")
     parser.add_argument("--batch-hd", type=int, default=1000, help="samples per run above 2-D")
@@ -630,6 +827,8 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--adaptive-tols", type=float, nargs="+", help="tolerances of the adaptive rows"
     )
+    parser.add_argument("--digits", type=Path, help="a digits checkpoint (file or training dir)")
+    parser.add_argument("--digits-n", type=int, default=2000, help="samples per digits run")
     args = parser.parse_args(argv)
     kd = kdiffusion.sampling_from_arguments(parser, args)
     torch.set_num_threads(1)
@@ -640,13 +839,26 @@ def main(argv=None) -> None:
         batch = args.batch_2d if dim == 2 else args.batch_hd
         for kind in args.processes:
             results.extend(run_block(dim, kind, batch, args, kd))
+    digits_block = run_digits(args, kd) if args.digits is not None else []
     elapsed = time.perf_counter() - started
+    command = "python bench/samplers.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if digits_block:
+        lines = ["| " + " | ".join(DIGITS_COLUMNS) + " |", "|" + "---|" * len(DIGITS_COLUMNS)]
+        lines += ["| " + " | ".join(row) + " |" for row in digits_table(digits_block)]
+        print("\n".join(lines))
+        (args.out / "samplers_digits.md").write_text("\n".join(lines) + "\n")
+        (args.out / "samplers_digits.json").write_text(
+            json.dumps(dict(command=command, results=digits_block), indent=1)
+        )
+        plot_digits(digits_block, len(args.seeds), args.out)
+    if not results:
+        print(f"total {elapsed / 60:.1f} min, one thread; {command}")
+        return
     rows = table_rows(results)
     widths = [max(len(c), *(len(r[i]) for r in rows)) for i, c in enumerate(COLUMNS)]
     print("  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)))
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)))
-    command = "python bench/samplers.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"total {elapsed / 60:.1f} min, one thread; {command}")
     (args.out / "samplers.md").write_text(markdown(rows) + "\n")
     (args.out / "samplers.json").write_text(
