@@ -320,7 +320,12 @@ def unipc(
 
     :class:`~sdekit_score.sampling.exponential_ode.UniPC` (Zhao et al. 2023): each step's one
     evaluation also corrects the point it is taken at, which lifts the ``order``-th order
-    multistep predictor (UniP-3 is DPM-Solver++(3M)'s family) to order ``order + 1``.
+    multistep predictor (UniP-3 is DPM-Solver++(3M)'s family) to order ``order + 1``. Measured
+    against the converged flow on the benchmark's exact-score mixtures (``bench/flow_paired.py``):
+    at 50 steps within a tenth of one run's noise in 3072-D (VP and VE) and 2–3x closer than
+    ``dpmpp_3m`` in 2-D. With few, long steps the third-order extrapolation overshoots:
+    ``order=2`` is the better choice below about 20 steps in 2-D (at 15 NFE, VP: 0.08 nats
+    against 0.43) and below about 10 in 3072-D.
     """
     return _multistep(UniPC(order), score_fn, process, x, steps, schedule, callback, progress)
 
