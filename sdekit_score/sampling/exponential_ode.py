@@ -193,8 +193,8 @@ class UniPC(_ExponentialODESolver):
 
     over nodes ``r_k = (λ_k − λ_s)/h`` (earlier points for the predictor, ``r = 1`` for ``D_t``
     in the corrector), where the weights solve ``Σ_k ρ_k r_k^{i−1} = b_i`` with
-    ``b_i = i!\,φ_{i+1}/B`` (``φ_2 = B/(−h) − 1``, ``φ_{i+1} = φ_i/(−h) − 1/i!``), and a single
-    node takes ``ρ = 1/2``. With ``order = p``, UniP-p uses the ``p − 1`` previous evaluations
+    ``b_i = (−1)^i i!\,φ_{i+1}/B`` (the module's ``φ``, continued by ``φ₄ = φ₃/h + 1/6``;
+    ``b_i → 1/(i + 1)`` as ``h → 0``), and a single node takes ``ρ = 1/2``. With ``order = p``, UniP-p uses the ``p − 1`` previous evaluations
     (UniP-2 is :class:`DPMSolverPP2M`), and UniC corrects with the nodes its predictor used plus
     ``D_t``: order ``p + 1``. The first steps use what history exists; the last point is not
     corrected (that would need one more evaluation). The state carries the corrected previous
@@ -232,7 +232,7 @@ class UniPC(_ExponentialODESolver):
         wide = torch.float32 if y.device.type == "mps" else torch.float64
         k_0, k_1, k_2 = (lam_s - lam_p).to(wide), k_1.to(wide), k_2.to(wide)
         h_lam = (lam_t - lam_s).to(wide)
-        fresh = torch.zeros_like(k_0, dtype=torch.bool)
+        absent = torch.zeros_like(k_0, dtype=torch.bool)
         has_0, has_1, has_2 = k_0 > 0, k_1 > 0, k_2 > 0
         # UniC: the previous step again, from x_prev with D_0 (its start), D_1, D_2 (the nodes
         # its predictor used) and D_t.
@@ -242,8 +242,8 @@ class UniPC(_ExponentialODESolver):
             b,
             -k_1 / k_safe,
             -(k_1 + k_2) / k_safe,
-            has_1 if self.order >= 2 else fresh,
-            has_2 if self.order >= 3 else fresh,
+            has_1 if self.order >= 2 else absent,
+            has_2 if self.order >= 3 else absent,
             with_t=True,
         )
         cast = (B, w_1, w_2, w_t)
@@ -259,8 +259,8 @@ class UniPC(_ExponentialODESolver):
             b,
             -k_0 / h_safe,
             -(k_0 + k_1) / h_safe,
-            has_0 if self.order >= 2 else fresh,
-            has_0 & has_1 if self.order >= 3 else fresh,
+            has_0 if self.order >= 2 else absent,
+            has_0 & has_1 if self.order >= 3 else absent,
             with_t=False,
         )
         B, w_1, w_2 = (bcast(c.to(y.dtype), y) for c in (B, w_1, w_2))
@@ -272,7 +272,8 @@ class UniPC(_ExponentialODESolver):
 
     @staticmethod
     def _b(h):
-        """``B = e^{−h} − 1`` and ``(b_1, b_2, b_3)`` for a step ``h > 0`` in ``λ``."""
+        """``B = e^{−h} − 1`` and ``(b_1, b_2, b_3)`` for a step ``h > 0`` in ``λ`` (``g_i`` is
+        ``(−1)^i φ_{i+1}``)."""
         x = -h
         B = torch.expm1(x)
         g_1 = B / x - 1
