@@ -69,8 +69,9 @@ def sample(
         score_fn: ``score_fn(x, t) -> score`` with ``t`` of shape ``(batch,)``.
         process: the forward process the score belongs to (``VPSDE``, ``VESDE``, ...).
         shape: ``(batch, *event_shape)``.
-        sampler: one of ``adaptive`` (recommended), ``em``, ``pc``, ``ode``, ``ggf``, ``als``,
-            ``cas`` and the others of ``SAMPLERS``.
+        sampler: one of ``adaptive`` (recommended), ``unipc`` (deterministic, a fixed number of
+            steps), ``em``, ``pc``, ``ode``, ``ggf``, ``als``, ``cas`` and the others of
+            ``SAMPLERS``.
         generator: ``None``, an int seed, a ``torch.Generator`` or one per sample.
         device, dtype: of the samples. Default: those of the score model's parameters when
             ``score_fn`` is an ``nn.Module`` (or a bound method of one), else CPU and the default
