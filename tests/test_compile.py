@@ -157,3 +157,22 @@ def test_a_chunk_holds_fewer_steps_of_a_scheme_that_evaluates_more():
     assert steps == [128, 32, 36]
     large = torch.zeros(2**14, 1)  # the noise of 16 steps would pass CHUNK_ELEMENTS: eager
     assert not solve_module._FixedSteps(grid, None, (), None, large, 2).compilable
+
+
+@pytest.mark.slow
+def test_compiled_multistep_exponential_steps_equal_eager_steps(small_chunks):
+    # UniPC's state (the corrected point, three denoised values, their log-SNR steps) passes
+    # through compiled chunks, padded steps of size 0 included, as through eager steps.
+    import sdekit_score as ss
+    from sdekit_score.sampling.exponential_ode import UniPC
+    from sdekit_score.sampling.schedules import time_grid
+
+    process = ss.VPSDE()
+    problem = ss.probability_flow(process, lambda x, t: -x / (1 + 0 * t[:, None]))
+    y0 = torch.linspace(-2, 2, 32, dtype=F64).reshape(16, 2)
+    options = dict(solver=UniPC(), controller=sk.StepTo(time_grid(process, 11, "logsnr")))
+    eager = sk.solve(problem, y0, process.T, process.eps, **options)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="compile=True")  # it must not fall back
+        compiled = sk.solve(problem, y0, process.T, process.eps, compile=True, **options)
+    torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-12, atol=1e-12)
