@@ -11,8 +11,8 @@ same draws (``dpmpp_3m`` with ``--converged-steps`` steps; both libraries solve 
 table gives the mean paired error over seeds with its standard error, and the NFE per sample
 (including the denoising evaluation).
 
-Rows: ours ``dpmpp_2m``, ``dpmpp_3m`` and ``unipc`` at ``--steps`` on the uniform log-SNR grid (their
-default) and on ``"logsnr_power"``, ours ``dpm_adaptive`` (per sample and shared) and
+Rows: ours ``dpmpp_2m``, ``dpmpp_3m`` and ``unipc`` at ``--steps`` on the uniform log-SNR grid
+(their default) and on ``"logsnr_power"``, ours ``dpm_adaptive`` (per sample and shared) and
 k-diffusion's ``sample_dpm_adaptive`` at the tolerances of ``bench/samplers.py``.
 
     python bench/flow_paired.py --out DIR --kdiffusion PATH [--dims 2] [--processes vp ve]
