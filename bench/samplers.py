@@ -23,7 +23,8 @@ configuration here runs, so a sampler appears as soon as it is registered: Euler
 50–2000 steps; Gotta Go Fast at eps_rel 0.01/0.02/0.05/0.1 (noise re-drawn on rejection as in the
 paper, and in 2-D also with one Brownian path per sample); predictor–corrector (1000 steps, one
 corrector step; not in ``--quick``); the probability-flow ODE (Dormand–Prince, rtol = atol =
-1e-5); DPM-Solver++(2M) and (3M), UniPC and adaptive DPM-Solver++; ``adaptive``; annealed Langevin and consistent annealed sampling (VE
+1e-5); DPM-Solver++(2M) and (3M), UniPC, adaptive DPM-Solver++ and SDE-DPM-Solver++(2M);
+``adaptive``; annealed Langevin and consistent annealed sampling (VE
 only, the paper's CIFAR-10 ladder and steps). A configured option that a sampler does not take
 skips that row (with a note on stderr). Then k-diffusion's samplers (``KDIFFUSION``; see
 ``bench/kdiffusion.py`` for how its denoiser is built from the exact score, and how to get its
@@ -214,6 +215,7 @@ CONFIGS = {
     "dpmpp_3m": _config_dpmpp_2m,
     "unipc": _config_dpmpp_2m,
     "dpm_adaptive": _config_dpm_adaptive,
+    "dpmpp_2m_sde": _config_dpmpp_2m,
     "pc": lambda kind, dim, quick: [] if quick else [("1000 steps, 1 corrector", {})],
     "ode": lambda kind, dim, quick: [("dopri5, tol 1e-5", {})],
     "als": lambda kind, dim, quick: [("232 levels, paper step", {})] if kind == "ve" else [],
@@ -464,6 +466,7 @@ DIGITS_CONFIGS = {
     "dpmpp_3m": _digits_multistep,
     "unipc": _digits_multistep,
     "dpm_adaptive": _config_dpm_adaptive,
+    "dpmpp_2m_sde": _digits_multistep,
     "cas": lambda kind, dim, quick: [("232 levels, paper step", {})],
 }
 """Our samplers' settings on the digits model (same signature as ``CONFIGS``)."""

@@ -20,7 +20,11 @@ import sdekit_score as ss
 from sdekit.batching import bcast
 from sdekit.brownian import Increment
 from sdekit.errors import InputTypeError, InputValueError
-from sdekit_score.sampling.exponential_sde import ExponentialEuler, ExponentialHeun
+from sdekit_score.sampling.exponential_sde import (
+    ExponentialEuler,
+    ExponentialHeun,
+    ExponentialMultistep,
+)
 from sdekit_score.sampling.processes import EDMProcess, reverse_sde
 
 F64 = torch.float64
@@ -59,6 +63,37 @@ def terminal_moments(solver, process, variance: float, steps: int, t1: float, no
     return mean, var
 
 
+def multistep_moments(process, variance: float, steps: int, t1: float, noise_below=None):
+    """:func:`terminal_moments` for :class:`ExponentialMultistep`, whose step also reads the
+    previous step's denoised value: the mean and covariance of ``(x, D_prev)`` are propagated
+    through the affine one-step map, read off the step at unit inputs."""
+    solver = ExponentialMultistep()
+    problem = reverse_sde(process, gaussian_score(process, variance), noise_below=noise_below)
+    ts = torch.linspace(process.T, t1, steps + 1, dtype=F64)
+    if noise_below is not None:
+        switch = torch.tensor([problem.noise_until], dtype=F64)
+        ts = torch.cat([ts, switch]).unique().flip(0)
+    mean = torch.zeros(2, dtype=F64)
+    cov = torch.diag(torch.tensor([process.prior_std**2, 0.0], dtype=F64))
+    h_prev = torch.zeros((), dtype=F64)
+    for t, t_next in zip(ts[:-1], ts[1:], strict=True):
+        h = float(t_next - t)
+        # rows: nothing, x = 1, D_prev = 1, dW = sqrt(|h|)
+        y = torch.tensor([[0.0], [1.0], [0.0], [0.0]], dtype=F64)
+        d_prev = torch.tensor([[0.0], [0.0], [1.0], [0.0]], dtype=F64)
+        dW = torch.tensor([[0.0], [0.0], [0.0], [math.sqrt(abs(h))]], dtype=F64)
+        out, _, (denoised, h_prev) = solver.step(problem, t, y, h, Increment(dW), (d_prev, h_prev))
+        x_next, d_now = out[:, 0], denoised[:, 0]
+        A = torch.tensor(
+            [[x_next[1] - x_next[0], x_next[2] - x_next[0]], [d_now[1] - d_now[0], 0.0]],
+            dtype=F64,
+        )
+        c = torch.stack([x_next[0], d_now[0]])
+        b = torch.tensor([x_next[3] - x_next[0], 0.0], dtype=F64)
+        mean, cov = A @ mean + c, A @ cov @ A.T + torch.outer(b, b)
+    return float(mean[0]), float(cov[0, 0])
+
+
 def exact_moments(process, variance: float, t: float):
     t = torch.tensor(t, dtype=F64)
     alpha, sigma = float(process.alpha(t)), float(process.sigma(t))
@@ -76,6 +111,8 @@ def test_sharp_mode_keeps_its_variance_at_any_step_size(name, steps):
         m, v = terminal_moments(solver, process, variance, steps, process.eps)
         assert v / var == pytest.approx(1, abs=2e-3), solver.name
         assert m == pytest.approx(mean, abs=1e-6)
+    m, v = multistep_moments(process, variance, steps, process.eps)
+    assert v / var == pytest.approx(1, abs=2e-3) and m == pytest.approx(mean, abs=1e-6)
     # stochastic Heun on the same steps (rate x step far above 1) is off by orders of magnitude
     _, v = terminal_moments(sk.ImprovedEuler(), process, variance, steps, process.eps)
     assert not 0.5 < v / var < 2
@@ -194,6 +231,54 @@ def test_weak_order_is_the_declared_one(name, t1, solver, switch):
         ).solution[0]
     )
     assert slope == pytest.approx(solver.weak_order, abs=0.2), errors
+
+
+@pytest.mark.parametrize("name, t1", [("ve", 0.2), ("subvp", 0.2), ("vp", 0.2)])
+@pytest.mark.parametrize("switch", [None, 0.57], ids=["sde", "noise below the level at t=0.57"])
+def test_the_multistep_scheme_has_weak_order_two(name, t1, switch):
+    process, steps = PROCESSES[name](), [16, 32, 64, 128]
+    level = None if switch is None else float(process.noise_level(torch.tensor(switch)))
+    mean, var = _fine_moments(name, t1, level)
+    errors = [
+        math.hypot(m - mean, v - var)
+        for m, v in (multistep_moments(process, WEAK_VARIANCE, n, t1, level) for n in steps)
+    ]
+    slope = -float(
+        torch.linalg.lstsq(
+            torch.tensor([[math.log(n), 1.0] for n in steps], dtype=F64),
+            torch.tensor(errors, dtype=F64).log()[:, None],
+        ).solution[0]
+    )
+    assert slope == pytest.approx(ExponentialMultistep.weak_order, abs=0.2), errors
+
+
+def test_the_multistep_scheme_starts_as_exponential_euler():
+    process = ss.VESDE()
+    problem = reverse_sde(process, gaussian_score(process, 0.05))
+    y = torch.linspace(-1, 1, 6, dtype=F64).view(3, 2)
+    inc = Increment(torch.full_like(y, 0.1))
+    t = torch.tensor(0.8, dtype=F64)
+    state = ExponentialMultistep().init(problem, t, y)
+    first = ExponentialMultistep().step(problem, t, y, -0.3, inc, state)[0]
+    torch.testing.assert_close(first, ExponentialEuler().step(problem, t, y, -0.3, inc, None)[0])
+
+
+@pytest.mark.parametrize("name", PROCESSES)
+@pytest.mark.parametrize("noise_below", [None, 0.3])
+def test_dpmpp_2m_sde_samples_images_of_gaussian_data(name, noise_below):
+    process = PROCESSES[name]()
+    variance, shape = 0.01, (256, 1, 4, 4)
+    x, stats = ss.sample(
+        gaussian_score(process, variance), process, shape, sampler="dpmpp_2m_sde",
+        noise_below=noise_below, generator=0,
+    )  # fmt: skip
+    lands = noise_below is not None and process.noise_level_range()[0] < noise_below
+    assert stats["nfe"].tolist() == [50 + 1 + lands] * 256  # the switch is one more step
+    level = process.noise_level_range()[0]
+    expected = variance**2 / (variance + level**2)  # denoised exact samples of p_eps
+    n = x.numel()
+    assert float(x.var()) == pytest.approx(expected, abs=4 * expected * math.sqrt(2 / n))
+    assert float(x.mean()) == pytest.approx(MEAN, abs=4 * math.sqrt(variance / n))
 
 
 @pytest.mark.parametrize("solver", [ExponentialEuler(), ExponentialHeun()], ids=lambda s: s.name)

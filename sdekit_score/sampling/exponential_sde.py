@@ -39,7 +39,11 @@ polynomial in :math:`\lambda` that stands in for :math:`D` is approximated:
 
   and the embedded error estimate is the difference :math:`\alpha_t w(h)(\hat D_t - D_s)`.
 
-When :math:`D` does not depend on :math:`x` (a mode of zero width) both schemes are exact in
+- :class:`ExponentialMultistep` (SDE-DPM-Solver++(2M)): :math:`\hat D_t - D_s` replaced by the
+  previous step's change of :math:`D` extrapolated in :math:`\lambda`: one evaluation per step,
+  fixed steps.
+
+When :math:`D` does not depend on :math:`x` (a mode of zero width) the schemes are exact in
 law at any step size, and for a mode much narrower than the noise nearly so (tested: one step
 from ``T`` to ``eps`` keeps its variance to 1e-3): the contraction :math:`-x/\sigma^2` that makes
 the reverse SDE stiff is integrated exactly, so large steps do not over-sharpen or widen the mode
@@ -72,7 +76,7 @@ from sdekit.batching import bcast
 from sdekit.errors import InputValueError
 from sdekit.solvers import AbstractSolver
 
-__all__ = ["ExponentialEuler", "ExponentialHeun", "EXPONENTIAL_SDE_SOLVERS"]
+__all__ = ["ExponentialEuler", "ExponentialHeun", "ExponentialMultistep", "EXPONENTIAL_SDE_SOLVERS"]
 
 # Below this x = 2ch the corrector's weight 1 - (1 - e^{-x})/x cancels: its series is used.
 _SERIES_BELOW = 1e-2
@@ -96,6 +100,7 @@ class _StepCoefficients:
         self.t_end = t + h
         self.sigma_end = self._cast(sigma_t, y)
         dl = (torch.log(alpha_t / sigma_t) - torch.log(alpha_s / sigma_s)).clamp(min=0)
+        self.h_lambda = dl  # in float64, t's shape
         # eta² and c = (1 + eta²)/2 of the step (eta in {0, 1}); x = 2 c h
         eta2 = 1.0 if noise_until is None else (s <= noise_until).to(wide)
         x = dl * (1 + eta2)
@@ -190,4 +195,47 @@ class ExponentialHeun(_Exponential):
         return y_pred + correction, error, state
 
 
-EXPONENTIAL_SDE_SOLVERS = {"exp_euler": ExponentialEuler, "exp_heun": ExponentialHeun}
+class ExponentialMultistep(_Exponential):
+    r"""Exponential two-step scheme in data prediction (SDE-DPM-Solver++(2M)); fixed steps.
+
+    .. math::
+        x_t = \hat x_t + \alpha_t\Big(1 - \frac{1 - e^{-2h}}{2h}\Big)\,
+              \frac{h}{h_{\mathrm{prev}}}\,(D_s - D_{\mathrm{prev}})
+
+    with :math:`\hat x_t` the exponential Euler prediction: :class:`ExponentialHeun`'s step with
+    :math:`D(t, \hat x_t) - D_s` replaced by the previous step's change of :math:`D`,
+    extrapolated linearly in :math:`\lambda` (Lu et al. 2022; k-diffusion's
+    ``sample_dpmpp_2m_sde`` with ``solver_type="heun"``). One denoiser evaluation per step. The
+    state carries the previous step's :math:`D` and its :math:`\lambda`-step; without them (the
+    first step, or after a restart) the step is exponential Euler's.
+
+    Measured against exponential Heun on the benchmark's 2-D mixtures at about 50 evaluations
+    (``docs/benchmarks.md``): it keeps the modes' weights where exponential Heun, whose
+    correction couples the step's own noise through :math:`\nabla D`, moves 6–8 per mille of
+    mass from light modes to heavy ones. It has no error estimate: an extrapolation from the
+    past misses the step where a sample settles on a mode, and under adaptive control it moved
+    far more mass.
+    """
+
+    weak_order = 2.0
+    nfe_drift = 1
+
+    def init(self, problem, t0, y0):
+        return torch.zeros_like(y0), torch.zeros_like(torch.as_tensor(t0, dtype=y0.dtype))
+
+    def step(self, problem, t, y, h, inc, state):
+        denoised_prev, h_prev = state
+        c, denoised, y_pred = self.predict(problem, t, y, h, inc)
+        h_lambda = c.h_lambda.to(h_prev.dtype)
+        ratio = torch.where(
+            h_prev > 0, h_lambda / h_prev.clamp(min=torch.finfo(h_prev.dtype).tiny), 0.0
+        )
+        correction = c.corrector * bcast(ratio.to(y.dtype), y) * (denoised - denoised_prev)
+        return y_pred + correction, None, (denoised, h_lambda)
+
+
+EXPONENTIAL_SDE_SOLVERS = {
+    "exp_euler": ExponentialEuler,
+    "exp_heun": ExponentialHeun,
+    "exp_multistep": ExponentialMultistep,
+}

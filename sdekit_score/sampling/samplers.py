@@ -32,7 +32,7 @@ from sdekit_score.sampling.exponential_ode import (
     SinglestepDPMSolverPP,
     UniPC,
 )
-from sdekit_score.sampling.exponential_sde import ExponentialHeun
+from sdekit_score.sampling.exponential_sde import ExponentialHeun, ExponentialMultistep
 from sdekit_score.sampling.precision import AutocastScore, module_of
 from sdekit_score.sampling.processes import (
     ForwardProcess,
@@ -331,6 +331,49 @@ def unipc(
     return _multistep(UniPC(order), score_fn, process, x, steps, schedule, callback, progress)
 
 
+def dpmpp_2m_sde(
+    score_fn,
+    process,
+    x,
+    *,
+    generator,
+    callback=None,
+    progress=False,
+    steps: int = 50,
+    schedule: str = "logsnr",
+    noise_below: float | None = None,
+):
+    """SDE-DPM-Solver++(2M) on the reverse SDE, ``steps`` steps placed by ``schedule``.
+
+    :class:`~sdekit_score.sampling.exponential_sde.ExponentialMultistep` (the linear part
+    integrated exactly, the denoiser extrapolated from the previous step; one score evaluation
+    per step), the scheme of k-diffusion's ``sample_dpmpp_2m_sde``. With ``noise_below``, the
+    probability flow above that noise level and the reverse SDE below (as ``adaptive``; the
+    switch is added to the grid, one more step). Measured on the benchmark's 2-D mixtures at 50
+    steps (16 seeds, ``docs/benchmarks.md``): within the noise of exact samples in the modes'
+    weights and, in VE, in ΔNLL, where k-diffusion's is 0.015 nats off; in VP both are off by
+    0.013–0.015 nats.
+    """
+    problem = reverse_sde(process, score_fn, noise_below=noise_below)
+    grid = time_grid(process, steps, schedule)
+    switch = problem.noise_until
+    if switch is not None and process.eps < switch < process.T:
+        above, below = grid[grid > switch], grid[grid < switch]
+        grid = torch.cat([above, grid.new_tensor([switch]), below])
+    sol = sdekit.solve(
+        problem,
+        x,
+        process.T,
+        process.eps,
+        solver=ExponentialMultistep(),
+        controller=sdekit.StepTo(grid),
+        generator=generator,
+        callback=callback,
+        progress=progress,
+    )
+    return sol.ys[-1], {"nfe": _per_sample(sol.stats["nfe_drift"], x)}, None
+
+
 def _multistep(solver, score_fn, process, x, steps, schedule, callback, progress):
     """A multistep exponential integrator through the ``schedule`` grid of ``steps`` steps."""
     sol = sdekit.solve(
@@ -622,6 +665,7 @@ SAMPLERS = {
     "dpmpp_3m": dpmpp_3m,
     "unipc": unipc,
     "dpm_adaptive": dpm_adaptive,
+    "dpmpp_2m_sde": dpmpp_2m_sde,
     "adaptive": adaptive,
     "ggf": ggf,
     "als": als,
@@ -686,6 +730,13 @@ SAMPLER_INFO = {
         "adaptive": True,
         "paper": "Lu et al., *DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model "
         "Sampling in Around 10 Steps*, NeurIPS 2022",
+    },
+    "dpmpp_2m_sde": {
+        "method": "reverse-time SDE, SDE-DPM-Solver++(2M) exponential integrator, log-SNR grid",
+        "nfe": "steps + 1",
+        "stochastic": True,
+        "adaptive": False,
+        "paper": _DPM_SOLVER_PP,
     },
     "adaptive": {
         "method": "reverse-time SDE below noise level 0.3 (probability flow above), exponential "
