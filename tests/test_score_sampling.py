@@ -362,7 +362,9 @@ def test_cas_step_outside_the_valid_interval_is_refused_with_the_interval(ve_sco
         ss.sample(score_fn, process, (4, 4), sampler="cas", step_lr=step_lr)
 
 
-@pytest.mark.parametrize("sampler", ["em", "pc", "ode", "unipc", "ggf", "als", "cas"])
+@pytest.mark.parametrize(
+    "sampler", ["em", "pc", "ode", "unipc", "dpmpp_2m_sde", "ggf", "als", "cas"]
+)
 @pytest.mark.parametrize("when", ["first", "later"])
 def test_non_finite_score_is_named_as_the_cause(ve_score, sampler, when):
     process, score_fn = ve_score
