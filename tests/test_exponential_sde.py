@@ -208,6 +208,13 @@ def _fine_moments(name: str, t1: float, noise_below: float | None):
     return terminal_moments(ExponentialHeun(), process, WEAK_VARIANCE, 1024, t1, noise_below)
 
 
+def _fitted_slope(steps, errors) -> float:
+    """``p`` of the least-squares fit ``log error = −p log n + c`` over step counts ``n``."""
+    design = torch.tensor([[math.log(n), 1.0] for n in steps], dtype=F64)
+    logs = torch.tensor(errors, dtype=F64).log()[:, None]
+    return -float(torch.linalg.lstsq(design, logs).solution[0])
+
+
 def _weak_errors(solver, name, steps, t1, noise_below=None):
     process, variance = PROCESSES[name](), WEAK_VARIANCE
     mean, var = _fine_moments(name, t1, noise_below)
@@ -224,12 +231,7 @@ def test_weak_order_is_the_declared_one(name, t1, solver, switch):
     steps = [16, 32, 64, 128]
     level = None if switch is None else float(PROCESSES[name]().noise_level(torch.tensor(switch)))
     errors = _weak_errors(solver, name, steps, t1, level)
-    slope = -float(
-        torch.linalg.lstsq(
-            torch.tensor([[math.log(n), 1.0] for n in steps], dtype=F64),
-            torch.tensor(errors, dtype=F64).log()[:, None],
-        ).solution[0]
-    )
+    slope = _fitted_slope(steps, errors)
     assert slope == pytest.approx(solver.weak_order, abs=0.2), errors
 
 
@@ -243,12 +245,7 @@ def test_the_multistep_scheme_has_weak_order_two(name, t1, switch):
         math.hypot(m - mean, v - var)
         for m, v in (multistep_moments(process, WEAK_VARIANCE, n, t1, level) for n in steps)
     ]
-    slope = -float(
-        torch.linalg.lstsq(
-            torch.tensor([[math.log(n), 1.0] for n in steps], dtype=F64),
-            torch.tensor(errors, dtype=F64).log()[:, None],
-        ).solution[0]
-    )
+    slope = _fitted_slope(steps, errors)
     assert slope == pytest.approx(ExponentialMultistep.weak_order, abs=0.2), errors
 
 
