@@ -50,9 +50,10 @@ import torch
 import sdekit
 import sdekit_score as ss
 from sdekit_score.evaluation.data import digits
-from sdekit_score.evaluation.metrics import digits_classifier, digits_fd
 from sdekit_score.sampling.processes import probability_flow, reverse_sde
-from sdekit_score.training.trainer import load_checkpoint
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import samplers as bench  # noqa: E402  (bench/samplers.py: the digits' metrics)
 
 ODE_TOL = 1e-5
 
@@ -246,27 +247,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     args.out.mkdir(parents=True, exist_ok=True)
-    model = load_checkpoint(args.checkpoint)
-    classifier = digits_classifier()
-    data_range = model.process.data_range
-    reference = digits(data_range).tensors[0]
-
-    def images(x: torch.Tensor) -> torch.Tensor:
-        return x.float().reshape(-1, 1, 8, 8).clamp(*data_range)
-
-    def fd(x: torch.Tensor) -> float:
-        return digits_fd(images(x), reference, classifier, data_range=data_range)
-
-    def classes(x: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            low, high = data_range  # the classifier reads [-1, 1]
-            predicted = classifier(2 * (images(x) - low) / (high - low) - 1).argmax(1)
-        return torch.bincount(predicted, minlength=10).double() / len(x)
-
-    real_classes = classes(reference)
-
-    def class_tv(x: torch.Tensor) -> float:
-        return 0.5 * float((classes(x) - real_classes).abs().sum())
+    scores = bench.DigitsScore(args.checkpoint, args.n)  # the model and the digits' metrics
+    model, reference = scores.model, scores.reference
+    fd, class_tv = scores.fd, scores.class_tv
 
     started = time.perf_counter()
     results = []

@@ -497,14 +497,19 @@ class DigitsScore:
             predicted = self.classifier(2 * (self.images(x) - low) / (high - low) - 1).argmax(1)
         return torch.bincount(predicted, minlength=10).double() / len(x)
 
-    def measure(self, den: torch.Tensor) -> dict:
+    def fd(self, x: torch.Tensor) -> float:
+        """The demo's digits FD of samples ``x`` against all the digits."""
         from sdekit_score.evaluation.metrics import digits_fd
 
-        fd = digits_fd(
-            self.images(den), self.reference, self.classifier, data_range=self.process.data_range
-        )
-        tv = 0.5 * float((self.classes(den) - self.reference_classes).abs().sum())
-        return dict(fd=fd, class_tv=tv)
+        data_range = self.process.data_range
+        return digits_fd(self.images(x), self.reference, self.classifier, data_range=data_range)
+
+    def class_tv(self, x: torch.Tensor) -> float:
+        """Total variation between the predicted classes of ``x`` and of the digits."""
+        return 0.5 * float((self.classes(x) - self.reference_classes).abs().sum())
+
+    def measure(self, den: torch.Tensor) -> dict:
+        return dict(fd=self.fd(den), class_tv=self.class_tv(den))
 
     def run(self, sampler: str, options: dict, seed: int, kd=None) -> dict:
         """One run from the prior draw of ``seed``: ours by name, k-diffusion's (``kd``) by its
