@@ -878,6 +878,11 @@ class _AdaptiveSteps:
         )
 
     def propose(self, state):
+        t, h, state.attempt = self._propose(state)
+        return t, h
+
+    def _propose(self, state):
+        """The next step's time and signed size per row, and what settling it needs."""
         forward, t = self.forward, state.t
         index = state.stop_index.clamp(max=len(self.stops) - 1)
         stop = end = self.stops[index]
@@ -892,59 +897,75 @@ class _AdaptiveSteps:
         # t + h may round past the stop; step one ulp shorter so no stage is evaluated beyond it.
         over = t + h > end if forward else t + h < end
         h = torch.where(over, torch.nextafter(h, self.zero), h)
-        state.attempt = (stop, clipped, h_try, h)
-        return t, h
+        return t, h, (stop, clipped, h_try, h)
 
     def increment(self, state, source, t, h):
         return source.increment(t, h) if source is not None else None
 
     def settle(self, state, problem, solver, source, y_next, y_error, solver_state, check_finite):
+        accept, underflow, landed, rows = self._settle(state, y_next, y_error, solver_state)
+        self._count(self.nfe_step, state.y.shape[0])
+        if source is not None:
+            source.commit(accept)
+        if self.any_jumps:
+            restart = landed & self.is_jump[state.stop_index.clamp(max=len(self.stops) - 1)]
+            if bool(restart.any()):  # a host read only for problems that have jump times
+                self._count(solver.nfe_init, state.y.shape[0])
+                fresh = solver.init(problem, rows["t"], rows["y"])
+                rows["solver_state"] = tree_where(restart, fresh, rows["solver_state"])
+                rows["restarts"] = state.restarts + restart
+        self._finish(state, rows, y_next, y_error, underflow)
+        return accept
+
+    def _settle(self, state, y_next, y_error, solver_state):
+        """Tensor work only: ``(accept, underflow, landed, rows)``, ``rows`` the state's new
+        per-row values by name (the saved outputs are written in place)."""
         next_stop, clipped, h_try, h = state.attempt
         y, active = state.y, state.active
         accept, h_next, controller_state = self.controller.adapt(
             y, y_next, y_error, h_try, state.controller_state
         )
         accept = accept & active
-        self._count(self.nfe_step, y.shape[0])
-        if source is not None:
-            source.commit(accept)
-        state.attempts = state.attempts + active
-        state.accepted = state.accepted + accept
         landed = accept & clipped
-        state.t = torch.where(accept, torch.where(clipped, next_stop, state.t + h), state.t)
-        state.y = tree_where(accept, y_next, y)
-        state.solver_state = tree_where(accept, solver_state, state.solver_state)
-        state.controller_state = controller_state
+        t = torch.where(accept, torch.where(clipped, next_stop, state.t + h), state.t)
         # A step shortened to land on a stop says little about the step size the error allows:
         # keep the longer proposal; a zero-length step (landing on t0) says nothing.
         h_next = torch.where(landed, torch.maximum(h_next, state.h), h_next)
-        state.h = torch.where(h_try > 0, h_next, state.h)  # h_try is 0 on finished rows
-        if self.n_save or self.any_jumps:
-            stop = state.stop_index.clamp(max=len(self.stops) - 1)
+        h_next = torch.where(h_try > 0, h_next, state.h)  # h_try is 0 on finished rows
         if self.n_save:
-            self._save(state, landed, stop)
-        if self.any_jumps:
-            restart = landed & self.is_jump[stop]
-            if bool(restart.any()):  # a host read only for problems that have jump times
-                self._count(solver.nfe_init, y.shape[0])
-                fresh = solver.init(problem, state.t, state.y)
-                state.solver_state = tree_where(restart, fresh, state.solver_state)
-                state.restarts = state.restarts + restart
-        state.stop_index = state.stop_index + landed
-        t_next = state.t + state.h if self.forward else state.t - state.h
-        stuck = (state.h < self.controller.dt_min) | (t_next == state.t)
+            self._save(state, landed, state.stop_index.clamp(max=len(self.stops) - 1), y_next)
+        stop_index = state.stop_index + landed
+        t_next = t + h_next if self.forward else t - h_next
+        stuck = (h_next < self.controller.dt_min) | (t_next == t)
         underflow = ~accept & active & stuck
-        state.status = torch.where(underflow, int(Status.DT_MIN), state.status)
-        state.active = active & (state.stop_index < len(self.stops)) & ~underflow
+        rows = {
+            "t": t,
+            "y": tree_where(accept, y_next, y),
+            "h": h_next,
+            "solver_state": tree_where(accept, solver_state, state.solver_state),
+            "controller_state": controller_state,
+            "stop_index": stop_index,
+            "active": active & (stop_index < len(self.stops)) & ~underflow,
+            "status": torch.where(underflow, int(Status.DT_MIN), state.status),
+            "attempts": state.attempts + active,
+            "accepted": state.accepted + accept,
+            "restarts": state.restarts,
+        }
+        return accept, underflow, landed, rows
+
+    def _finish(self, state, rows, y_next, y_error, underflow):
+        y = state.y
+        for name, value in rows.items():
+            setattr(state, name, value)
         state.i += 1
         state.attempt = (y, y_next, y_error, underflow)
-        return accept
 
-    def _save(self, state, landed, stop):
+    def _save(self, state, landed, stop, y):
+        """Rows that landed on a save time write the state they reached, ``y``, to its slot."""
         slot = self.save_slot[stop]
         save_now = landed & (slot >= 0)
         slot = slot.clamp(min=0)
-        ys, y = state.saved, state.y
+        ys = state.saved
         if self.per_sample:
             ys.index_put_(
                 (slot, self.rows), torch.where(bcast(save_now, y), y, ys[slot, self.rows])

@@ -186,90 +186,12 @@ class BrownianBridge(BrownianSource):
 
     def increment(self, t: float | torch.Tensor, h: float | torch.Tensor) -> Increment:
         """Increment over ``[t, t + h]`` (per sample when ``t``/``h`` have shape ``(batch,)``)."""
-        if self._attempt is not None:
-            self.commit(torch.ones((), dtype=torch.bool, device=self.device))
-        rebase = self._calls > 0 and self._calls % _REBASE_EVERY == 0
-        if rebase or self._window >= self.capacity:
-            self._compact(rebase)
-        self._calls += 1
-        h_abs = self._per_sample(h, "h").abs()
-        active = h_abs > 0
-        tol = 16 * _eps(t, h) * (self._per_sample(t, "t").abs() + h_abs) * active
-        T = self._T[:, : self._window]
-        tau = self._c + h_abs
-        # The last known point at or before the step's end (the current point at least: a
-        # finished sample, with tol = 0, sees no other) and the first one after it, if any.
-        before = T <= (tau + tol)[:, None]
-        left_T, left_i = torch.where(before, T, -_INF).max(dim=1)
-        right_T, right_i = torch.where(before, _INF, T).min(dim=1)
-        at_point = left_T >= tau - tol
-
-        end = torch.where(at_point, left_T, tau)
-        # The current point, l and r (any slot when there is none: its weight is 0) in one gather.
-        slots = torch.stack([self._cur, left_i, right_i])
-        V_c, V_l, V_r = self._points(self._V, slots)
-        z1 = randn(self.shape, self.generator, self.dtype, self.device)
-        a = (tau - left_T).masked_fill_(at_point, 0.0)  # l ≤ τ unless at a point
-        if not self.levy_area:
-            # The plain bridge W(l + a) ~ N(W(l) + x (W(r) - W(l)), a (1 - x)), x = a/L, with
-            # L = inf (x = 0) beyond every point: five operations on (batch,).
-            x = a / (right_T - left_T)
-            x_std = self._bcast(torch.stack([x, (a * (1 - x)).sqrt_()]))
-            V_end = torch.lerp(V_l, V_r, x_std[0]).addcmul_(x_std[1], z1)
-            self._attempt = _Attempt(active, at_point, left_i, end, V_end, None)
-            return Increment(V_end - V_c)
-
-        # With the area, draw the shorter side of [l, r] (x ≤ 1/2 of the interval), a fresh piece
-        # of length s beyond every point, or nothing (s = 0) at a known point. Coefficients on
-        # (batch,), in float64; the values are then a few multiply-adds.
-        split = torch.isfinite(right_T) & ~at_point
-        L = torch.where(split, right_T - left_T, 1.0)
-        from_right = split & (2 * a > L)
-        fr = from_right.to(L.dtype)
-        s = torch.where(from_right, L - a, a)
-        x = (s / L).masked_fill_(~split, 0.0)
-        xy = x * (1 - x)
-        sign = 1 - 2 * fr
-        c_left = 1 - x + fr * (2 * x - 1)  # weight of W(l) in the mean: x from the right
-        c_right = (1 - c_left) * split
-        q = 1 - 3 * xy
-        e = sign * s / 2
-        length = end - self._c
-        coef = torch.stack(
-            [
-                c_left,
-                c_right,
-                6 * xy / L,  # the parent's area in the mean
-                sign * torch.where(split, L * xy * q, s).sqrt(),
-                -(L**1.5) * x**3.5 * (1 - x).sqrt() / (2 * q.sqrt()),  # z1 in the area
-                torch.where(split, L**3 * xy**3 / (12 * q), s**3 / 12).sqrt(),  # z2 in the area
-                fr + sign * x**3,
-                fr * L / 2 + (1 - fr) * e,
-                fr * (L / 2 + e),
-                e,
-                -L / 2,
-                -length / 2,
-                torch.where(length > 0, 1 / length, 0.0),
-            ]
-        )
-        c_l, c_r, w_K, w_z1, k_z1, k_z2, g_K, g_l, g_r, g_end, m_L, m_len, inv_len = self._bcast(
-            coef
-        )
-        I_c, I_l, I_r = self._points(self._I, slots)
-        K = I_r - I_l  # the interval's area; times sign, that of the drawn piece's parent
-        K.addcmul_(m_L, V_l + V_r)
-        z2 = randn(self.shape, self.generator, self.dtype, self.device)
-        V_end = c_l * V_l
-        V_end.addcmul_(c_r, V_r).addcmul_(w_K, K).addcmul_(w_z1, z1)
-        # I_end = I(base) ± (s/2)(W(base) + V_end) + area of the drawn piece, where the base is
-        # l, or r when drawing from the right, and I(r) = I(l) + K + (L/2)(W(l) + W(r)).
-        I_end = torch.addcmul(I_l, g_K, K)
-        I_end.addcmul_(g_l, V_l).addcmul_(g_r, V_r).addcmul_(g_end, V_end)
-        I_end.addcmul_(k_z1, z1).addcmul_(k_z2, z2)
-        self._attempt = _Attempt(active, at_point, left_i, end, V_end, I_end)
-        K_step = I_end - I_c
-        K_step.addcmul_(m_len, V_c + V_end)
-        return Increment(V_end - V_c, K_step.mul_(inv_len))
+        z1, z2, _ = self.prepare()
+        window = self._window
+        points = _Points(self._T[:, :window], self._V, self._I, self._c, self._cur, self._rows)
+        times = self._per_sample(t, "t"), self._per_sample(h, "h")
+        inc, self._attempt = draw(points, *times, z1, z2, _eps(t, h))
+        return inc
 
     def commit(self, accept: bool | torch.Tensor) -> None:
         """Accepting samples move on to the end of the step; rejecting ones keep all they drew."""
@@ -287,21 +209,35 @@ class BrownianBridge(BrownianSource):
                 f"accept must be 0-d or ({batch},), got shape {tuple(accept.shape)}"
             )
         self._attempt = None
-        moved = accept & attempt.active
-        new = attempt.active & ~attempt.at_point
-        end = attempt.end
-        # Moving on frees every point before the end (the old current one included); the end,
-        # if new, goes to the free slot `window` (< capacity, see increment).
         slot = self._window
-        T = self._T[:, :slot]
-        T.masked_fill_(moved[:, None] & (T < end[:, None]), _INF)
-        self._T[:, slot] = torch.where(new, end, _INF)
-        self._V[:, slot] = attempt.V_end
-        if self.levy_area:
-            self._I[:, slot] = attempt.I_end
-        self._c = torch.where(moved, end, self._c)
-        self._cur = torch.where(moved & new, slot, torch.where(moved, attempt.end_slot, self._cur))
-        self._window = slot + 1
+        self.settle(*commit(self.points(), attempt, accept, slot))
+
+    # ------------------------------------------------------------------ for a compiled solve
+
+    def prepare(self) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """The bookkeeping before a draw (an earlier step left without a commit is accepted; the
+        points are packed on schedule), then the draw's standard normals and the slot its new
+        point will take. With :meth:`points`, :func:`draw`, :func:`commit` and :meth:`settle`
+        this is :meth:`increment` and :meth:`commit` taken apart, for a solve that runs the
+        tensor work of a whole attempt as one compiled call."""
+        if self._attempt is not None:
+            self.commit(torch.ones((), dtype=torch.bool, device=self.device))
+        rebase = self._calls > 0 and self._calls % _REBASE_EVERY == 0
+        if rebase or self._window >= self.capacity:
+            self._compact(rebase)
+        self._calls += 1
+        z1 = randn(self.shape, self.generator, self.dtype, self.device)
+        z2 = randn(self.shape, self.generator, self.dtype, self.device) if self.levy_area else None
+        return z1, z2, self._window
+
+    def points(self) -> _Points:
+        """Every slot's buffers (free ones hold ``τ = inf``) and each sample's current point."""
+        return _Points(self._T, self._V, self._I, self._c, self._cur, self._rows)
+
+    def settle(self, current_time: torch.Tensor, current_slot: torch.Tensor) -> None:
+        """Take the current points a :func:`commit` returned; its slot is now in use."""
+        self._c, self._cur = current_time, current_slot
+        self._window += 1
 
     # ------------------------------------------------------------------ helpers
 
@@ -334,7 +270,7 @@ class BrownianBridge(BrownianSource):
             if self.levy_area:
                 ahead = torch.where(torch.isfinite(T), T, 0.0)
                 values[1] = values[1] - I.index_select(0, cur)[:, None]
-                values[1] -= self._bcast(ahead) * V_c
+                values[1] -= _bcast(ahead, V_c[:, 0]) * V_c
         while longest + max(1, capacity // 4) > capacity:
             capacity *= 2
         if capacity > self.capacity:
@@ -365,15 +301,6 @@ class BrownianBridge(BrownianSource):
         if isinstance(self.generator, list):
             self.generator = [self.generator[i] for i in rows.tolist()]
 
-    def _points(self, values: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-        """``values[row, slots[k, row]]`` for every row: ``(len(slots), batch, *event)``."""
-        if math.prod(self.shape) < _GATHER_BY_INDEX:
-            return values[self._rows, slots]
-        # On large states index_select copies rows about 3x faster than advanced indexing (CPU).
-        flat = (self._rows * values.shape[1] + slots).flatten()
-        event = values.shape[2:]
-        return values.view(-1, *event).index_select(0, flat).view(*slots.shape, *event)
-
     def _per_sample(self, x: float | torch.Tensor, name: str) -> torch.Tensor:
         batch = self.shape[0]
         if not isinstance(x, torch.Tensor):
@@ -387,9 +314,139 @@ class BrownianBridge(BrownianSource):
             )
         return x.to(device=self.device, dtype=self._tdtype)
 
-    def _bcast(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-sample numbers ``(..., batch)`` → the value dtype, broadcastable over the event dims."""
-        return x.to(self.dtype).view(x.shape + (1,) * (len(self.shape) - 1))
+
+class _Points(NamedTuple):
+    """A bridge's points: slot times ``T`` ``(batch, slots)`` (``inf``: free), values ``V`` and
+    running integrals ``I`` ``(batch, slots, *event)`` (``I`` with ``levy_area`` only), each
+    sample's current time ``c`` and slot ``cur``, and ``rows = arange(batch)``."""
+
+    T: torch.Tensor
+    V: torch.Tensor
+    I: torch.Tensor | None
+    c: torch.Tensor
+    cur: torch.Tensor
+    rows: torch.Tensor
+
+
+def draw(points: _Points, t, h, z1, z2, eps: float) -> tuple[Increment, _Attempt]:
+    """The increment over ``[t, t + h]`` (``(batch,)`` tensors in the points' time dtype) from
+    the standard normals ``z1`` (and ``z2`` with the area, else ``None``), and what
+    :func:`commit` needs of it. ``eps``: the machine epsilon of the times as the solver computes
+    them (a step ending within 16 ulps of a point ends on it). Reads ``points``, changes nothing."""
+    T, V, I, c, cur, rows = points
+    h_abs = h.abs()
+    active = h_abs > 0
+    tol = 16 * eps * (t.abs() + h_abs) * active
+    tau = c + h_abs
+    # The last known point at or before the step's end (the current point at least: a
+    # finished sample, with tol = 0, sees no other) and the first one after it, if any.
+    before = T <= (tau + tol)[:, None]
+    left_T, left_i = torch.where(before, T, -_INF).max(dim=1)
+    right_T, right_i = torch.where(before, _INF, T).min(dim=1)
+    at_point = left_T >= tau - tol
+
+    end = torch.where(at_point, left_T, tau)
+    # The current point, l and r (any slot when there is none: its weight is 0) in one gather.
+    slots = torch.stack([cur, left_i, right_i])
+    V_c, V_l, V_r = _gather(V, rows, slots)
+    a = (tau - left_T).masked_fill_(at_point, 0.0)  # l ≤ τ unless at a point
+    if I is None:
+        # The plain bridge W(l + a) ~ N(W(l) + x (W(r) - W(l)), a (1 - x)), x = a/L, with
+        # L = inf (x = 0) beyond every point: five operations on (batch,).
+        x = a / (right_T - left_T)
+        x_std = _bcast(torch.stack([x, (a * (1 - x)).sqrt_()]), z1)
+        V_end = torch.lerp(V_l, V_r, x_std[0]).addcmul_(x_std[1], z1)
+        return Increment(V_end - V_c), _Attempt(active, at_point, left_i, end, V_end, None)
+
+    # With the area, draw the shorter side of [l, r] (x ≤ 1/2 of the interval), a fresh piece
+    # of length s beyond every point, or nothing (s = 0) at a known point. Coefficients on
+    # (batch,), in float64; the values are then a few multiply-adds.
+    split = torch.isfinite(right_T) & ~at_point
+    L = torch.where(split, right_T - left_T, 1.0)
+    from_right = split & (2 * a > L)
+    fr = from_right.to(L.dtype)
+    s = torch.where(from_right, L - a, a)
+    x = (s / L).masked_fill_(~split, 0.0)
+    xy = x * (1 - x)
+    sign = 1 - 2 * fr
+    c_left = 1 - x + fr * (2 * x - 1)  # weight of W(l) in the mean: x from the right
+    c_right = (1 - c_left) * split
+    q = 1 - 3 * xy
+    e = sign * s / 2
+    length = end - c
+    coef = torch.stack(
+        [
+            c_left,
+            c_right,
+            6 * xy / L,  # the parent's area in the mean
+            sign * torch.where(split, L * xy * q, s).sqrt(),
+            -(L**1.5) * x**3.5 * (1 - x).sqrt() / (2 * q.sqrt()),  # z1 in the area
+            torch.where(split, L**3 * xy**3 / (12 * q), s**3 / 12).sqrt(),  # z2 in the area
+            fr + sign * x**3,
+            fr * L / 2 + (1 - fr) * e,
+            fr * (L / 2 + e),
+            e,
+            -L / 2,
+            -length / 2,
+            torch.where(length > 0, 1 / length, 0.0),
+        ]
+    )
+    c_l, c_r, w_K, w_z1, k_z1, k_z2, g_K, g_l, g_r, g_end, m_L, m_len, inv_len = _bcast(coef, z1)
+    I_c, I_l, I_r = _gather(I, rows, slots)
+    K = I_r - I_l  # the interval's area; times sign, that of the drawn piece's parent
+    K.addcmul_(m_L, V_l + V_r)
+    V_end = c_l * V_l
+    V_end.addcmul_(c_r, V_r).addcmul_(w_K, K).addcmul_(w_z1, z1)
+    # I_end = I(base) ± (s/2)(W(base) + V_end) + area of the drawn piece, where the base is
+    # l, or r when drawing from the right, and I(r) = I(l) + K + (L/2)(W(l) + W(r)).
+    I_end = torch.addcmul(I_l, g_K, K)
+    I_end.addcmul_(g_l, V_l).addcmul_(g_r, V_r).addcmul_(g_end, V_end)
+    I_end.addcmul_(k_z1, z1).addcmul_(k_z2, z2)
+    K_step = I_end - I_c
+    K_step.addcmul_(m_len, V_c + V_end)
+    inc = Increment(V_end - V_c, K_step.mul_(inv_len))
+    return inc, _Attempt(active, at_point, left_i, end, V_end, I_end)
+
+
+def commit(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int | torch.Tensor):
+    """Settle a drawn step: accepting samples ``(batch,)`` move on to its end, forgetting the
+    points before it (the old current one included); the end, if new, is written to ``slot``
+    (a free one: an int, or a 0-d tensor in a compiled call). The buffers change in place;
+    returns the new current times and slots."""
+    T, V, I, c, cur, _ = points
+    moved = accept & attempt.active
+    new = attempt.active & ~attempt.at_point
+    end = attempt.end
+    T.masked_fill_(moved[:, None] & (T < end[:, None]), _INF)  # the free slot stays inf
+    if isinstance(slot, int):
+        T[:, slot] = torch.where(new, end, _INF)
+        V[:, slot] = attempt.V_end
+        if I is not None:
+            I[:, slot] = attempt.I_end
+    else:  # a tensor index: one graph for every slot
+        at = slot.view(1)
+        T.index_copy_(1, at, torch.where(new, end, _INF)[:, None])
+        V.index_copy_(1, at, attempt.V_end.unsqueeze(1))
+        if I is not None:
+            I.index_copy_(1, at, attempt.I_end.unsqueeze(1))
+    c = torch.where(moved, end, c)
+    cur = torch.where(moved & new, slot, torch.where(moved, attempt.end_slot, cur))
+    return c, cur
+
+
+def _gather(values: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """``values[row, slots[k, row]]`` for every row: ``(len(slots), batch, *event)``."""
+    if values[:, 0].numel() < _GATHER_BY_INDEX:
+        return values[rows, slots]
+    # On large states index_select copies rows about 3x faster than advanced indexing (CPU).
+    flat = (rows * values.shape[1] + slots).flatten()
+    event = values.shape[2:]
+    return values.view(-1, *event).index_select(0, flat).view(*slots.shape, *event)
+
+
+def _bcast(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """Per-sample numbers ``(..., batch)`` → ``like``'s dtype, broadcastable over its event dims."""
+    return x.to(like.dtype).view(x.shape + (1,) * (like.dim() - 1))
 
 
 def _eps(t: float | torch.Tensor, h: float | torch.Tensor) -> float:
