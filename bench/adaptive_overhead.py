@@ -3,9 +3,10 @@
 Improved Euler (Stratonovich) on ``dY = -Y dt + 0.5 dW`` with diagonal noise, float32, over
 ``[0, 10]``: fixed steps (``dt = 0.01``, fresh Gaussian increments), shared-time adaptive steps
 (``IController(per_sample=False)``: one step size for the batch) and per-sample adaptive steps
-(``per_sample=True``), both adaptive ones on the default one-path Brownian bridge (the shared
-one also with ``compile=True``: each attempt's step and error norm in one compiled call, compiled
-in the untimed warm-up), at tolerance
+(``per_sample=True``), both adaptive ones on the default one-path Brownian bridge, and both
+also with ``compile=True`` (shared time: each attempt's step and error norm in one compiled
+call; per sample: the whole attempt, bridge and controller included, in one compiled call;
+compiled in the untimed warm-up), at tolerance
 ``1e-4`` (about 2000–3000 attempts). The figure is the wall time of a whole solve divided by its
 attempted steps (for per-sample solves the batch's attempts, the most any sample made), so it
 includes everything a solve does per attempt: the bridge's draw and commit, the controller, the
@@ -110,6 +111,7 @@ METHODS = {
     "sdekit improved_euler, adaptive shared time": adaptive(False),
     "sdekit improved_euler, adaptive shared time, compiled": adaptive(False, compile=True),
     "sdekit improved_euler, adaptive per sample": adaptive(True),
+    "sdekit improved_euler, adaptive per sample, compiled": adaptive(True, compile=True),
     "torchsde euler_heun, adaptive": torchsde_adaptive,
 }
 

@@ -115,23 +115,91 @@ def test_compiled_shared_time_attempts_take_the_eager_steps(
     torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-10, atol=1e-10)
 
 
-def test_compile_with_a_per_sample_controller_warns_and_solves_eagerly():
+def _per_sample_sde(noise: str, calculus: str = "ito") -> sk.SDE:
+    """:func:`_sde` for per-sample times, ``t`` of shape ``(batch,)``."""
+    sde = _sde(noise, calculus)
+    return sk.SDE(lambda t, y: sde.f(t.view(-1, 1), y), sde.g, noise, calculus)
+
+
+PER_SAMPLE_CASES = [
+    # solver, problem, saveat, compact
+    ("improved_euler", _per_sample_sde("diagonal", "stratonovich"), [0.3, 1.0], False),
+    ("sosri", _per_sample_sde("diagonal"), None, False),  # the bridge with Lévy area
+    (
+        "dopri5",
+        sk.ODE(lambda t, y: -y + 9 * torch.exp(-400 * (t - 0.6) ** 2)[:, None]),
+        [0.5],
+        False,
+    ),
+    ("improved_euler", _per_sample_sde("additive"), None, True),  # rows set aside
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "solver, problem, saveat, compact",
+    PER_SAMPLE_CASES,
+    ids=["bridge", "levy-area", "ode", "compact"],
+)
+def test_compiled_per_sample_attempts_take_the_eager_steps(
+    small_chunks, solver, problem, saveat, compact
+):
+    """A per-sample adaptive solve compiles each attempt whole (the proposal, the bridge's draw
+    and commit, the step, the controller) and takes the eager path's steps: per sample the same
+    attempts and rejections. The states agree to rounding, which the loop amplifies a little
+    (a last-bit change in a step size moves the point where the bridge is sampled)."""
+    y0 = torch.linspace(-1, 1, 24, dtype=F64).view(12, 2)
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    options = dict(solver=solver, controller=controller, saveat=saveat, generator=5)
+    eager = sk.solve(problem, y0, 0.0, 1.0, compact=compact, **options)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="compile=True")  # it must not fall back
+        compiled = sk.solve(problem, y0, 0.0, 1.0, compile=True, compact=compact, **options)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs  # it did compile
+    assert eager.stats["rejected"].sum() > 0
+    for key in ("steps", "accepted", "rejected", "nfe"):
+        assert torch.equal(compiled.stats[key], eager.stats[key]), key
+    assert compiled.stats["nfe_rows"] == eager.stats["nfe_rows"]
+    torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-9, atol=1e-9)
+
+
+def test_compiled_per_sample_solve_falls_back_with_one_warning(small_chunks, monkeypatch):
+    def unavailable(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no compiler on this machine")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", unavailable)
+    ode, y0 = sk.ODE(lambda t, y: -y * t.view(-1, 1)), torch.linspace(1, 2, 6, dtype=F64).view(6, 1)
+    options = dict(solver="dopri5", controller=sk.PIController(1e-6, 1e-6, per_sample=True))
+    eager = sk.solve(ode, y0, 0.0, 2.0, **options)
+    with pytest.warns(UserWarning, match="torch.compile is unavailable") as record:
+        compiled = sk.solve(ode, y0, 0.0, 2.0, compile=True, **options)
+        sk.solve(ode, y0, 0.0, 2.0, compile=True, **options)
+    assert len(record) == 1
+    assert torch.equal(compiled.ys, eager.ys)
+
+
+def test_compile_with_a_jump_or_a_user_brownian_source_solves_eagerly():
     controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
     relax = sk.SDE(lambda t, y: -y, lambda t, y: 0.3 * torch.ones_like(y), noise="additive")
     y0 = torch.ones(4, 1, dtype=F64)
-    eager = sk.solve(relax, y0, 0.0, 1.0, solver="sra1", controller=controller, generator=1)
-    with pytest.warns(UserWarning, match="per-sample solve runs eagerly"):
+    jumping = sk.ClipStepSize(controller, jump_ts=[0.5])
+    eager = sk.solve(relax, y0, 0.0, 1.0, solver="sra1", controller=jumping, generator=1)
+    with pytest.warns(UserWarning, match="runs eagerly"):
         again = sk.solve(
-            relax,
-            y0,
-            0.0,
-            1.0,
-            solver="sra1",
-            controller=controller,
-            generator=1,
-            compile=True,
+            relax, y0, 0.0, 1.0, solver="sra1", controller=jumping, generator=1, compile=True
         )
     assert torch.equal(again.ys, eager.ys)
+    generator = torch.Generator().manual_seed(0)
+    source = sk.brownian.GaussianIncrements(
+        (4, 1), dtype=F64, device="cpu", generator=generator, levy_area=True
+    )
+    with pytest.warns(UserWarning, match="runs eagerly"):
+        sk.solve(relax, y0, 0.0, 1.0, solver="sra1", controller=controller, brownian=source,
+                 compile=True)  # fmt: skip
 
 
 def test_compile_refuses_a_callback():

@@ -209,8 +209,9 @@ class BrownianBridge(BrownianSource):
                 f"accept must be 0-d or ({batch},), got shape {tuple(accept.shape)}"
             )
         self._attempt = None
-        slot = self._window
-        self.settle(*commit(self.points(), attempt, accept, slot))
+        slot, points = self._window, self.points()
+        store(points, attempt.V_end, attempt.I_end, slot)
+        self.settle(*commit(points, attempt, accept, slot))
 
     # ------------------------------------------------------------------ for a compiled solve
 
@@ -235,7 +236,8 @@ class BrownianBridge(BrownianSource):
         return _Points(self._T, self._V, self._I, self._c, self._cur, self._rows)
 
     def settle(self, current_time: torch.Tensor, current_slot: torch.Tensor) -> None:
-        """Take the current points a :func:`commit` returned; its slot is now in use."""
+        """Take the current points a :func:`commit` returned (after :func:`store` wrote the new
+        point's values); its slot is now in use."""
         self._c, self._cur = current_time, current_slot
         self._window += 1
 
@@ -409,29 +411,30 @@ def draw(points: _Points, t, h, z1, z2, eps: float) -> tuple[Increment, _Attempt
 
 
 def commit(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int | torch.Tensor):
-    """Settle a drawn step: accepting samples ``(batch,)`` move on to its end, forgetting the
-    points before it (the old current one included); the end, if new, is written to ``slot``
-    (a free one: an int, or a 0-d tensor in a compiled call). The buffers change in place;
-    returns the new current times and slots."""
-    T, V, I, c, cur, _ = points
+    """Settle a drawn step's times: accepting samples ``(batch,)`` move on to its end,
+    forgetting the points before it (the old current one included); the end, if new, takes
+    ``slot`` (a free one: an int, or a 0-d tensor in a compiled call), whose values
+    :func:`store` writes. ``points.T`` changes in place; returns the new current times and
+    slots."""
+    T, _, _, c, cur, _ = points
     moved = accept & attempt.active
     new = attempt.active & ~attempt.at_point
     end = attempt.end
     T.masked_fill_(moved[:, None] & (T < end[:, None]), _INF)  # the free slot stays inf
-    if isinstance(slot, int):
-        T[:, slot] = torch.where(new, end, _INF)
-        V[:, slot] = attempt.V_end
-        if I is not None:
-            I[:, slot] = attempt.I_end
-    else:  # a tensor index: one graph for every slot
-        at = slot.view(1)
-        T.index_copy_(1, at, torch.where(new, end, _INF)[:, None])
-        V.index_copy_(1, at, attempt.V_end.unsqueeze(1))
-        if I is not None:
-            I.index_copy_(1, at, attempt.I_end.unsqueeze(1))
+    T.index_copy_(
+        1, torch.as_tensor(slot, device=T.device).view(1), torch.where(new, end, _INF)[:, None]
+    )
     c = torch.where(moved, end, c)
     cur = torch.where(moved & new, slot, torch.where(moved, attempt.end_slot, cur))
     return c, cur
+
+
+def store(points: _Points, V_end: torch.Tensor, I_end: torch.Tensor | None, slot: int) -> None:
+    """Write a drawn step's end values to ``slot`` (see :func:`commit`): one row copy each,
+    outside any compiled call, whose functional form would copy the whole buffers."""
+    points.V[:, slot] = V_end
+    if I_end is not None:
+        points.I[:, slot] = I_end
 
 
 def _gather(values: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
