@@ -260,17 +260,23 @@ def _solver_step(problem, solver, t, h, inc, state):
 def _integrate(problem, solver, policy, source, state, callback, bar, throw, check_finite):
     """The one loop: propose a step, take it, settle it."""
     while state.running:
-        t, h = policy.propose(state)
-        inc = policy.increment(state, source, t, h)
-        y_next, y_error, solver_state = policy.step(problem, solver, t, h, inc, state)
-        accept = policy.settle(
-            state, problem, solver, source, y_next, y_error, solver_state, check_finite
-        )
+        t, h, accept = _attempt_eagerly(problem, solver, policy, source, state, check_finite)
         if callback is not None:
             callback(policy.callback_info(state, t, h, accept))
         policy.report(state, bar, throw)
     if check_finite:
         _check_finite(state.y, state.t_checked, policy.t1)
+
+
+def _attempt_eagerly(problem, solver, policy, source, state, check_finite):
+    """Propose a step, take it, settle it: ``(t, h, accept)``."""
+    t, h = policy.propose(state)
+    inc = policy.increment(state, source, t, h)
+    y_next, y_error, solver_state = policy.step(problem, solver, t, h, inc, state)
+    accept = policy.settle(
+        state, problem, solver, source, y_next, y_error, solver_state, check_finite
+    )
+    return t, h, accept
 
 
 # --------------------------------------------------------------------------- checks of the inputs
@@ -599,10 +605,11 @@ def _attempt(solver, controller, problem, t, y, h, inc, solver_state, reference)
     return y_next, y_error, solver_state, err
 
 
-def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot):
+def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot, shown):
     """One attempt of :class:`_AdaptiveSteps` on tensors only, for one compiled call: propose,
     draw the increment from the bridge's ``points`` (``None`` for an ODE) with the normals
-    ``z1``, ``z2``, step, settle, and commit the bridge's new point to ``slot``."""
+    ``z1``, ``z2``, step, settle, commit the bridge's new point to ``slot``, and the flags
+    (progress where a bar is ``shown``)."""
     t, h, attempt = policy._propose(state)
     inc = drawn = None
     if points is not None:
@@ -614,7 +621,7 @@ def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot):
     bridge = None
     if points is not None:
         bridge = (*commit_points(points, drawn, accept, slot), drawn.V_end, drawn.I_end)
-    flags = policy._flags(rows["t"], rows["active"], underflow)
+    flags = policy._flags(rows["t"], rows["active"], underflow, shown)
     return flags, underflow, rows, bridge, y_next, y_error
 
 
@@ -1004,19 +1011,17 @@ class _AdaptiveSteps:
         step, the controller and the bookkeeping fuse into a few kernels. The bridge's packing,
         its normal draws and the loop's flags stay outside. Falls back to eager attempts, with
         one warning, where compilation is unavailable."""
+        shown = not bar.disable
         while state.running:
-            flags = state.i > 0 and self._compiled_attempt(state, problem, solver, source)
+            flags = state.i > 0 and self._compiled_attempt(state, problem, solver, source, shown)
             if flags is False:
-                t, h = self.propose(state)
-                inc = self.increment(state, source, t, h)
-                y_next, y_error, solver_state = self.step(problem, solver, t, h, inc, state)
-                self.settle(state, problem, solver, source, y_next, y_error, solver_state, True)
+                _attempt_eagerly(problem, solver, self, source, state, check_finite)
                 flags = None
             self.report(state, bar, throw, flags)
         if check_finite:
             _check_finite(state.y, state.t_checked, self.t1)
 
-    def _compiled_attempt(self, state, problem, solver, source):
+    def _compiled_attempt(self, state, problem, solver, source, shown):
         """One attempt through :func:`_per_sample_attempt`: its flags for :meth:`report`, or
         ``False`` where it did not compile (the state has not changed then)."""
         if _compiled.get((_per_sample_attempt, type(solver)), True) is None:
@@ -1026,7 +1031,7 @@ class _AdaptiveSteps:
             z1, z2, slot = source.prepare()
             points = source.points()
             slot_tensor = torch.tensor(slot, device=state.y.device)
-        args = (solver, self, problem, state, points, z1, z2, slot_tensor)
+        args = (solver, self, problem, state, points, z1, z2, slot_tensor, shown)
         result = _through_compile(_per_sample_attempt, *args, dynamic=None)
         if result is None:  # the eager attempt draws afresh: other numbers, the same law
             return False
@@ -1052,9 +1057,10 @@ class _AdaptiveSteps:
         else:
             ys[slot] = torch.where(save_now, y, ys[slot])
 
-    def _flags(self, t, active, underflow) -> torch.Tensor:
-        """What the host reads after an attempt: rows running, any underflow, progress."""
-        done = ((t - self.t0) * self.direction).min()
+    def _flags(self, t, active, underflow, shown: bool) -> torch.Tensor:
+        """What the host reads after an attempt: rows running, any underflow, and the progress
+        where a bar is ``shown``."""
+        done = ((t - self.t0) * self.direction).min() if shown else t.new_zeros(())
         return torch.stack([active.sum().to(t.dtype), underflow.any().to(t.dtype), done])
 
     def report(self, state, bar, throw, flags=None):
@@ -1062,7 +1068,7 @@ class _AdaptiveSteps:
         them: progress, failures, the end, compaction."""
         shown = not bar.disable
         if flags is None:
-            flags = self._flags(state.t, state.active, state.attempt[-1])
+            flags = self._flags(state.t, state.active, state.attempt[-1], shown)
         if self.lagged:
             flags, attempt = self._lagged(flags, state.attempt)
             if flags is None:
