@@ -622,7 +622,10 @@ def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot, sh
     if points is not None:
         bridge = (*commit_points(points, drawn, accept, slot), drawn.V_end, drawn.I_end)
     flags = policy._flags(rows["t"], rows["active"], underflow, shown)
-    return flags, underflow, rows, bridge, y_next, y_error
+    # The step's result and error only name the sample behind a shared decision's failure;
+    # as outputs they would be written out on every attempt.
+    step = None if policy.per_sample else (y_next, y_error)
+    return flags, underflow, rows, bridge, step
 
 
 class _ErrorState(NamedTuple):
@@ -896,6 +899,7 @@ class _AdaptiveSteps:
         # A compiled attempt draws from the bridge's buffers; a jump's restart reads the host.
         bridge = source is None or type(source) is BrownianBridge
         self.compilable = bridge and not self.any_jumps
+        self.slot_tensors: dict[int, torch.Tensor] = {}
 
     def init_state(self, problem, solver, y0):
         self._count(solver.nfe_init, y0.shape[0])
@@ -1030,12 +1034,13 @@ class _AdaptiveSteps:
         if source is not None:
             z1, z2, slot = source.prepare()
             points = source.points()
-            slot_tensor = torch.tensor(slot, device=state.y.device)
+            slot_tensor = self._slot_tensor(slot, state.y.device)
         args = (solver, self, problem, state, points, z1, z2, slot_tensor, shown)
         result = _through_compile(_per_sample_attempt, *args, dynamic=None)
         if result is None:  # the eager attempt draws afresh: other numbers, the same law
             return False
-        flags, underflow, rows, bridge, y_next, y_error = result
+        flags, underflow, rows, bridge, step = result
+        y_next, y_error = (None, None) if step is None else step
         self._count(self.nfe_step, state.y.shape[0])
         if source is not None:
             current_time, current_slot, V_end, I_end = bridge
@@ -1043,6 +1048,12 @@ class _AdaptiveSteps:
             source.settle(current_time, current_slot)
         self._finish(state, rows, y_next, y_error, underflow)
         return flags
+
+    def _slot_tensor(self, slot: int, device) -> torch.Tensor:
+        """``slot`` as a 0-d tensor, made once per value (a copy to the device each time)."""
+        if slot not in self.slot_tensors:
+            self.slot_tensors[slot] = torch.tensor(slot, device=device)
+        return self.slot_tensors[slot]
 
     def _save(self, state, landed, stop, y):
         """Rows that landed on a save time write the state they reached, ``y``, to its slot."""

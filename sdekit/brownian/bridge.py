@@ -432,9 +432,9 @@ def commit(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int |
 def store(points: _Points, V_end: torch.Tensor, I_end: torch.Tensor | None, slot: int) -> None:
     """Write a drawn step's end values to ``slot`` (see :func:`commit`): one row copy each,
     outside any compiled call, whose functional form would copy the whole buffers."""
-    points.V[:, slot] = V_end
+    points.V.select(1, slot).copy_(V_end)
     if I_end is not None:
-        points.I[:, slot] = I_end
+        points.I.select(1, slot).copy_(I_end)
 
 
 def _gather(values: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
