@@ -123,7 +123,7 @@ def solve(
             per sample, the states equal up to rounding, which the loop amplifies a little (a
             last-bit change in a step moves the point where the path is sampled: 1e-8 after
             3000 float64 attempts). It runs eagerly, with a warning, on a Brownian source other
-            than sdekit's bridge or with jump times. Falls back to eager steps, with one
+            than sdekit's bridge. Falls back to eager steps, with one
             warning, where compilation fails. Not with
             ``callback`` (compiled steps have no per-step state to report).
         compact: in a per-sample adaptive solve, evaluate only the samples still running: when
@@ -201,8 +201,8 @@ def solve(
             )
             if compile and not policy.compilable:
                 warnings.warn(
-                    "compile=True: this adaptive solve runs eagerly (its Brownian source is not "
-                    "sdekit's BrownianBridge, or the problem has jump times)",
+                    "compile=True: this per-sample solve runs eagerly: its Brownian source is "
+                    "not sdekit's BrownianBridge (brownian='bridge', the default, is)",
                     stacklevel=2,
                 )
     else:
@@ -617,7 +617,7 @@ def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot, sh
         eps = torch.finfo(t.dtype).eps
         inc, drawn = draw_increment(points, *times, z1, z2, eps)
     y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
-    accept, underflow, _, rows = policy._settle(state, attempt, y_next, y_error, solver_state)
+    accept, underflow, landed, rows = policy._settle(state, attempt, y_next, y_error, solver_state)
     bridge = None
     if points is not None:
         bridge = (*commit_points(points, drawn, accept, slot), drawn.V_end, drawn.I_end)
@@ -625,7 +625,7 @@ def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot, sh
     # The step's result and error only name the sample behind a shared decision's failure;
     # as outputs they would be written out on every attempt.
     step = None if policy.per_sample else (y_next, y_error)
-    return flags, underflow, rows, bridge, step
+    return flags, underflow, landed, rows, bridge, step
 
 
 class _ErrorState(NamedTuple):
@@ -896,9 +896,8 @@ class _AdaptiveSteps:
         self.source, self.compact, self.index, self.done = source, compact, None, None
         self.nfe_step = solver.nfe_drift + solver.nfe_diffusion
         self.nfe_batch = self.nfe_rows = 0  # calls of the problem's functions, rows they saw
-        # A compiled attempt draws from the bridge's buffers; a jump's restart reads the host.
-        bridge = source is None or type(source) is BrownianBridge
-        self.compilable = bridge and not self.any_jumps
+        # A compiled attempt draws from the bridge's buffers.
+        self.compilable = source is None or type(source) is BrownianBridge
         self.slot_tensors: dict[int, torch.Tensor] = {}
 
     def init_state(self, problem, solver, y0):
@@ -956,15 +955,20 @@ class _AdaptiveSteps:
         self._count(self.nfe_step, state.y.shape[0])
         if source is not None:
             source.commit(accept)
-        if self.any_jumps:
-            restart = landed & self.is_jump[state.stop_index.clamp(max=len(self.stops) - 1)]
-            if bool(restart.any()):  # a host read only for problems that have jump times
-                self._count(solver.nfe_init, state.y.shape[0])
-                fresh = solver.init(problem, rows["t"], rows["y"])
-                rows["solver_state"] = tree_where(restart, fresh, rows["solver_state"])
-                rows["restarts"] = state.restarts + restart
+        self._restart(state, problem, solver, landed, rows)
         self._finish(state, rows, y_next, y_error, underflow)
         return accept
+
+    def _restart(self, state, problem, solver, landed, rows) -> None:
+        """Rows that ``landed`` on a jump time start their solver afresh there (in ``rows``)."""
+        if not self.any_jumps:
+            return
+        restart = landed & self.is_jump[state.stop_index.clamp(max=len(self.stops) - 1)]
+        if bool(restart.any()):  # a host read only for problems that have jump times
+            self._count(solver.nfe_init, state.y.shape[0])
+            fresh = solver.init(problem, rows["t"], rows["y"])
+            rows["solver_state"] = tree_where(restart, fresh, rows["solver_state"])
+            rows["restarts"] = state.restarts + restart
 
     def _settle(self, state, attempt, y_next, y_error, solver_state):
         """Tensor work only: ``(accept, underflow, landed, rows)`` for the proposal ``attempt``,
@@ -1039,13 +1043,14 @@ class _AdaptiveSteps:
         result = _through_compile(_per_sample_attempt, *args, dynamic=None)
         if result is None:  # the eager attempt draws afresh: other numbers, the same law
             return False
-        flags, underflow, rows, bridge, step = result
+        flags, underflow, landed, rows, bridge, step = result
         y_next, y_error = (None, None) if step is None else step
         self._count(self.nfe_step, state.y.shape[0])
         if source is not None:
             current_time, current_slot, V_end, I_end = bridge
             store_point(points, V_end, I_end, slot)
             source.settle(current_time, current_slot)
+        self._restart(state, problem, solver, landed, rows)
         self._finish(state, rows, y_next, y_error, underflow)
         return flags
 

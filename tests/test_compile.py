@@ -132,6 +132,7 @@ PER_SAMPLE_CASES = [
         False,
     ),
     ("improved_euler", _per_sample_sde("additive"), None, True),  # rows set aside
+    ("dopri5", sk.ODE(lambda t, y: torch.where(t[:, None] >= 0.5, -4 * y, y)), None, "jump"),
 ]
 
 
@@ -139,7 +140,7 @@ PER_SAMPLE_CASES = [
 @pytest.mark.parametrize(
     "solver, problem, saveat, compact",
     PER_SAMPLE_CASES,
-    ids=["bridge", "levy-area", "ode", "compact"],
+    ids=["bridge", "levy-area", "ode", "compact", "jump"],
 )
 def test_compiled_per_sample_attempts_take_the_eager_steps(
     small_chunks, solver, problem, saveat, compact
@@ -150,6 +151,8 @@ def test_compiled_per_sample_attempts_take_the_eager_steps(
     (a last-bit change in a step size moves the point where the bridge is sampled)."""
     y0 = torch.linspace(-1, 1, 24, dtype=F64).view(12, 2)
     controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    if compact == "jump":  # the first-same-as-last state restarted there, as eagerly
+        controller, compact = sk.ClipStepSize(controller, jump_ts=[0.5]), False
     options = dict(solver=solver, controller=controller, saveat=saveat, generator=5)
     eager = sk.solve(problem, y0, 0.0, 1.0, compact=compact, **options)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
@@ -161,6 +164,10 @@ def test_compiled_per_sample_attempts_take_the_eager_steps(
     for key in ("steps", "accepted", "rejected", "nfe"):
         assert torch.equal(compiled.stats[key], eager.stats[key]), key
     assert compiled.stats["nfe_rows"] == eager.stats["nfe_rows"]
+    if isinstance(controller, sk.ClipStepSize):
+        assert torch.equal(compiled.stats["nfe_drift"], eager.stats["nfe_drift"])
+        # six evaluations per attempt, one to start and one to restart at the jump
+        assert torch.equal(eager.stats["nfe_drift"], 6 * eager.stats["steps"] + 2)
     torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-9, atol=1e-9)
 
 
@@ -182,24 +189,21 @@ def test_compiled_per_sample_solve_falls_back_with_one_warning(small_chunks, mon
     assert torch.equal(compiled.ys, eager.ys)
 
 
-def test_compile_with_a_jump_or_a_user_brownian_source_solves_eagerly():
+def test_compile_with_a_user_brownian_source_solves_eagerly():
     controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
     relax = sk.SDE(lambda t, y: -y, lambda t, y: 0.3 * torch.ones_like(y), noise="additive")
     y0 = torch.ones(4, 1, dtype=F64)
-    jumping = sk.ClipStepSize(controller, jump_ts=[0.5])
-    eager = sk.solve(relax, y0, 0.0, 1.0, solver="sra1", controller=jumping, generator=1)
-    with pytest.warns(UserWarning, match="runs eagerly"):
-        again = sk.solve(
-            relax, y0, 0.0, 1.0, solver="sra1", controller=jumping, generator=1, compile=True
-        )
-    assert torch.equal(again.ys, eager.ys)
-    generator = torch.Generator().manual_seed(0)
+    options = dict(solver="sra1", controller=controller)
     source = sk.brownian.GaussianIncrements(
-        (4, 1), dtype=F64, device="cpu", generator=generator, levy_area=True
+        (4, 1), dtype=F64, device="cpu", generator=torch.Generator().manual_seed(0), levy_area=True
+    )
+    eager = sk.solve(relax, y0, 0.0, 1.0, brownian=source, **options)
+    source = sk.brownian.GaussianIncrements(
+        (4, 1), dtype=F64, device="cpu", generator=torch.Generator().manual_seed(0), levy_area=True
     )
     with pytest.warns(UserWarning, match="runs eagerly"):
-        sk.solve(relax, y0, 0.0, 1.0, solver="sra1", controller=controller, brownian=source,
-                 compile=True)  # fmt: skip
+        again = sk.solve(relax, y0, 0.0, 1.0, brownian=source, compile=True, **options)
+    assert torch.equal(again.ys, eager.ys)
 
 
 def test_compile_refuses_a_callback():
