@@ -12,7 +12,9 @@ reach the target's within-mode spread (see the consistent-annealed-sampling test
 from __future__ import annotations
 
 import functools
+import importlib
 import math
+import warnings
 
 import pytest
 import torch
@@ -382,3 +384,28 @@ def test_score_of_the_wrong_shape_is_refused(ve_score, sampler):
     process, score_fn = ve_score
     with pytest.raises(ValueError, match=r"returned shape \(4, 2\) for x of shape \(4, 4\)"):
         ss.sample(lambda x, t: score_fn(x, t)[:, :2], process, (4, 4), sampler=sampler)
+
+
+@pytest.mark.slow
+def test_compiled_adaptive_sampling_takes_the_eager_steps(monkeypatch):
+    """``sampler="adaptive", compile=True`` runs each attempt, the network's two evaluations
+    included, as one compiled call: the same evaluations per sample and, up to rounding, the
+    same samples as eager sampling (rows set aside as samples finish: a second, dynamic graph)."""
+    torch._dynamo.reset()  # below torch's recompile limit whatever ran before in this process
+    monkeypatch.setattr(importlib.import_module("sdekit.solve"), "_compiled", {})
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 32), torch.nn.SiLU(), torch.nn.Linear(32, 2))
+    net = net.double()
+
+    def score(x, t):
+        return net(torch.cat([x, t[:, None]], 1)) - x
+
+    options = dict(sampler="adaptive", generator=0, dtype=torch.float64)
+    eager, eager_stats = ss.sample(score, ss.VPSDE(), (64, 2), **options)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="compile=True")  # it must not fall back
+        compiled, stats = ss.sample(score, ss.VPSDE(), (64, 2), compile=True, **options)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs
+    assert torch.equal(stats["nfe"], eager_stats["nfe"])
+    torch.testing.assert_close(compiled, eager, rtol=1e-7, atol=1e-7)
