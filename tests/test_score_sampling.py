@@ -387,8 +387,9 @@ def test_score_of_the_wrong_shape_is_refused(ve_score, sampler):
 
 
 @pytest.mark.slow
-def test_compiled_adaptive_sampling_takes_the_eager_steps(monkeypatch):
-    """``sampler="adaptive", compile=True`` runs each attempt, the network's two evaluations
+@pytest.mark.parametrize("sampler", ["adaptive", "dpm_adaptive"])
+def test_compiled_adaptive_sampling_takes_the_eager_steps(monkeypatch, sampler):
+    """``compile=True`` runs each attempt of an adaptive sampler, the network's evaluations
     included, as one compiled call: the same evaluations per sample and, up to rounding, the
     same samples as eager sampling (rows set aside as samples finish: a second, dynamic graph)."""
     torch._dynamo.reset()  # below torch's recompile limit whatever ran before in this process
@@ -400,7 +401,7 @@ def test_compiled_adaptive_sampling_takes_the_eager_steps(monkeypatch):
     def score(x, t):
         return net(torch.cat([x, t[:, None]], 1)) - x
 
-    options = dict(sampler="adaptive", generator=0, dtype=torch.float64)
+    options = dict(sampler=sampler, generator=0, dtype=torch.float64)
     eager, eager_stats = ss.sample(score, ss.VPSDE(), (64, 2), **options)
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     with warnings.catch_warnings():
