@@ -421,9 +421,10 @@ def commit(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int |
     new = attempt.active & ~attempt.at_point
     end = attempt.end
     T.masked_fill_(moved[:, None] & (T < end[:, None]), _INF)  # the free slot stays inf
-    T.index_copy_(
-        1, torch.as_tensor(slot, device=T.device).view(1), torch.where(new, end, _INF)[:, None]
-    )
+    if isinstance(slot, int):
+        T[:, slot] = torch.where(new, end, _INF)
+    else:  # a tensor index: one graph for every slot
+        T.index_copy_(1, slot.view(1), torch.where(new, end, _INF)[:, None])
     c = torch.where(moved, end, c)
     cur = torch.where(moved & new, slot, torch.where(moved, attempt.end_slot, cur))
     return c, cur
@@ -439,7 +440,7 @@ def store(points: _Points, V_end: torch.Tensor, I_end: torch.Tensor | None, slot
 
 def _gather(values: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
     """``values[row, slots[k, row]]`` for every row: ``(len(slots), batch, *event)``."""
-    if values[:, 0].numel() < _GATHER_BY_INDEX:
+    if values.shape[0] * math.prod(values.shape[2:]) < _GATHER_BY_INDEX:
         return values[rows, slots]
     # On large states index_select copies rows about 3x faster than advanced indexing (CPU).
     flat = (rows * values.shape[1] + slots).flatten()
