@@ -645,7 +645,9 @@ def _through_compile(function, *args, dynamic: bool | None = False):
     ``dynamic=None``: a second shape compiles one graph for every size (rows set aside)."""
     key = (function, type(args[0]))
     if key not in _compiled:
-        _compiled[key] = torch.compile(function, dynamic=dynamic)
+        # Dynamo's guards already check every input's sizes and strides; the compiled code's
+        # own checks of them cost about a microsecond per input and call.
+        _compiled[key] = torch.compile(function, dynamic=dynamic, options={"size_asserts": False})
     if _compiled[key] is None:
         return None
     try:
