@@ -209,7 +209,9 @@ class BrownianBridge(BrownianSource):
                 f"accept must be 0-d or ({batch},), got shape {tuple(accept.shape)}"
             )
         self._attempt = None
-        slot, points = self._window, self.points()
+        slot = self._window
+        # The slots in use and the free one the new point takes: no search beyond them.
+        points = self.points()._replace(T=self._T[:, : slot + 1])
         store(points, attempt.V_end, attempt.I_end, slot)
         self.settle(*commit(points, attempt, accept, slot))
 

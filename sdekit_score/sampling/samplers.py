@@ -362,14 +362,12 @@ def dpmpp_2m_sde(
     nats (VP) and at the floor (VE); in 3072-D it needs about 200 steps.
     """
     problem = reverse_sde(process, score_fn, noise_below=noise_below)
-    switch = problem.noise_until
-    lands = switch is not None and process.eps < switch < process.T
     sol = sdekit.solve(
         problem,
         x,
         process.T,
         process.eps,
-        saveat=[switch, process.eps] if lands else None,  # saved times are grid points
+        saveat=_on_the_switch(problem, process),  # saved times are grid points
         solver=ExponentialMultistep(),
         controller=sdekit.StepTo(time_grid(process, steps, schedule)),
         generator=generator,
@@ -377,6 +375,14 @@ def dpmpp_2m_sde(
         progress=progress,
     )
     return sol.ys[-1], {"nfe": _per_sample(sol.stats["nfe_drift"], x)}, None
+
+
+def _on_the_switch(problem, process) -> list[float] | None:
+    """Save times that make a reverse-SDE solve land on its noise switch (strictly inside the
+    solve), and on its end; ``None`` where there is no switch to land on."""
+    switch = problem.noise_until
+    inside = switch is not None and process.eps < switch < process.T
+    return [switch, process.eps] if inside else None
 
 
 def _multistep(solver, score_fn, process, x, steps, schedule, callback, progress):
@@ -502,14 +508,12 @@ def adaptive(
         rtol=0.0, atol=tol, pcoeff=pcoeff, icoeff=icoeff, safety=safety, per_sample=True
     )
     problem = reverse_sde(process, score_fn, noise_below=noise_below)
-    switch = problem.noise_until
-    lands = switch is not None and process.eps < switch < process.T
     sol = sdekit.solve(
         problem,
         x,
         process.T,
         process.eps,
-        saveat=[switch, process.eps] if lands else None,
+        saveat=_on_the_switch(problem, process),
         solver=ExponentialHeun(error_in_noise_units=True),
         controller=controller,
         dt=h_init if h_init is not None else (process.T - process.eps) / 100,
