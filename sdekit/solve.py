@@ -880,9 +880,10 @@ class _AdaptiveSteps:
         self.t0, self.t1, self.dt0, self.max_steps = t0, t1, dt, max_steps
         self.direction = 1.0 if t1 > t0 else -1.0
         self.forward = t1 > t0
-        self.tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
         like = dict(dtype=y0.dtype, device=y0.device)
         index = dict(dtype=torch.long, device=y0.device)
+        # A tensor, not a float: a compiled attempt would otherwise compile again for a new t1.
+        self.tiny = torch.tensor(64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1)), **like)
         self.stops = torch.tensor(stops, **like)
         save = save_times or []
         self.n_save = len(save)

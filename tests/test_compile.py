@@ -171,6 +171,21 @@ def test_compiled_per_sample_attempts_take_the_eager_steps(
     torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow
+def test_a_compiled_per_sample_attempt_serves_every_horizon(small_chunks):
+    """A new end time reuses the compiled attempt: recompiling takes seconds per problem, and
+    torch stops compiling a function after a few recompilations."""
+    relax = _per_sample_sde("additive")
+    y0 = torch.linspace(-1, 1, 24, dtype=F64).view(12, 2)
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    options = dict(solver="improved_euler", controller=controller, generator=5, compile=True)
+    sk.solve(relax, y0, 0.0, 1.0, **options)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for t1 in (2.0, 0.5):
+        sk.solve(relax, y0, 0.0, t1, **options)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs
+
+
 def test_compiled_per_sample_solve_falls_back_with_one_warning(small_chunks, monkeypatch):
     def unavailable(fn, **kwargs):
         def fail(*args):
