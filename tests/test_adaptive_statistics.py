@@ -61,8 +61,8 @@ class MergedPiecesBridge(BrownianBridge):
         accept = torch.as_tensor(accept, dtype=torch.bool, device=self.device).expand(self.shape[0])
         start, end = self._c.clone(), self._attempt.end
         super().commit(accept)
-        T = self._T[:, : self._window]
-        T.masked_fill_((T > start[:, None]) & (T < end[:, None]) & ~accept[:, None], math.inf)
+        T = self._T[: self._window]
+        T.masked_fill_((T > start) & (T < end) & ~accept, math.inf)
 
 
 def _improved_euler(n_samples: int, horizon: float = 5.0, brownian=None, systematic=None):

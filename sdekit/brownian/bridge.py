@@ -23,7 +23,8 @@ relative to an origin that is moved to the current point now and then (see
 
 so a step over any number of pending pieces is two look-ups, and merging adjacent pieces
 ``(a, W1, K1)``, ``(b, W2, K2)`` is implicit: ``K = K1 + K2 + (b W1 - a W2)/2``. Points occupy
-slots of ``(batch, capacity)`` tensors in no particular order, the current one included: a step
+slots of ``(capacity, batch)`` (times) and ``(capacity, batch, *event)`` (values) tensors in no
+particular order, the current one included: a step
 finds its neighbours by a masked min/max over the slot times, and a commit writes its new point
 to the next unused slot. Every 16th call the points are packed to the front and re-based onto
 the current point (and packed without re-basing when the slots run out before that); those are
@@ -167,9 +168,11 @@ class BrownianBridge(BrownianSource):
         self._rows = torch.arange(batch, device=self.device)
         self._c = torch.zeros(batch, dtype=self._tdtype, device=self.device)  # current time
         self._cur = torch.zeros(batch, dtype=torch.long, device=self.device)  # its slot
-        self._T = torch.full((batch, capacity), _INF, dtype=self._tdtype, device=self.device)
-        self._T[:, 0] = 0.0  # inf marks a free slot
-        self._V = torch.zeros((batch, capacity, *shape[1:]), dtype=dtype, device=self.device)
+        # Slots lead: the search over slot times reduces along the outer dimension, vectorised
+        # over samples, and samples at the same slot read their values from one block.
+        self._T = torch.full((capacity, batch), _INF, dtype=self._tdtype, device=self.device)
+        self._T[0] = 0.0  # inf marks a free slot
+        self._V = torch.zeros((capacity, batch, *shape[1:]), dtype=dtype, device=self.device)
         self._I = torch.zeros_like(self._V) if levy_area else None
         # Slots in use lie in [0, window): each commit writes its new point to slot `window`
         # and moves it on by one; _compact packs the points to the front again.
@@ -180,7 +183,7 @@ class BrownianBridge(BrownianSource):
     @property
     def capacity(self) -> int:
         """Points a sample can hold (its current one included) before the buffers grow."""
-        return self._T.shape[1]
+        return self._T.shape[0]
 
     # ------------------------------------------------------------------ the protocol
 
@@ -188,7 +191,7 @@ class BrownianBridge(BrownianSource):
         """Increment over ``[t, t + h]`` (per sample when ``t``/``h`` have shape ``(batch,)``)."""
         z1, z2, _ = self.prepare()
         window = self._window
-        points = _Points(self._T[:, :window], self._V, self._I, self._c, self._cur, self._rows)
+        points = _Points(self._T[:window], self._V, self._I, self._c, self._cur, self._rows)
         times = self._per_sample(t, "t"), self._per_sample(h, "h")
         inc, self._attempt = draw(points, *times, z1, z2, _eps(t, h))
         return inc
@@ -211,7 +214,7 @@ class BrownianBridge(BrownianSource):
         self._attempt = None
         slot = self._window
         # The slots in use and the free one the new point takes: no search beyond them.
-        points = self.points()._replace(T=self._T[:, : slot + 1])
+        points = self.points()._replace(T=self._T[: slot + 1])
         store(points, attempt.V_end, attempt.I_end, slot)
         self.settle(*commit(points, attempt, accept, slot))
 
@@ -255,38 +258,44 @@ class BrownianBridge(BrownianSource):
         would stay free.
         """
         batch, event, capacity = self.shape[0], self.shape[1:], self.capacity
-        T = self._T[:, : self._window]
-        held = torch.isfinite(T)
-        longest = int(held.sum(dim=1).max())
-        order = torch.argsort((~held).to(torch.uint8), dim=1, stable=True)[:, :longest]
-        rows = (self._rows[:, None] * capacity + order).flatten()
-        T = torch.gather(T, 1, order)
+        T = self._T[: self._window]
+        held = T < _INF  # times are finite or inf (a free slot)
+        count = held.sum(dim=0)
+        longest = int(count.max())
+        # Each held point's place in the packed order, and the slots the places read from
+        # (free places read slot 0; their times are set to inf below).
+        place = held.cumsum(dim=0).sub_(1).masked_fill_(~held, longest)
+        order = T.new_zeros((longest + 1, batch), dtype=torch.long)
+        slots = torch.arange(self._window, device=self.device).expand(batch, -1).t()
+        order = order.scatter_(0, place, slots)[:longest]
+        free = torch.arange(longest, device=self.device)[:, None] >= count
+        T = torch.gather(T, 0, order).masked_fill_(free, _INF)
+        flat = (order * batch + self._rows).flatten()
         V = self._V.view(-1, *event)
-        values = [V.index_select(0, rows).view(batch, longest, *event)]
+        values = [V.index_select(0, flat).view(longest, batch, *event)]
         if self.levy_area:
             I = self._I.view(-1, *event)
-            values.append(I.index_select(0, rows).view(batch, longest, *event))
+            values.append(I.index_select(0, flat).view(longest, batch, *event))
         if rebase:
-            cur = self._rows * capacity + self._cur
-            T = T - self._c[:, None]
-            V_c = V.index_select(0, cur)[:, None]
-            values[0] = values[0] - V_c
+            cur = self._cur * batch + self._rows
+            T -= self._c
+            V_c = V.index_select(0, cur)
+            values[0] -= V_c
             if self.levy_area:
-                ahead = torch.where(torch.isfinite(T), T, 0.0)
-                values[1] = values[1] - I.index_select(0, cur)[:, None]
-                values[1] -= _bcast(ahead, V_c[:, 0]) * V_c
+                values[1] -= I.index_select(0, cur)
+                values[1] -= _bcast(T.masked_fill(free, 0.0), V_c) * V_c
         while longest + max(1, capacity // 4) > capacity:
             capacity *= 2
         if capacity > self.capacity:
-            self._T = torch.full((batch, capacity), _INF, dtype=T.dtype, device=self.device)
-            self._V = self._V.new_zeros((batch, capacity, *event))
+            self._T = torch.full((capacity, batch), _INF, dtype=T.dtype, device=self.device)
+            self._V = self._V.new_zeros((capacity, batch, *event))
             self._I = torch.zeros_like(self._V) if self.levy_area else None
-        self._T[:, : self._window] = _INF
-        self._T[:, :longest] = T
-        self._V[:, :longest] = values[0]
+        self._T[: self._window] = _INF
+        self._T[:longest] = T
+        self._V[:longest] = values[0]
         if self.levy_area:
-            self._I[:, :longest] = values[1]
-        self._cur = (order == self._cur[:, None]).to(torch.uint8).argmax(dim=1)
+            self._I[:longest] = values[1]
+        self._cur = place.gather(0, self._cur[None])[0]
         if rebase:
             self._c = torch.zeros_like(self._c)
         self._window = longest
@@ -297,11 +306,10 @@ class BrownianBridge(BrownianSource):
             raise RuntimeError("BrownianBridge.select() between increment() and commit()")
         self.shape = (len(rows), *self.shape[1:])
         self._rows = torch.arange(len(rows), device=self.device)
-        self._c, self._cur, self._T, self._V = (
-            x.index_select(0, rows) for x in (self._c, self._cur, self._T, self._V)
-        )
+        self._c, self._cur = self._c.index_select(0, rows), self._cur.index_select(0, rows)
+        self._T, self._V = self._T.index_select(1, rows), self._V.index_select(1, rows)
         if self.levy_area:
-            self._I = self._I.index_select(0, rows)
+            self._I = self._I.index_select(1, rows)
         if isinstance(self.generator, list):
             self.generator = [self.generator[i] for i in rows.tolist()]
 
@@ -320,8 +328,8 @@ class BrownianBridge(BrownianSource):
 
 
 class _Points(NamedTuple):
-    """A bridge's points: slot times ``T`` ``(batch, slots)`` (``inf``: free), values ``V`` and
-    running integrals ``I`` ``(batch, slots, *event)`` (``I`` with ``levy_area`` only), each
+    """A bridge's points: slot times ``T`` ``(slots, batch)`` (``inf``: free), values ``V`` and
+    running integrals ``I`` ``(slots, batch, *event)`` (``I`` with ``levy_area`` only), each
     sample's current time ``c`` and slot ``cur``, and ``rows = arange(batch)``."""
 
     T: torch.Tensor
@@ -344,9 +352,9 @@ def draw(points: _Points, t, h, z1, z2, eps: float) -> tuple[Increment, _Attempt
     tau = c + h_abs
     # The last known point at or before the step's end (the current point at least: a
     # finished sample, with tol = 0, sees no other) and the first one after it, if any.
-    before = T <= (tau + tol)[:, None]
-    left_T, left_i = torch.where(before, T, -_INF).max(dim=1)
-    right_T, right_i = torch.where(before, _INF, T).min(dim=1)
+    before = T <= tau + tol
+    left_T, left_i = torch.where(before, T, -_INF).max(dim=0)
+    right_T, right_i = torch.where(before, _INF, T).min(dim=0)
     at_point = left_T >= tau - tol
 
     end = torch.where(at_point, left_T, tau)
@@ -422,11 +430,11 @@ def commit(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int |
     moved = accept & attempt.active
     new = attempt.active & ~attempt.at_point
     end = attempt.end
-    T.masked_fill_(moved[:, None] & (T < end[:, None]), _INF)  # the free slot stays inf
+    T.masked_fill_(moved & (T < end), _INF)  # the free slot stays inf
     if isinstance(slot, int):
-        T[:, slot] = torch.where(new, end, _INF)
+        T[slot] = torch.where(new, end, _INF)
     else:  # a tensor index: one graph for every slot
-        T.index_copy_(1, slot.view(1), torch.where(new, end, _INF)[:, None])
+        T.index_copy_(0, slot.view(1), torch.where(new, end, _INF)[None])
     c = torch.where(moved, end, c)
     cur = torch.where(moved & new, slot, torch.where(moved, attempt.end_slot, cur))
     return c, cur
@@ -435,17 +443,17 @@ def commit(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int |
 def store(points: _Points, V_end: torch.Tensor, I_end: torch.Tensor | None, slot: int) -> None:
     """Write a drawn step's end values to ``slot`` (see :func:`commit`): one row copy each,
     outside any compiled call, whose functional form would copy the whole buffers."""
-    points.V.select(1, slot).copy_(V_end)
+    points.V[slot].copy_(V_end)
     if I_end is not None:
-        points.I.select(1, slot).copy_(I_end)
+        points.I[slot].copy_(I_end)
 
 
 def _gather(values: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
-    """``values[row, slots[k, row]]`` for every row: ``(len(slots), batch, *event)``."""
-    if values.shape[0] * math.prod(values.shape[2:]) < _GATHER_BY_INDEX:
-        return values[rows, slots]
+    """``values[slots[k, row], row]`` for every row: ``(len(slots), batch, *event)``."""
+    if math.prod(values.shape[1:]) < _GATHER_BY_INDEX:
+        return values[slots, rows]
     # On large states index_select copies rows about 3x faster than advanced indexing (CPU).
-    flat = (rows * values.shape[1] + slots).flatten()
+    flat = (slots * values.shape[1] + rows).flatten()
     event = values.shape[2:]
     return values.view(-1, *event).index_select(0, flat).view(*slots.shape, *event)
 
