@@ -1,6 +1,6 @@
 """One Brownian path under rejected steps for a batch that shares its time, bookkept on the host.
 
-:class:`~sdekit.brownian.BrownianBridge` keeps each sample's times in ``(batch, capacity)``
+:class:`~sdekit.brownian.BrownianBridge` keeps each sample's times in ``(capacity, batch)``
 tensors, so that samples can step on their own. When the batch shares one time, one step size
 and one accept decision (a shared-time adaptive solve), the times are common to all samples and
 the bookkeeping can live in Python: :class:`SharedTimeBridge` hands out the same law (the math
