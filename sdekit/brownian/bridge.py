@@ -24,12 +24,12 @@ relative to an origin that is moved to the current point now and then (see
 so a step over any number of pending pieces is two look-ups, and merging adjacent pieces
 ``(a, W1, K1)``, ``(b, W2, K2)`` is implicit: ``K = K1 + K2 + (b W1 - a W2)/2``. Points occupy
 slots of ``(capacity, batch)`` (times) and ``(capacity, batch, *event)`` (values) tensors in no
-particular order, the current one included: a step
-finds its neighbours by a masked min/max over the slot times, and a commit writes its new point
-to the next unused slot. Every 16th call the points are packed to the front and re-based onto
-the current point (and packed without re-basing when the slots run out before that); those are
-the only host synchronisations. The schedule counts calls only, so a sample's values do not
-depend on the rest of the batch (:meth:`BrownianBridge.select` can drop samples mid-solve).
+particular order, the current one included: a step finds its neighbours by a masked min/max over
+the slot times, and a commit writes its new point to the next unused slot. Every 16th call the
+points are packed to the front and re-based onto the current point (and packed without
+re-basing when the slots run out before that); those are the only host synchronisations. The
+schedule counts calls only, so a sample's values do not depend on the rest of the batch
+(:meth:`BrownianBridge.select` can drop samples mid-solve).
 
 A step ``[τ_c, τ_c + |h|]`` ends
 
@@ -266,7 +266,7 @@ class BrownianBridge(BrownianSource):
         # (free places read slot 0; their times are set to inf below).
         place = held.cumsum(dim=0).sub_(1).masked_fill_(~held, longest)
         order = T.new_zeros((longest + 1, batch), dtype=torch.long)
-        slots = torch.arange(self._window, device=self.device).expand(batch, -1).t()
+        slots = torch.arange(self._window, device=self.device)[:, None].expand(-1, batch)
         order = order.scatter_(0, place, slots)[:longest]
         free = torch.arange(longest, device=self.device)[:, None] >= count
         T = torch.gather(T, 0, order).masked_fill_(free, _INF)
