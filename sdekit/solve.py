@@ -123,10 +123,10 @@ def solve(
             per sample, the states equal up to rounding, which the loop amplifies (a last-bit
             change in a step moves the point where the path is sampled: 1e-8 after 3000
             float64 attempts; in float32 about 1e-3 after 60 attempts at tolerance 1e-3, the
-            order of the solve's own error). It runs eagerly, with a warning, on a Brownian source other
-            than sdekit's bridge. Falls back to eager steps, with one
-            warning, where compilation fails. Not with
-            ``callback`` (compiled steps have no per-step state to report).
+            order of the solve's own error). It runs eagerly, with a warning, on a Brownian
+            source other than sdekit's bridge. Falls back to eager steps, with one warning,
+            where compilation fails. Not with ``callback`` (compiled steps have no per-step
+            state to report).
         compact: in a per-sample adaptive solve, evaluate only the samples still running: when
             fewer than half the rows of the batch being stepped are running, the finished ones
             are set aside and the rest re-packed, carrying everything that is per sample (state,

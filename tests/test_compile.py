@@ -209,15 +209,16 @@ def test_compile_with_a_user_brownian_source_solves_eagerly():
     relax = sk.SDE(lambda t, y: -y, lambda t, y: 0.3 * torch.ones_like(y), noise="additive")
     y0 = torch.ones(4, 1, dtype=F64)
     options = dict(solver="sra1", controller=controller)
-    source = sk.brownian.GaussianIncrements(
-        (4, 1), dtype=F64, device="cpu", generator=torch.Generator().manual_seed(0), levy_area=True
-    )
-    eager = sk.solve(relax, y0, 0.0, 1.0, brownian=source, **options)
-    source = sk.brownian.GaussianIncrements(
-        (4, 1), dtype=F64, device="cpu", generator=torch.Generator().manual_seed(0), levy_area=True
-    )
+
+    def source():
+        generator = torch.Generator().manual_seed(0)
+        return sk.brownian.GaussianIncrements(
+            (4, 1), dtype=F64, device="cpu", generator=generator, levy_area=True
+        )
+
+    eager = sk.solve(relax, y0, 0.0, 1.0, brownian=source(), **options)
     with pytest.warns(UserWarning, match="runs eagerly"):
-        again = sk.solve(relax, y0, 0.0, 1.0, brownian=source, compile=True, **options)
+        again = sk.solve(relax, y0, 0.0, 1.0, brownian=source(), compile=True, **options)
     assert torch.equal(again.ys, eager.ys)
 
 
