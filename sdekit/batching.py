@@ -7,6 +7,7 @@ Times, step sizes and masks are 0-d (shared) or ``(batch,)`` (per sample); state
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import torch
 
@@ -53,3 +54,39 @@ def tree_take(tree, index: torch.Tensor, dim: int = 0):
         }
         return dataclasses.replace(tree, **values)
     raise TypeError(f"cannot select samples of a {type(tree).__name__}")
+
+
+def tree_flatten(tree) -> tuple[list[torch.Tensor], tuple]:
+    """The tensors of ``tree`` (as :func:`tree_take` reads it) in order, and its structure as
+    nested tuples of constants, for :func:`tree_unflatten` (a compiled function that takes the
+    structure as an argument compiles once for every tree of that structure)."""
+    if tree is None:
+        return [], ()
+    if isinstance(tree, torch.Tensor):
+        return [tree], (torch.Tensor,)
+    if isinstance(tree, tuple | list):
+        parts = [tree_flatten(x) for x in tree]
+        return [x for leaves, _ in parts for x in leaves], (type(tree), (), *(s for _, s in parts))
+    if dataclasses.is_dataclass(tree):
+        names = tuple(f.name for f in dataclasses.fields(tree))
+        parts = [tree_flatten(getattr(tree, name)) for name in names]
+        return [x for leaves, _ in parts for x in leaves], (
+            type(tree),
+            names,
+            *(s for _, s in parts),
+        )
+    raise TypeError(f"cannot flatten a {type(tree).__name__}")
+
+
+def tree_unflatten(structure: tuple, leaves: Iterator[torch.Tensor]):
+    """The tree of ``structure`` (from :func:`tree_flatten`) with the next tensors of ``leaves``."""
+    if not structure:
+        return None
+    kind, *rest = structure
+    if kind is torch.Tensor:
+        return next(leaves)
+    names, *parts = rest
+    values = [tree_unflatten(part, leaves) for part in parts]
+    if dataclasses.is_dataclass(kind):
+        return kind(**dict(zip(names, values, strict=True)))
+    return kind(*values) if hasattr(kind, "_fields") else kind(values)  # named tuples take fields

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .batching import bcast, tree_take, tree_where
+from .batching import bcast, tree_flatten, tree_take, tree_unflatten, tree_where
 from .brownian import (
     BrownianBridge,
     BrownianSource,
@@ -39,6 +39,7 @@ from .brownian import (
     GaussianIncrements,
     SharedTimeBridge,
 )
+from .brownian.bridge import _Points, advance
 from .brownian.bridge import commit as commit_points
 from .brownian.bridge import draw as draw_increment
 from .brownian.bridge import store as store_point
@@ -58,6 +59,8 @@ CHUNK_EVALUATIONS = 256  # ... and its steps evaluate the drift and diffusion th
 MIN_COMPILED_CHUNK = 16  # fewer steps fit that noise: the state is large, eager steps are as fast
 PADDED_CHUNK_FRACTION = 4  # fewer steps left than a chunk over this: step them eagerly
 LAGGED_FLAGS = False  # read adaptive solves' flags one attempt late on every device (tests)
+LOOP_ATTEMPTS = 16  # per-sample attempts per compiled loop at most (the bridge packs every 16) ...
+LOOP_BYTES = 2**20  # ... while what the loop carries, copied once per attempt, stays this small
 
 
 def solve(
@@ -123,7 +126,11 @@ def solve(
             per sample, the states equal up to rounding, which the loop amplifies (a last-bit
             change in a step moves the point where the path is sampled: 1e-8 after 3000
             float64 attempts; in float32 about 1e-3 after 60 attempts at tolerance 1e-3, the
-            order of the solve's own error). It runs eagerly, with a warning, on a Brownian
+            order of the solve's own error). On CPU, a per-sample solve of a small state (what
+            an attempt carries, the bridge's buffers included, up to 1 MiB) without save or jump
+            times or ``compact`` runs up to 16 attempts per compiled call, a loop whose flags
+            the host reads once (about twice as cheap per attempt again at 64x8; the first
+            call compiles about 10 s longer). It runs eagerly, with a warning, on a Brownian
             source other than sdekit's bridge. Falls back to eager steps, with one warning,
             where compilation fails. Not with ``callback`` (compiled steps have no per-step
             state to report).
@@ -614,9 +621,7 @@ def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot, sh
     t, h, attempt = policy._propose(state)
     inc = drawn = None
     if points is not None:
-        times = (x.to(points.c.dtype).expand_as(points.c) for x in (t, h))
-        eps = torch.finfo(t.dtype).eps
-        inc, drawn = draw_increment(points, *times, z1, z2, eps)
+        inc, drawn = _draw(points, t, h, z1, z2)
     y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
     accept, underflow, landed, rows = policy._settle(state, attempt, y_next, y_error, solver_state)
     bridge = None
@@ -627,6 +632,79 @@ def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot, sh
     # as outputs they would be written out on every attempt.
     step = None if policy.per_sample else (y_next, y_error)
     return flags, underflow, landed, rows, bridge, step
+
+
+def _per_sample_attempts(
+    solver, policy, problem, carried, structure, restarts, rows, z1, z2, slot, most, on_underflow
+):
+    """Up to ``most`` attempts of :func:`_per_sample_attempt` in one compiled call, a loop
+    (torch's ``while_loop``) whose flags the host reads once: a per-sample solve of a small
+    state pays the call's own cost once for several attempts. ``carried``: the state's
+    ``_LOOPED`` values, the bridge's points but ``rows`` (``None`` for an ODE) and the last
+    attempt's underflow, flattened (``structure``); ``z1``, ``z2``: the attempts' normals, one
+    per row; ``slot``: where the first attempt's new point goes, the next ones following.
+    The loop stops early where the host has work: every sample finished, or an underflow to
+    raise (``on_underflow``). Returns the number of attempts taken, then the carried values
+    after them."""
+
+    def unpack(values):
+        looped, points, underflow = tree_unflatten(structure, iter(values))
+        points = None if points is None else _Points(*points, rows)
+        return _LoopRows(*looped, restarts), points, underflow
+
+    def go_on(i, *values):
+        state, _, underflow = unpack(values)
+        running = state.active.sum()
+        go = (i < most) & (running > 0)
+        if on_underflow:
+            go = go & ~underflow.any()
+        return go
+
+    def attempt(i, *values):
+        state, points, _ = unpack(values)
+        t, h, proposal = policy._propose(state)
+        inc = drawn = None
+        if points is not None:
+            z = [None if x is None else x.index_select(0, i.view(1))[0] for x in (z1, z2)]
+            inc, drawn = _draw(points, t, h, *z)
+        y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
+        accept, underflow, _, new = policy._settle(state, proposal, y_next, y_error, solver_state)
+        if points is not None:
+            points = advance(points, drawn, accept, slot + i)[:5]
+        looped = tuple(new[name] for name in _LOOPED)
+        return (i + 1, *tree_flatten((looped, points, underflow))[0])
+
+    return torch.while_loop(go_on, attempt, (torch.zeros_like(slot), *carried))
+
+
+def _draw(points, t, h, z1, z2):
+    """The bridge's increment over ``[t, t + h]`` from the normals ``z1``, ``z2``, and what its
+    commit needs."""
+    times = (x.to(points.c.dtype).expand_as(points.c) for x in (t, h))
+    return draw_increment(points, *times, z1, z2, torch.finfo(t.dtype).eps)
+
+
+# What a loop of attempts carries of the state (without jump times, ``restarts`` stays fixed;
+# without save times there is nothing saved), and the state as the loop's body reads it.
+_LOOPED = (
+    "t", "y", "h", "solver_state", "controller_state", "stop_index", "active", "status",
+    "attempts", "accepted",
+)  # fmt: skip
+
+
+class _LoopRows(NamedTuple):
+    t: torch.Tensor
+    y: torch.Tensor
+    h: torch.Tensor
+    solver_state: Any
+    controller_state: Any
+    stop_index: torch.Tensor
+    active: torch.Tensor
+    status: torch.Tensor
+    attempts: torch.Tensor
+    accepted: torch.Tensor
+    restarts: torch.Tensor
+    saved: None = None
 
 
 class _ErrorState(NamedTuple):
@@ -640,10 +718,11 @@ class _ErrorState(NamedTuple):
 _compiled: dict = {}
 
 
-def _through_compile(function, *args, dynamic: bool | None = False):
+def _through_compile(function, *args, dynamic: bool | None = False, warn: bool = True):
     """``function(*args)`` through ``torch.compile``; ``None`` (after one warning per function
-    and solver class) where compilation is unavailable, so that the caller runs it eagerly.
-    ``dynamic=None``: a second shape compiles one graph for every size (rows set aside)."""
+    and solver class, unless not to ``warn``) where compilation is unavailable, so that the
+    caller runs it eagerly. ``dynamic=None``: a second shape compiles one graph for every size
+    (rows set aside)."""
     key = (function, type(args[0]))
     if key not in _compiled:
         # Dynamo's guards already check every input's sizes and strides; the compiled code's
@@ -655,6 +734,8 @@ def _through_compile(function, *args, dynamic: bool | None = False):
         return _compiled[key](*args)
     except Exception as err:  # a missing compiler, an unsupported backend, platform or operation
         _compiled[key] = None
+        if not warn:
+            return None
         warnings.warn(
             f"compile=True: torch.compile is unavailable here for {type(args[0]).__name__} "
             f"({type(err).__name__}: {err}); solving with eager steps",
@@ -902,7 +983,15 @@ class _AdaptiveSteps:
         self.nfe_batch = self.nfe_rows = 0  # calls of the problem's functions, rows they saw
         # A compiled attempt draws from the bridge's buffers.
         self.compilable = source is None or type(source) is BrownianBridge
-        self.slot_tensors: dict[int, torch.Tensor] = {}
+        self.loops = (
+            hasattr(torch, "while_loop")  # not in older torch
+            and self.per_sample
+            and not self.lagged
+            and not self.any_jumps
+            and not self.n_save
+            and not compact  # each new batch size would compile the loop again (some fail)
+        )
+        self.int_tensors: dict[int, torch.Tensor] = {}
 
     def init_state(self, problem, solver, y0):
         self._count(solver.nfe_init, y0.shape[0])
@@ -1021,11 +1110,16 @@ class _AdaptiveSteps:
         """:func:`_integrate` with every attempt after the first (which checks the problem's
         outputs) one compiled call: the proposal, the Brownian bridge's draw and commit, the
         step, the controller and the bookkeeping fuse into a few kernels. The bridge's packing,
-        its normal draws and the loop's flags stay outside. Falls back to eager attempts, with
-        one warning, where compilation is unavailable."""
+        its normal draws and the loop's flags stay outside. On CPU, small states take several
+        attempts per call (:meth:`_compiled_loop`). Falls back to eager attempts, with one
+        warning, where compilation is unavailable."""
         shown = not bar.disable
         while state.running:
-            flags = state.i > 0 and self._compiled_attempt(state, problem, solver, source, shown)
+            flags = False
+            if state.i > 0:
+                flags = self._compiled_loop(state, problem, solver, source, shown, throw)
+                if flags is False:
+                    flags = self._compiled_attempt(state, problem, solver, source, shown)
             if flags is False:
                 _attempt_eagerly(problem, solver, self, source, state, check_finite)
                 flags = None
@@ -1042,7 +1136,7 @@ class _AdaptiveSteps:
         if source is not None:
             z1, z2, slot = source.prepare()
             points = source.points()
-            slot_tensor = self._slot_tensor(slot, state.y.device)
+            slot_tensor = self._int_tensor(slot, state.y.device)
         args = (solver, self, problem, state, points, z1, z2, slot_tensor, shown)
         result = _through_compile(_per_sample_attempt, *args, dynamic=None)
         if result is None:  # the eager attempt draws afresh: other numbers, the same law
@@ -1058,11 +1152,58 @@ class _AdaptiveSteps:
         self._finish(state, rows, y_next, y_error, underflow)
         return flags
 
-    def _slot_tensor(self, slot: int, device) -> torch.Tensor:
-        """``slot`` as a 0-d tensor, made once per value (a copy to the device each time)."""
-        if slot not in self.slot_tensors:
-            self.slot_tensors[slot] = torch.tensor(slot, device=device)
-        return self.slot_tensors[slot]
+    def _compiled_loop(self, state, problem, solver, source, shown, throw):
+        """Several attempts through :func:`_per_sample_attempts`: their flags for
+        :meth:`report`, or ``False`` where the loop does not serve (the state has not changed
+        then). It serves per-sample solves on CPU (where reading the flags each attempt does not
+        stall a device) without save or jump times whose loop state stays small (it is copied
+        once per attempt)."""
+        key = (_per_sample_attempts, type(solver))
+        if not self.loops or _compiled.get(key, True) is None:
+            return False
+        looped = tuple(getattr(state, name) for name in _LOOPED)
+        points = None if source is None else source.points()[:5]
+        leaves, _ = tree_flatten((looped, points))
+        if sum(x.numel() * x.element_size() for x in leaves) > LOOP_BYTES:
+            return False
+        most = (
+            LOOP_ATTEMPTS
+            if self.max_steps is None
+            else min(LOOP_ATTEMPTS, self.max_steps - state.i)
+        )
+        z1 = z2 = None
+        slot = self._int_tensor(0, state.y.device)
+        if source is not None:
+            z1, z2, first = source.prepare_attempts(most)
+            most, points = len(z1), source.points()[:5]  # prepared: packed, maybe grown
+            slot = self._int_tensor(first, state.y.device)
+        leaves, structure = tree_flatten((looped, points, torch.zeros_like(state.active)))
+        args = (solver, self, problem, leaves, structure, state.restarts, self.rows, z1, z2, slot)
+        most_tensor = self._int_tensor(most, state.y.device)
+        result = _through_compile(_per_sample_attempts, *args, most_tensor, throw, warn=False)
+        if result is None:  # unavailable: one attempt per compiled call instead
+            if source is not None:
+                source.settle_attempts(source.points(), 0, most)
+            return False
+        taken, *carried = result
+        taken = int(taken)
+        looped, points, underflow = tree_unflatten(structure, iter(carried))
+        self._count(self.nfe_step * taken, state.y.shape[0])
+        if source is not None:
+            source.settle_attempts(points, taken, most)
+        y = state.y
+        for name, value in zip(_LOOPED, looped, strict=True):
+            setattr(state, name, value)
+        state.i += taken
+        state.attempt = (y, None, None, underflow)
+        return self._flags(state.t, state.active, underflow, shown)
+
+    def _int_tensor(self, value: int, device) -> torch.Tensor:
+        """``value`` (a slot, a number of attempts) as a 0-d tensor, made once per value (a copy
+        to the device each time)."""
+        if value not in self.int_tensors:
+            self.int_tensors[value] = torch.tensor(value, device=device)
+        return self.int_tensors[value]
 
     def _save(self, state, landed, stop, y):
         """Rows that landed on a save time write the state they reached, ``y``, to its slot."""

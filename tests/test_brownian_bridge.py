@@ -201,6 +201,49 @@ def test_a_samples_path_depends_only_on_its_own_generator():
         assert torch.equal(dW_a, dW_b) and torch.equal(H_a, H_b)
 
 
+@pytest.mark.parametrize("levy_area", [False, True])
+def test_attempts_prepared_together_give_the_increments_of_one_call_each(levy_area):
+    """A compiled loop's protocol (:meth:`prepare_attempts`, :func:`draw` and :func:`advance`
+    per attempt, :meth:`settle_attempts`) hands out the increments of ``increment`` and
+    ``commit`` call by call, across packings and a capacity that grows, with per-sample
+    generators; normals of attempts not taken go back to the generators."""
+
+    def run(together):
+        gens = [torch.Generator().manual_seed(s) for s in (3, 4, 5)]
+        br = _bridge(3, levy_area=levy_area, generator=gens, capacity=4, event=(2,))
+        t, h = torch.zeros(3, dtype=F64), torch.full((3,), 0.3, dtype=F64)
+        out = []
+        while len(out) < 40:
+            if together:
+                z1, z2, first = br.prepare_attempts(5)
+                points, taken = br.points(), min(len(z1), 40 - len(out), 3)
+            for i in range(taken if together else 1):
+                if together:
+                    z = (z1[i], None if z2 is None else z2[i])
+                    inc, drawn = bridge_module.draw(points, t, h, *z, torch.finfo(F64).eps)
+                else:
+                    inc = br.increment(t, h)
+                accept = inc.dW.abs().amax(1) > 0.4 * h.sqrt()
+                if together:
+                    slot = torch.tensor(first + i)
+                    points = bridge_module.advance(points, drawn, accept, slot)
+                else:
+                    br.commit(accept)
+                out.append(inc)
+                t = torch.where(accept, t + h, t)
+                h = torch.where(accept, h * 1.3, h * 0.6)
+            if together:
+                br.settle_attempts(points, taken, len(z1))
+        return out, [torch.randn(2, generator=g) for g in gens]
+
+    (one, after_one), (together, after_together) = run(False), run(True)
+    for a, b in zip(one, together, strict=True):
+        assert torch.equal(a.dW, b.dW)
+        assert (a.H is None and b.H is None) or torch.equal(a.H, b.H)
+    for a, b in zip(after_one, after_together, strict=True):
+        assert torch.equal(a, b)
+
+
 def test_shared_time_equals_per_sample_time_with_equal_entries():
     steps = [
         (0.0, 0.5, False),

@@ -171,6 +171,101 @@ def test_compiled_per_sample_attempts_take_the_eager_steps(
     torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-9, atol=1e-9)
 
 
+LOOP_CASES = [
+    ("improved_euler", _per_sample_sde("diagonal", "stratonovich")),  # the plain bridge
+    ("sosri", _per_sample_sde("diagonal")),  # with Lévy area
+    ("dopri5", sk.ODE(lambda t, y: -y + 9 * torch.exp(-400 * (t - 0.6) ** 2)[:, None])),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("solver, problem", LOOP_CASES, ids=[c[0] for c in LOOP_CASES])
+def test_a_compiled_loop_of_attempts_equals_one_attempt_per_call(
+    small_chunks, monkeypatch, solver, problem
+):
+    """Several attempts per compiled call (a small state on CPU, no save or jump times) take
+    the steps of one attempt per call, and leave the generator where those left it: the
+    normals drawn for attempts the loop did not take (the solve ended) go back. The states
+    agree to rounding (the two fuse their arithmetic differently)."""
+    y0 = torch.linspace(-1, 1, 24, dtype=F64).view(12, 2)
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    results = []
+    for loop_bytes in (0, solve_module.LOOP_BYTES):  # 0: the loop never serves
+        monkeypatch.setattr(solve_module, "LOOP_BYTES", loop_bytes)
+        generator = torch.Generator().manual_seed(5)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message="compile=True")
+            solution = sk.solve(
+                problem, y0, 0.0, 1.0, solver=solver, controller=controller, generator=generator,
+                compile=True,
+            )  # fmt: skip
+        results.append((solution, torch.randn(3, generator=generator)))
+    assert _compiled_functions() == {"_per_sample_attempt": True, "_per_sample_attempts": True}
+    (single, after_single), (looped, after_looped) = results
+    assert single.stats["rejected"].sum() > 0
+    for key in ("steps", "accepted", "rejected", "nfe"):
+        assert torch.equal(looped.stats[key], single.stats[key]), key
+    assert looped.stats["nfe_batch"] == single.stats["nfe_batch"]
+    torch.testing.assert_close(looped.ys, single.ys, rtol=1e-9, atol=1e-9)
+    assert torch.equal(after_looped, after_single)
+
+
+def _compiled_functions() -> dict[str, bool]:
+    """The functions a solve put through torch.compile: whether each compiled."""
+    return {f.__name__: compiled is not None for (f, _), compiled in solve_module._compiled.items()}
+
+
+@pytest.mark.slow
+def test_a_compiled_loop_hands_back_failures_as_eager_attempts_do(small_chunks):
+    """The loop stops at a step-size underflow (raised naming the sample, or with
+    ``throw=False`` the rest of the batch goes on) and at the step budget, as eagerly."""
+    relax = _per_sample_sde("additive")
+    y0 = torch.linspace(-1, 1, 24, dtype=F64).view(12, 2)
+    underflow = sk.PIController(rtol=1e-5, atol=1e-5, per_sample=True, dt_min=1e-3)
+    loose = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    for controller, max_steps in ((underflow, None), (loose, 7)):
+        options = dict(solver="improved_euler", controller=controller, max_steps=max_steps)
+        messages, solutions = [], []
+        for compile in (False, True):
+            with pytest.raises(sk.SolveError) as failure:
+                sk.solve(relax, y0, 0.0, 1.0, generator=5, compile=compile, **options)
+            messages.append(str(failure.value))
+            solution = sk.solve(
+                relax, y0, 0.0, 1.0, generator=5, compile=compile, throw=False, **options
+            )
+            solutions.append(solution)
+        assert messages[0] == messages[1]
+        assert "at t=0 " not in messages[0]  # not at the first attempt, which runs eagerly
+        eager, compiled = solutions
+        assert torch.equal(compiled.status, eager.status)
+        assert torch.equal(compiled.stats["steps"], eager.stats["steps"])
+        torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.slow
+def test_a_loop_that_does_not_compile_leaves_one_attempt_per_call(small_chunks):
+    """A problem the loop cannot trace whole (here a drift that reads a number on the host)
+    runs one compiled attempt per call, silently and with the same results."""
+
+    def drift(t, y):
+        return -y * float(t.max() + 1)  # a graph break: fine in one attempt, not in a loop
+
+    relax = sk.SDE(drift, lambda t, y: 0.3 * torch.ones_like(y), noise="additive")
+    y0 = torch.linspace(-1, 1, 24, dtype=F64).view(12, 2)
+    options = dict(
+        solver="improved_euler",
+        controller=sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True),
+        generator=5,
+    )
+    eager = sk.solve(relax, y0, 0.0, 1.0, **options)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="compile=True")
+        compiled = sk.solve(relax, y0, 0.0, 1.0, compile=True, **options)
+    assert _compiled_functions() == {"_per_sample_attempts": False, "_per_sample_attempt": True}
+    assert torch.equal(compiled.stats["steps"], eager.stats["steps"])
+    torch.testing.assert_close(compiled.ys, eager.ys, rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.slow
 def test_a_compiled_per_sample_attempt_serves_every_horizon(small_chunks):
     """A new end time reuses the compiled attempt: recompiling takes seconds per problem, and

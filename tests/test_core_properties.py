@@ -632,3 +632,34 @@ def test_one_generator_per_sample_is_required_when_a_list_is_given():
         )
     with pytest.raises(ValueError, match="got 2 generators for a batch of 3"):
         sk.random.rand((3, 2), generators, torch.float32, torch.device("cpu"))
+
+
+def test_a_flattened_state_rebuilds_its_structure_from_new_tensors():
+    """``tree_flatten``/``tree_unflatten``: the leaves in order, and a structure made of
+    constants (equal for equal structures, so a compiled function taking it compiles once)."""
+    from typing import NamedTuple
+
+    from sdekit.batching import tree_flatten, tree_unflatten
+    from sdekit.controllers.pid import ControllerState
+
+    class Pair(NamedTuple):
+        first: object
+        second: object
+
+    def tree(x):
+        memory = ControllerState(x[0], x[1], None, x[2])
+        return (x[3], None, memory, Pair(x[4], (x[5],)), [x[6]])
+
+    tensors = [torch.full((i + 1,), float(i)) for i in range(7)]
+    leaves, structure = tree_flatten(tree(tensors))
+    assert [id(x) for x in leaves] == [id(tensors[i]) for i in (3, 0, 1, 2, 4, 5, 6)]
+    assert structure == tree_flatten(tree([t + 1 for t in tensors]))[1]
+    hash(structure)
+    rebuilt = tree_unflatten(structure, iter([x + 10 for x in leaves]))
+    expected = tree([t + 10 for t in tensors])
+    assert type(rebuilt[2]) is ControllerState and type(rebuilt[3]) is Pair
+    assert rebuilt[1] is None and rebuilt[2].reference is None
+    for a, b in zip(tree_flatten(rebuilt)[0], tree_flatten(expected)[0], strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(TypeError, match="cannot flatten a str"):
+        tree_flatten(("not a tensor",))

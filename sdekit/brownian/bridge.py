@@ -179,6 +179,7 @@ class BrownianBridge(BrownianSource):
         self._window = 1
         self._calls = 0
         self._attempt: _Attempt | None = None
+        self._drawn_from: list[torch.Tensor] | None = None  # generator states, see prepare_attempts
 
     @property
     def capacity(self) -> int:
@@ -232,9 +233,36 @@ class BrownianBridge(BrownianSource):
         if rebase or self._window >= self.capacity:
             self._compact(rebase)
         self._calls += 1
-        z1 = randn(self.shape, self.generator, self.dtype, self.device)
-        z2 = randn(self.shape, self.generator, self.dtype, self.device) if self.levy_area else None
-        return z1, z2, self._window
+        return *self._normals(), self._window
+
+    def prepare_attempts(self, most: int) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """:meth:`prepare` for up to ``most`` attempts in one compiled loop (:func:`advance`
+        takes the place of :func:`commit` and :func:`store` there): the normals of as many
+        attempts as fit before the next packing, stacked ``(k, batch, *event)``, and the slot of
+        the first one's new point. :meth:`settle_attempts` ends the loop."""
+        if self._attempt is not None:
+            self.commit(torch.ones((), dtype=torch.bool, device=self.device))
+        rebase = self._calls > 0 and self._calls % _REBASE_EVERY == 0
+        if rebase or self._window >= self.capacity:
+            self._compact(rebase)
+        k = min(most, _REBASE_EVERY - self._calls % _REBASE_EVERY, self.capacity - self._window)
+        self._drawn_from = [g.get_state() for g in self._generators()]
+        z1, z2 = zip(*(self._normals() for _ in range(k)), strict=True)
+        return torch.stack(z1), torch.stack(z2) if self.levy_area else None, self._window
+
+    def settle_attempts(self, points: _Points, taken: int, drawn: int) -> None:
+        """Take the ``points`` after ``taken`` attempts of a loop that :meth:`prepare_attempts`
+        gave ``drawn`` attempts' normals. The normals of attempts not taken go back: the
+        generators continue as after ``taken`` calls of :meth:`prepare`."""
+        self._T, self._V, self._I, self._c, self._cur = points[:5]
+        self._window += taken
+        self._calls += taken
+        if taken < drawn:
+            for g, state in zip(self._generators(), self._drawn_from, strict=True):
+                g.set_state(state)
+            for _ in range(taken):
+                self._normals()
+        self._drawn_from = None
 
     def points(self) -> _Points:
         """Every slot's buffers (free ones hold ``τ = inf``) and each sample's current point."""
@@ -247,6 +275,24 @@ class BrownianBridge(BrownianSource):
         self._window += 1
 
     # ------------------------------------------------------------------ helpers
+
+    def _normals(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One call's standard normals: ``z1``, and ``z2`` with the area."""
+        z1 = randn(self.shape, self.generator, self.dtype, self.device)
+        z2 = randn(self.shape, self.generator, self.dtype, self.device) if self.levy_area else None
+        return z1, z2
+
+    def _generators(self) -> list[torch.Generator]:
+        """The generators the normals come from (the device's default one for ``None``)."""
+        if isinstance(self.generator, list):
+            return self.generator
+        if self.generator is not None:
+            return [self.generator]
+        if self.device.type == "cuda":
+            index = self.device.index
+            index = torch.cuda.current_device() if index is None else index
+            return [torch.cuda.default_generators[index]]
+        return [torch.default_generator]
 
     def _compact(self, rebase: bool) -> None:
         """Move each sample's points to the front slots, re-based on its current point.
@@ -426,18 +472,38 @@ def commit(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int |
     ``slot`` (a free one: an int, or a 0-d tensor in a compiled call), whose values
     :func:`store` writes. ``points.T`` changes in place; returns the new current times and
     slots."""
-    T, _, _, c, cur, _ = points
-    moved = accept & attempt.active
-    new = attempt.active & ~attempt.at_point
-    end = attempt.end
+    T, end = points.T, attempt.end
+    moved, new, c, cur = _moved(points, attempt, accept, slot)
     T.masked_fill_(moved & (T < end), _INF)  # the free slot stays inf
     if isinstance(slot, int):
         T[slot] = torch.where(new, end, _INF)
     else:  # a tensor index: one graph for every slot
         T.index_copy_(0, slot.view(1), torch.where(new, end, _INF)[None])
-    c = torch.where(moved, end, c)
-    cur = torch.where(moved & new, slot, torch.where(moved, attempt.end_slot, cur))
     return c, cur
+
+
+def advance(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: torch.Tensor):
+    """:func:`commit` and :func:`store` without writing to ``points``: the points after the
+    step, the new one in ``slot`` (a 0-d tensor). For a compiled loop, whose body may not write
+    to its inputs: every call copies the buffers, so only for small states."""
+    T, end, index = points.T, attempt.end, slot.view(1)
+    moved, new, c, cur = _moved(points, attempt, accept, slot)
+    T = T.masked_fill(moved & (T < end), _INF).index_copy(
+        0, index, torch.where(new, end, _INF)[None]
+    )
+    V = points.V.index_copy(0, index, attempt.V_end[None])
+    I = None if points.I is None else points.I.index_copy(0, index, attempt.I_end[None])
+    return points._replace(T=T, V=V, I=I, c=c, cur=cur)
+
+
+def _moved(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int | torch.Tensor):
+    """Of a drawn step: the samples that move on to its end, those whose end is a new point,
+    and the current times and slots after it."""
+    moved = accept & attempt.active
+    new = attempt.active & ~attempt.at_point
+    c = torch.where(moved, attempt.end, points.c)
+    cur = torch.where(moved & new, slot, torch.where(moved, attempt.end_slot, points.cur))
+    return moved, new, c, cur
 
 
 def store(points: _Points, V_end: torch.Tensor, I_end: torch.Tensor | None, slot: int) -> None:
