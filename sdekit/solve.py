@@ -127,8 +127,8 @@ def solve(
             change in a step moves the point where the path is sampled: 1e-8 after 3000
             float64 attempts; in float32 about 1e-3 after 60 attempts at tolerance 1e-3, the
             order of the solve's own error). On CPU, a per-sample solve of a small state (what
-            an attempt carries, the bridge's buffers included, up to 1 MiB) without save or jump
-            times or ``compact`` runs up to 16 attempts per compiled call, a loop whose flags
+            an attempt carries, the bridge's buffers and the saved outputs included, up to
+            1 MiB) without jump times or ``compact`` runs up to 16 attempts per compiled call, a loop whose flags
             the host reads once (about twice as cheap per attempt again at 64x8; the first
             call compiles about 10 s longer). It runs eagerly, with a warning, on a Brownian
             source other than sdekit's bridge. Falls back to eager steps, with one warning,
@@ -668,7 +668,9 @@ def _per_sample_attempts(
             z = [None if x is None else x.index_select(0, i.view(1))[0] for x in (z1, z2)]
             inc, drawn = _draw(points, t, h, *z)
         y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
-        accept, underflow, _, new = policy._settle(state, proposal, y_next, y_error, solver_state)
+        accept, underflow, _, new = policy._settle(
+            state, proposal, y_next, y_error, solver_state, in_place=False
+        )
         if points is not None:
             points = advance(points, drawn, accept, slot + i)[:5]
         looped = tuple(new[name] for name in _LOOPED)
@@ -684,11 +686,11 @@ def _draw(points, t, h, z1, z2):
     return draw_increment(points, *times, z1, z2, torch.finfo(t.dtype).eps)
 
 
-# What a loop of attempts carries of the state (without jump times, ``restarts`` stays fixed;
-# without save times there is nothing saved), and the state as the loop's body reads it.
+# What a loop of attempts carries of the state (without jump times ``restarts`` stays fixed),
+# and the state as the loop's body reads it.
 _LOOPED = (
     "t", "y", "h", "solver_state", "controller_state", "stop_index", "active", "status",
-    "attempts", "accepted",
+    "attempts", "accepted", "saved",
 )  # fmt: skip
 
 
@@ -703,8 +705,8 @@ class _LoopRows(NamedTuple):
     status: torch.Tensor
     attempts: torch.Tensor
     accepted: torch.Tensor
+    saved: torch.Tensor | None
     restarts: torch.Tensor
-    saved: None = None
 
 
 class _ErrorState(NamedTuple):
@@ -988,7 +990,6 @@ class _AdaptiveSteps:
             and self.per_sample
             and not self.lagged
             and not self.any_jumps
-            and not self.n_save
             and not compact  # each new batch size would compile the loop again (some fail)
         )
         self.int_tensors: dict[int, torch.Tensor] = {}
@@ -1063,9 +1064,11 @@ class _AdaptiveSteps:
             rows["solver_state"] = tree_where(restart, fresh, rows["solver_state"])
             rows["restarts"] = state.restarts + restart
 
-    def _settle(self, state, attempt, y_next, y_error, solver_state):
+    def _settle(self, state, attempt, y_next, y_error, solver_state, in_place=True):
         """Tensor work only: ``(accept, underflow, landed, rows)`` for the proposal ``attempt``,
-        ``rows`` the state's new per-row values by name (the saved outputs are written in place)."""
+        ``rows`` the state's new per-row values by name. The saved outputs are written in place,
+        or (not ``in_place``, for a loop whose body may not write to its inputs) to a copy, in
+        ``rows["saved"]``."""
         next_stop, clipped, h_try, h = attempt
         y, active = state.y, state.active
         accept, h_next, controller_state = self.controller.adapt(
@@ -1078,8 +1081,10 @@ class _AdaptiveSteps:
         # keep the longer proposal; a zero-length step (landing on t0) says nothing.
         h_next = torch.where(landed, torch.maximum(h_next, state.h), h_next)
         h_next = torch.where(h_try > 0, h_next, state.h)  # h_try is 0 on finished rows
+        saved = state.saved
         if self.n_save:
-            self._save(state, landed, state.stop_index.clamp(max=len(self.stops) - 1), y_next)
+            stop = state.stop_index.clamp(max=len(self.stops) - 1)
+            saved = self._save(state, landed, stop, y_next, in_place)
         stop_index = state.stop_index + landed
         t_next = t + h_next if self.forward else t - h_next
         stuck = (h_next < self.controller.dt_min) | (t_next == t)
@@ -1097,6 +1102,8 @@ class _AdaptiveSteps:
             "accepted": state.accepted + accept,
             "restarts": state.restarts,
         }
+        if not in_place:
+            rows["saved"] = saved
         return accept, underflow, landed, rows
 
     def _finish(self, state, rows, y_next, y_error, underflow):
@@ -1156,8 +1163,8 @@ class _AdaptiveSteps:
         """Several attempts through :func:`_per_sample_attempts`: their flags for
         :meth:`report`, or ``False`` where the loop does not serve (the state has not changed
         then). It serves per-sample solves on CPU (where reading the flags each attempt does not
-        stall a device) without save or jump times whose loop state stays small (it is copied
-        once per attempt)."""
+        stall a device) without jump times whose loop state, the saved outputs included, stays
+        small (it is copied once per attempt)."""
         key = (_per_sample_attempts, type(solver))
         if not self.loops or _compiled.get(key, True) is None:
             return False
@@ -1205,18 +1212,19 @@ class _AdaptiveSteps:
             self.int_tensors[value] = torch.tensor(value, device=device)
         return self.int_tensors[value]
 
-    def _save(self, state, landed, stop, y):
-        """Rows that landed on a save time write the state they reached, ``y``, to its slot."""
+    def _save(self, state, landed, stop, y, in_place=True):
+        """Rows that landed on a save time write the state they reached, ``y``, to its slot;
+        returns the saved outputs (a copy where not ``in_place``: per sample only)."""
         slot = self.save_slot[stop]
         save_now = landed & (slot >= 0)
         slot = slot.clamp(min=0)
         ys = state.saved
         if self.per_sample:
-            ys.index_put_(
-                (slot, self.rows), torch.where(bcast(save_now, y), y, ys[slot, self.rows])
-            )
-        else:
-            ys[slot] = torch.where(save_now, y, ys[slot])
+            rows = (slot, self.rows)
+            value = torch.where(bcast(save_now, y), y, ys[rows])
+            return ys.index_put_(rows, value) if in_place else ys.index_put(rows, value)
+        ys[slot] = torch.where(save_now, y, ys[slot])
+        return ys
 
     def _flags(self, t, active, underflow, shown: bool) -> torch.Tensor:
         """What the host reads after an attempt: rows running, any underflow, and the progress

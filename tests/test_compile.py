@@ -172,18 +172,19 @@ def test_compiled_per_sample_attempts_take_the_eager_steps(
 
 
 LOOP_CASES = [
-    ("improved_euler", _per_sample_sde("diagonal", "stratonovich")),  # the plain bridge
-    ("sosri", _per_sample_sde("diagonal")),  # with Lévy area
-    ("dopri5", sk.ODE(lambda t, y: -y + 9 * torch.exp(-400 * (t - 0.6) ** 2)[:, None])),
+    # solver, problem, saveat
+    ("improved_euler", _per_sample_sde("diagonal", "stratonovich"), [0.3, 1.0]),  # plain bridge
+    ("sosri", _per_sample_sde("diagonal"), None),  # with Lévy area
+    ("dopri5", sk.ODE(lambda t, y: -y + 9 * torch.exp(-400 * (t - 0.6) ** 2)[:, None]), None),
 ]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("solver, problem", LOOP_CASES, ids=[c[0] for c in LOOP_CASES])
+@pytest.mark.parametrize("solver, problem, saveat", LOOP_CASES, ids=[c[0] for c in LOOP_CASES])
 def test_a_compiled_loop_of_attempts_equals_one_attempt_per_call(
-    small_chunks, monkeypatch, solver, problem
+    small_chunks, monkeypatch, solver, problem, saveat
 ):
-    """Several attempts per compiled call (a small state on CPU, no save or jump times) take
+    """Several attempts per compiled call (a small state on CPU, no jump times) take
     the steps of one attempt per call, and leave the generator where those left it: the
     normals drawn for attempts the loop did not take (the solve ended) go back. The states
     agree to rounding (the two fuse their arithmetic differently)."""
@@ -196,8 +197,8 @@ def test_a_compiled_loop_of_attempts_equals_one_attempt_per_call(
         with warnings.catch_warnings():
             warnings.filterwarnings("error", message="compile=True")
             solution = sk.solve(
-                problem, y0, 0.0, 1.0, solver=solver, controller=controller, generator=generator,
-                compile=True,
+                problem, y0, 0.0, 1.0, solver=solver, controller=controller, saveat=saveat,
+                generator=generator, compile=True,
             )  # fmt: skip
         results.append((solution, torch.randn(3, generator=generator)))
     assert _compiled_functions() == {"_per_sample_attempt": True, "_per_sample_attempts": True}
