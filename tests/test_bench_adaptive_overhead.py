@@ -20,6 +20,9 @@ def test_quick_run_prints_every_method_and_writes_only_into_out(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| sdekit improved_euler, adaptive per sample | " in result.stdout
     assert "| sdekit improved_euler, adaptive per sample, compiled | " in result.stdout
+    assert "| sdekit improved_euler, adaptive per sample, compiled, one attempt per call | " in (
+        result.stdout
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     assert sorted(p.name for p in out.iterdir()) == [
         "adaptive_overhead.json",
@@ -28,4 +31,4 @@ def test_quick_run_prints_every_method_and_writes_only_into_out(tmp_path):
     record = json.loads((out / "adaptive_overhead.json").read_text())
     assert set(record) == {"64x8", "1024x64"}
     for row in record.values():
-        assert len(row) == 7 and all(m["us"] > 0 and m["attempts"] > 0 for m in row.values())
+        assert len(row) == 8 and all(m["us"] > 0 and m["attempts"] > 0 for m in row.values())
