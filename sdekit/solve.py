@@ -992,6 +992,7 @@ class _AdaptiveSteps:
             and not self.any_jumps
             and not compact  # each new batch size would compile the loop again (some fail)
         )
+        self.looped_bytes = None  # what a loop of attempts carries of the state
         self.int_tensors: dict[int, torch.Tensor] = {}
 
     def init_state(self, problem, solver, y0):
@@ -1169,16 +1170,16 @@ class _AdaptiveSteps:
         if not self.loops or _compiled.get(key, True) is None:
             return False
         looped = tuple(getattr(state, name) for name in _LOOPED)
-        points = None if source is None else source.points()[:5]
-        leaves, _ = tree_flatten((looped, points))
-        if sum(x.numel() * x.element_size() for x in leaves) > LOOP_BYTES:
+        if self.looped_bytes is None:  # the state's shapes stay (no compaction in a loop)
+            self.looped_bytes = sum(x.numel() * x.element_size() for x in tree_flatten(looped)[0])
+        if self.looped_bytes + (0 if source is None else source.nbytes) > LOOP_BYTES:
             return False
         most = (
             LOOP_ATTEMPTS
             if self.max_steps is None
             else min(LOOP_ATTEMPTS, self.max_steps - state.i)
         )
-        z1 = z2 = None
+        z1 = z2 = points = None
         slot = self._int_tensor(0, state.y.device)
         if source is not None:
             z1, z2, first = source.prepare_attempts(most)

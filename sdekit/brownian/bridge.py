@@ -264,6 +264,12 @@ class BrownianBridge(BrownianSource):
                 self._normals()
         self._drawn_from = None
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the buffers that hold the points."""
+        buffers = (self._T, self._V) if self._I is None else (self._T, self._V, self._I)
+        return sum(x.numel() * x.element_size() for x in buffers)
+
     def points(self) -> _Points:
         """Every slot's buffers (free ones hold ``τ = inf``) and each sample's current point."""
         return _Points(self._T, self._V, self._I, self._c, self._cur, self._rows)
