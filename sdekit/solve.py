@@ -1173,6 +1173,7 @@ class _AdaptiveSteps:
         if self.looped_bytes is None:  # the state's shapes stay (no compaction in a loop)
             self.looped_bytes = sum(x.numel() * x.element_size() for x in tree_flatten(looped)[0])
         if self.looped_bytes + (0 if source is None else source.nbytes) > LOOP_BYTES:
+            self.loops = False  # for the rest of the solve: the bridge's buffers only grow
             return False
         most = (
             LOOP_ATTEMPTS
