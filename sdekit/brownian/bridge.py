@@ -227,11 +227,7 @@ class BrownianBridge(BrownianSource):
         point will take. With :meth:`points`, :func:`draw`, :func:`commit` and :meth:`settle`
         this is :meth:`increment` and :meth:`commit` taken apart, for a solve that runs the
         tensor work of a whole attempt as one compiled call."""
-        if self._attempt is not None:
-            self.commit(torch.ones((), dtype=torch.bool, device=self.device))
-        rebase = self._calls > 0 and self._calls % _REBASE_EVERY == 0
-        if rebase or self._window >= self.capacity:
-            self._compact(rebase)
+        self._settle_and_pack()
         self._calls += 1
         return *self._normals(), self._window
 
@@ -240,11 +236,7 @@ class BrownianBridge(BrownianSource):
         takes the place of :func:`commit` and :func:`store` there): the normals of as many
         attempts as fit before the next packing, stacked ``(k, batch, *event)``, and the slot of
         the first one's new point. :meth:`settle_attempts` ends the loop."""
-        if self._attempt is not None:
-            self.commit(torch.ones((), dtype=torch.bool, device=self.device))
-        rebase = self._calls > 0 and self._calls % _REBASE_EVERY == 0
-        if rebase or self._window >= self.capacity:
-            self._compact(rebase)
+        self._settle_and_pack()
         k = min(most, _REBASE_EVERY - self._calls % _REBASE_EVERY, self.capacity - self._window)
         self._drawn_from = [g.get_state() for g in self._generators()]
         z1, z2 = zip(*(self._normals() for _ in range(k)), strict=True)
@@ -281,6 +273,15 @@ class BrownianBridge(BrownianSource):
         self._window += 1
 
     # ------------------------------------------------------------------ helpers
+
+    def _settle_and_pack(self) -> None:
+        """Before a draw: an earlier step left without a commit is accepted, and the points are
+        packed on schedule (or when the slots ran out)."""
+        if self._attempt is not None:
+            self.commit(torch.ones((), dtype=torch.bool, device=self.device))
+        rebase = self._calls > 0 and self._calls % _REBASE_EVERY == 0
+        if rebase or self._window >= self.capacity:
+            self._compact(rebase)
 
     def _normals(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One call's standard normals: ``z1``, and ``z2`` with the area."""
