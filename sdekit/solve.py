@@ -95,7 +95,8 @@ def solve(
             controller's first step (default ``|t1 − t0|/100``). The only place a step is given.
         controller: where the steps go (:mod:`sdekit.controllers`): ``ConstantStepSize()``
             (default), ``StepTo(ts)``, an adaptive ``IController``/``PIController``/
-            ``PIDController``, or a ``ClipStepSize`` around one.
+            ``PIDController``, or a ``ClipStepSize`` around one. Gradients flow through the
+            steps taken, not through an adaptive controller's choice of step sizes.
         saveat: times in ``[t0, t1]``, ordered in the direction of integration, that steps land
             on exactly; the solution holds the state at each of them.
         brownian: ``None`` (default: one Brownian path per sample; fresh Gaussian increments for
@@ -128,11 +129,11 @@ def solve(
             float64 attempts; in float32 about 1e-3 after 60 attempts at tolerance 1e-3, the
             order of the solve's own error). On CPU, a per-sample solve of a small state (what
             an attempt carries, the bridge's buffers and the saved outputs included, up to
-            1 MiB) without jump times or ``compact`` runs up to 16 attempts per compiled call, a loop whose flags
-            the host reads once (about twice as cheap per attempt again at 64x8; the first
-            call compiles about 10 s longer). It runs eagerly, with a warning, on a Brownian
-            source other than sdekit's bridge. Falls back to eager steps, with one warning,
-            where compilation fails. Not with ``callback`` (compiled steps have no per-step
+            1 MiB) without jump times or ``compact``, and recording no autograd graph, runs up
+            to 16 attempts per compiled call, a loop whose flags the host reads once (about
+            twice as cheap per attempt again at 64x8; the first call compiles about 10 s
+            longer). It runs eagerly, with a warning, on a Brownian source other than sdekit's
+            bridge. Falls back to eager steps, with one warning, where compilation fails. Not with ``callback`` (compiled steps have no per-step
             state to report).
         compact: in a per-sample adaptive solve, evaluate only the samples still running: when
             fewer than half the rows of the batch being stepped are running, the finished ones
@@ -1072,8 +1073,10 @@ class _AdaptiveSteps:
         ``rows["saved"]``."""
         next_stop, clipped, h_try, h = attempt
         y, active = state.y, state.active
+        # Step sizes are not differentiated: gradients flow through the steps taken, not through
+        # the choice of the next one (nor into the bridge's record of the path's times).
         accept, h_next, controller_state = self.controller.adapt(
-            y, y_next, y_error, h_try, state.controller_state
+            y.detach(), y_next.detach(), _detached(y_error), h_try, state.controller_state
         )
         accept = accept & active
         landed = accept & clipped
@@ -1165,12 +1168,16 @@ class _AdaptiveSteps:
         :meth:`report`, or ``False`` where the loop does not serve (the state has not changed
         then). It serves per-sample solves on CPU (where reading the flags each attempt does not
         stall a device) without jump times whose loop state, the saved outputs included, stays
-        small (it is copied once per attempt)."""
+        small (it is copied once per attempt), and that record no graph for backpropagation."""
         key = (_per_sample_attempts, type(solver))
         if not self.loops or _compiled.get(key, True) is None:
             return False
         looped = tuple(getattr(state, name) for name in _LOOPED)
-        if self.looped_bytes is None:  # the state's shapes stay (no compaction in a loop)
+        if self.looped_bytes is None:  # right after the first attempt, which ran eagerly
+            if state.attempt[1].requires_grad:  # its step recorded a graph to backpropagate
+                self.loops = False  # through: one attempt per call keeps it as eager steps do
+                return False
+            # the state's shapes stay (no compaction in a loop)
             self.looped_bytes = sum(x.numel() * x.element_size() for x in tree_flatten(looped)[0])
         if self.looped_bytes + (0 if source is None else source.nbytes) > LOOP_BYTES:
             self.loops = False  # for the rest of the solve: the bridge's buffers only grow
@@ -1346,6 +1353,10 @@ class _AdaptiveSteps:
         if state.saved is None:
             return Solution(torch.tensor([t1], **like), state.y.unsqueeze(0), stats, status)
         return Solution(torch.tensor(save_times, **like), state.saved, stats, status)
+
+
+def _detached(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else x.detach()
 
 
 def _stats(solver, attempts, accepted, restarts) -> dict:
