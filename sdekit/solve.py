@@ -619,12 +619,8 @@ def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot, sh
     draw the increment from the bridge's ``points`` (``None`` for an ODE) with the normals
     ``z1``, ``z2``, step, settle, commit the bridge's new point to ``slot``, and the flags
     (progress where a bar is ``shown``)."""
-    t, h, attempt = policy._propose(state)
-    inc = drawn = None
-    if points is not None:
-        inc, drawn = _draw(points, t, h, z1, z2)
-    y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
-    accept, underflow, landed, rows = policy._settle(state, attempt, y_next, y_error, solver_state)
+    settled = _step_and_settle(solver, policy, problem, state, points, z1, z2)
+    drawn, y_next, y_error, accept, underflow, landed, rows = settled
     bridge = None
     if points is not None:
         bridge = (*commit_points(points, drawn, accept, slot), drawn.V_end, drawn.I_end)
@@ -651,7 +647,8 @@ def _per_sample_attempts(
     def unpack(values):
         looped, points, underflow = tree_unflatten(structure, iter(values))
         points = None if points is None else _Points(*points, rows)
-        return _LoopRows(*looped, restarts), points, underflow
+        state = LoopState(**dict(zip(_LOOPED, looped, strict=True)), restarts=restarts)
+        return state, points, underflow
 
     def go_on(i, *values):
         state, _, underflow = unpack(values)
@@ -663,15 +660,9 @@ def _per_sample_attempts(
 
     def attempt(i, *values):
         state, points, _ = unpack(values)
-        t, h, proposal = policy._propose(state)
-        inc = drawn = None
-        if points is not None:
-            z = [None if x is None else x.index_select(0, i.view(1))[0] for x in (z1, z2)]
-            inc, drawn = _draw(points, t, h, *z)
-        y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
-        accept, underflow, _, new = policy._settle(
-            state, proposal, y_next, y_error, solver_state, in_place=False
-        )
+        z = [None if x is None else x.index_select(0, i.view(1))[0] for x in (z1, z2)]
+        settled = _step_and_settle(solver, policy, problem, state, points, *z, in_place=False)
+        drawn, _, _, accept, underflow, _, new = settled
         if points is not None:
             points = advance(points, drawn, accept, slot + i)[:5]
         looped = tuple(new[name] for name in _LOOPED)
@@ -680,34 +671,25 @@ def _per_sample_attempts(
     return torch.while_loop(go_on, attempt, (torch.zeros_like(slot), *carried))
 
 
-def _draw(points, t, h, z1, z2):
-    """The bridge's increment over ``[t, t + h]`` from the normals ``z1``, ``z2``, and what its
-    commit needs."""
-    times = (x.to(points.c.dtype).expand_as(points.c) for x in (t, h))
-    return draw_increment(points, *times, z1, z2, torch.finfo(t.dtype).eps)
+def _step_and_settle(solver, policy, problem, state, points, z1, z2, in_place=True):
+    """Propose, draw the increment from the bridge's ``points`` (``None`` for an ODE) with the
+    normals ``z1``, ``z2``, step and settle: the draw (what its commit needs), the step's result
+    and error, then :meth:`_AdaptiveSteps._settle`'s ``(accept, underflow, landed, rows)``."""
+    t, h, proposal = policy._propose(state)
+    inc = drawn = None
+    if points is not None:
+        times = (x.to(points.c.dtype).expand_as(points.c) for x in (t, h))
+        inc, drawn = draw_increment(points, *times, z1, z2, torch.finfo(t.dtype).eps)
+    y_next, y_error, solver_state = solver.step(problem, t, state.y, h, inc, state.solver_state)
+    settled = policy._settle(state, proposal, y_next, y_error, solver_state, in_place)
+    return drawn, y_next, y_error, *settled
 
 
-# What a loop of attempts carries of the state (without jump times ``restarts`` stays fixed),
-# and the state as the loop's body reads it.
+# What a loop of attempts carries of the state (without jump times ``restarts`` stays fixed).
 _LOOPED = (
     "t", "y", "h", "solver_state", "controller_state", "stop_index", "active", "status",
     "attempts", "accepted", "saved",
 )  # fmt: skip
-
-
-class _LoopRows(NamedTuple):
-    t: torch.Tensor
-    y: torch.Tensor
-    h: torch.Tensor
-    solver_state: Any
-    controller_state: Any
-    stop_index: torch.Tensor
-    active: torch.Tensor
-    status: torch.Tensor
-    attempts: torch.Tensor
-    accepted: torch.Tensor
-    saved: torch.Tensor | None
-    restarts: torch.Tensor
 
 
 class _ErrorState(NamedTuple):
