@@ -40,7 +40,7 @@ A step ``[τ_c, τ_c + |h|]`` ends
   is drawn from the last point, ``r`` the remaining length.
 
 On :meth:`commit` an accepting sample moves its current point to the end of the step and forgets
-the pending points it passed; a rejecting sample keeps *every* pending point and adds the step's
+the pending points it passed (the next packing frees their slots); a rejecting sample keeps *every* pending point and adds the step's
 end to them, as in their RSwM3. Keeping the points individually, rather than merging a rejected
 step's pieces into one, matters: a merged piece forgets interior values that earlier decisions
 and step proposals saw, and drawing them again later is a mild form of the re-draw bias. On the
@@ -263,7 +263,8 @@ class BrownianBridge(BrownianSource):
         return sum(x.numel() * x.element_size() for x in buffers)
 
     def points(self) -> _Points:
-        """Every slot's buffers (free ones hold ``τ = inf``) and each sample's current point."""
+        """Every slot's buffers (free ones hold ``τ = inf``, passed ones a time before the
+        current one) and each sample's current point."""
         return _Points(self._T, self._V, self._I, self._c, self._cur, self._rows)
 
     def settle(self, current_time: torch.Tensor, current_slot: torch.Tensor) -> None:
@@ -312,7 +313,8 @@ class BrownianBridge(BrownianSource):
         """
         batch, event, capacity = self.shape[0], self.shape[1:], self.capacity
         T = self._T[: self._window]
-        held = T < _INF  # times are finite or inf (a free slot)
+        # Free slots hold inf; points behind the current one were passed (see _moved).
+        held = (T < _INF) & (T >= self._c)
         count = held.sum(dim=0)
         longest = int(count.max())
         # Each held point's place in the packed order, and the slots the places read from
@@ -381,9 +383,10 @@ class BrownianBridge(BrownianSource):
 
 
 class _Points(NamedTuple):
-    """A bridge's points: slot times ``T`` ``(slots, batch)`` (``inf``: free), values ``V`` and
-    running integrals ``I`` ``(slots, batch, *event)`` (``I`` with ``levy_area`` only), each
-    sample's current time ``c`` and slot ``cur``, and ``rows = arange(batch)``."""
+    """A bridge's points: slot times ``T`` ``(slots, batch)`` (``inf``: free; before ``c``:
+    passed), values ``V`` and running integrals ``I`` ``(slots, batch, *event)`` (``I`` with
+    ``levy_area`` only), each sample's current time ``c`` and slot ``cur``, and
+    ``rows = arange(batch)``."""
 
     T: torch.Tensor
     V: torch.Tensor
@@ -480,8 +483,7 @@ def commit(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int |
     :func:`store` writes. ``points.T`` changes in place; returns the new current times and
     slots."""
     T, end = points.T, attempt.end
-    moved, new, c, cur = _moved(points, attempt, accept, slot)
-    T.masked_fill_(moved & (T < end), _INF)  # the free slot stays inf
+    new, c, cur = _moved(points, attempt, accept, slot)
     if isinstance(slot, int):
         T[slot] = torch.where(new, end, _INF)
     else:  # a tensor index: one graph for every slot
@@ -494,23 +496,24 @@ def advance(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: torc
     step, the new one in ``slot`` (a 0-d tensor). For a compiled loop, whose body may not write
     to its inputs: every call copies the buffers, so only for small states."""
     T, end, index = points.T, attempt.end, slot.view(1)
-    moved, new, c, cur = _moved(points, attempt, accept, slot)
-    T = T.masked_fill(moved & (T < end), _INF).index_copy(
-        0, index, torch.where(new, end, _INF)[None]
-    )
+    new, c, cur = _moved(points, attempt, accept, slot)
+    T = T.index_copy(0, index, torch.where(new, end, _INF)[None])
     V = points.V.index_copy(0, index, attempt.V_end[None])
     I = None if points.I is None else points.I.index_copy(0, index, attempt.I_end[None])
     return points._replace(T=T, V=V, I=I, c=c, cur=cur)
 
 
 def _moved(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int | torch.Tensor):
-    """Of a drawn step: the samples that move on to its end, those whose end is a new point,
-    and the current times and slots after it."""
+    """Of a drawn step: the samples whose end is a new point, and the current times and slots
+    after it. The points an accepting sample passes stay where they are, behind its new current
+    time, where no search looks (:func:`draw` finds the last point at or before a step's end,
+    the current one at least), until the next packing drops them: forgetting them here would
+    be a pass over every slot per step."""
     moved = accept & attempt.active
     new = attempt.active & ~attempt.at_point
     c = torch.where(moved, attempt.end, points.c)
     cur = torch.where(moved & new, slot, torch.where(moved, attempt.end_slot, points.cur))
-    return moved, new, c, cur
+    return new, c, cur
 
 
 def store(points: _Points, V_end: torch.Tensor, I_end: torch.Tensor | None, slot: int) -> None:
