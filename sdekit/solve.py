@@ -623,7 +623,8 @@ def _per_sample_attempt(solver, policy, problem, state, points, z1, z2, slot, sh
     drawn, y_next, y_error, accept, underflow, landed, rows = settled
     bridge = None
     if points is not None:
-        bridge = (*commit_points(points, drawn, accept, slot), drawn.V_end, drawn.I_end)
+        store_point(points, drawn.V_end, drawn.I_end, slot)
+        bridge = commit_points(points, drawn, accept, slot)
     flags = policy._flags(rows["t"], rows["active"], underflow, shown)
     # The step's result and error only name the sample behind a shared decision's failure;
     # as outputs they would be written out on every attempt.
@@ -1138,9 +1139,7 @@ class _AdaptiveSteps:
         y_next, y_error = (None, None) if step is None else step
         self._count(self.nfe_step, state.y.shape[0])
         if source is not None:
-            current_time, current_slot, V_end, I_end = bridge
-            store_point(points, V_end, I_end, slot)
-            source.settle(current_time, current_slot)
+            source.settle(*bridge)
         self._restart(state, problem, solver, landed, rows)
         self._finish(state, rows, y_next, y_error, underflow)
         return flags

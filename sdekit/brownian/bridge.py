@@ -516,12 +516,18 @@ def _moved(points: _Points, attempt: _Attempt, accept: torch.Tensor, slot: int |
     return new, c, cur
 
 
-def store(points: _Points, V_end: torch.Tensor, I_end: torch.Tensor | None, slot: int) -> None:
-    """Write a drawn step's end values to ``slot`` (see :func:`commit`): one row copy each,
-    outside any compiled call, whose functional form would copy the whole buffers."""
-    points.V[slot].copy_(V_end)
-    if I_end is not None:
-        points.I[slot].copy_(I_end)
+def store(
+    points: _Points, V_end: torch.Tensor, I_end: torch.Tensor | None, slot: int | torch.Tensor
+) -> None:
+    """Write a drawn step's end values to ``slot`` (see :func:`commit`; a 0-d tensor in a
+    compiled call, which writes the row in place): one row copy each."""
+    for values, end in ((points.V, V_end), (points.I, I_end)):
+        if end is None:
+            continue
+        if isinstance(slot, int):
+            values[slot].copy_(end)
+        else:
+            values.index_copy_(0, slot.view(1), end[None])
 
 
 def _gather(values: torch.Tensor, rows: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
