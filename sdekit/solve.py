@@ -123,7 +123,9 @@ def solve(
             same steps and decisions as eager ones up to rounding. A per-sample adaptive solve
             compiles each attempt whole: the proposal, the Brownian bridge's draw and commit,
             the step, the controller and the bookkeeping, one fused call (about 3–4x cheaper
-            per attempt on small states, ``bench/adaptive_overhead.py``); the same attempts
+            per attempt on small states, ``bench/adaptive_overhead.py``; each new shape
+            compiles its own graph, kernels that know their sizes, but a ``compact`` solve,
+            whose batch shrinks, compiles one for every size); the same attempts
             per sample, the states equal up to rounding, which the loop amplifies (a last-bit
             change in a step moves the point where the path is sampled: 1e-8 after 3000
             float64 attempts; in float32 about 1e-3 after 60 attempts at tolerance 1e-3, the
@@ -700,16 +702,19 @@ class _ErrorState(NamedTuple):
     reference: torch.Tensor | None
 
 
-# (function, solver class) -> the function through torch.compile, or None where that failed
+# (function, solver class, dynamic) -> the function through torch.compile, or None where that
+# failed
 _compiled: dict = {}
 
 
 def _through_compile(function, *args, dynamic: bool | None = False, warn: bool = True):
     """``function(*args)`` through ``torch.compile``; ``None`` (after one warning per function
     and solver class, unless not to ``warn``) where compilation is unavailable, so that the
-    caller runs it eagerly. ``dynamic=None``: a second shape compiles one graph for every size
-    (rows set aside)."""
-    key = (function, type(args[0]))
+    caller runs it eagerly. ``dynamic=False``: one graph per shape, whose kernels know their
+    sizes (at 1024x64 a per-sample attempt took about 1.45x as long in the graph for every
+    size); ``dynamic=None``: a second shape compiles one graph for every size, for a solve
+    whose batch shrinks (rows set aside)."""
+    key = (function, type(args[0]), dynamic)
     if key not in _compiled:
         # Dynamo's guards already check every input's sizes and strides; the compiled code's
         # own checks of them cost about a microsecond per input and call.
@@ -1124,7 +1129,8 @@ class _AdaptiveSteps:
     def _compiled_attempt(self, state, problem, solver, source, shown):
         """One attempt through :func:`_per_sample_attempt`: its flags for :meth:`report`, or
         ``False`` where it did not compile (the state has not changed then)."""
-        if _compiled.get((_per_sample_attempt, type(solver)), True) is None:
+        dynamic = None if self.compact else False
+        if _compiled.get((_per_sample_attempt, type(solver), dynamic), True) is None:
             return False
         points = z1 = z2 = slot = slot_tensor = None
         if source is not None:
@@ -1132,7 +1138,7 @@ class _AdaptiveSteps:
             points = source.points()
             slot_tensor = self._int_tensor(slot, state.y.device)
         args = (solver, self, problem, state, points, z1, z2, slot_tensor, shown)
-        result = _through_compile(_per_sample_attempt, *args, dynamic=None)
+        result = _through_compile(_per_sample_attempt, *args, dynamic=dynamic)
         if result is None:  # the eager attempt draws afresh: other numbers, the same law
             return False
         flags, underflow, landed, rows, bridge, step = result
@@ -1150,7 +1156,7 @@ class _AdaptiveSteps:
         then). It serves per-sample solves on CPU (where reading the flags each attempt does not
         stall a device) without jump times whose loop state, the saved outputs included, stays
         small (it is copied once per attempt), and that record no graph for backpropagation."""
-        key = (_per_sample_attempts, type(solver))
+        key = (_per_sample_attempts, type(solver), False)
         if not self.loops or _compiled.get(key, True) is None:
             return False
         looped = tuple(getattr(state, name) for name in _LOOPED)
