@@ -411,10 +411,13 @@ def draw(points: _Points, t, h, z1, z2, eps: float) -> tuple[Increment, _Attempt
     before = T <= tau + tol
     left_T, left_i = torch.where(before, T, -_INF).max(dim=0)
     right_T, right_i = torch.where(before, _INF, T).min(dim=0)
+    # Beyond every point the right one has weight 0: read the left one's row again (from
+    # cache) rather than some other slot's.
+    right_i = torch.where(right_T < _INF, right_i, left_i)
     at_point = left_T >= tau - tol
 
     end = torch.where(at_point, left_T, tau)
-    # The current point, l and r (any slot when there is none: its weight is 0) in one gather.
+    # The current point, l and r in one gather.
     slots = torch.stack([cur, left_i, right_i])
     V_c, V_l, V_r = _gather(V, rows, slots)
     a = (tau - left_T).masked_fill_(at_point, 0.0)  # l ≤ τ unless at a point
