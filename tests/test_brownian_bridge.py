@@ -131,6 +131,32 @@ def test_bridge_samples_match_fine_brownian_paths(levy_area):
 # ---------------------------------------------------------------- exact bookkeeping
 
 
+def test_packing_drops_the_points_a_sample_passed():
+    """Accepted steps leave the points they pass behind the current time, where no search
+    looks; each packing drops them, so a long solve with a rejection now and then keeps only
+    what lies ahead (the capacity stays put) and its increments stay those of one path."""
+    batch = 256
+    br = _bridge(batch, generator=3, capacity=8, event=(2,))
+    t, total = 0.0, torch.zeros(batch, 2, dtype=F64)
+    for k in range(400):
+        h = 1.0 / 400
+        if k % 7 == 3:  # a rejected step twice as long, then the accepted half of it
+            br.increment(t, 2 * h)
+            br.commit(False)
+        inc = br.increment(t, h)
+        br.commit(True)
+        t, total = t + h, total + inc.dW
+    assert br.capacity == 8
+    assert br._window <= 1 + bridge_module._REBASE_EVERY
+    # Ahead of each sample: its current point and at most the rejected step's end; the rest of
+    # the window is passed points the next packing drops.
+    ahead = ((br._T[: br._window] >= br._c) & torch.isfinite(br._T[: br._window])).sum(dim=0)
+    assert int(ahead.max()) <= 2
+    # Accepted increments over [0, 1] sum to W(1) ~ N(0, 1): the sample variance of its 512
+    # numbers within four standard errors, sqrt(2 / 511) each.
+    assert abs(float(total.var()) - 1.0) < 4 * math.sqrt(2 / (total.numel() - 1))
+
+
 def test_accepted_pieces_of_a_rejected_step_add_up_to_it_and_the_queue_grows():
     """Twenty nested rejections (capacity 2 must grow), then uneven accepted steps over [0, 1]."""
     batch = 64
