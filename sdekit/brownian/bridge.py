@@ -40,15 +40,16 @@ A step ``[τ_c, τ_c + |h|]`` ends
   is drawn from the last point, ``r`` the remaining length.
 
 On :meth:`commit` an accepting sample moves its current point to the end of the step and forgets
-the pending points it passed (the next packing frees their slots); a rejecting sample keeps *every* pending point and adds the step's
-end to them, as in their RSwM3. Keeping the points individually, rather than merging a rejected
-step's pieces into one, matters: a merged piece forgets interior values that earlier decisions
-and step proposals saw, and drawing them again later is a mild form of the re-draw bias. On the
-double well of ``tests/test_adaptive_statistics.py`` (improved Euler, per-sample I controller,
-tolerance 1e-2, 40000 samples) merged pieces gave E[Y²] +10.3% and E[Y⁴] +15.9%, kept points
-+3.6% and +4.1% (± 0.4% and 0.8%; the rest is the inherent cost of choosing steps with noise not
-yet applied). With nothing ever forgotten, every increment is a function of one Brownian
-path, revealed at the points the solver asked for: accepted increments over ``[t0, T]`` sum to
+the pending points it passed (the next packing frees their slots); a rejecting sample keeps
+*every* pending point and adds the step's end to them, as in their RSwM3. Keeping the points
+individually, rather than merging a rejected step's pieces into one, matters: a merged piece
+forgets interior values that earlier decisions and step proposals saw, and drawing them again
+later is a mild form of the re-draw bias. On the double well of
+``tests/test_adaptive_statistics.py`` (improved Euler, per-sample I controller, tolerance 1e-2,
+40000 samples) merged pieces gave E[Y²] +10.3% and E[Y⁴] +15.9%, kept points +3.6% and +4.1%
+(± 0.4% and 0.8%; the rest is the inherent cost of choosing steps with noise not yet applied).
+With nothing ever forgotten, every increment is a function of one Brownian path, revealed at the
+points the solver asked for: accepted increments over ``[t0, T]`` sum to
 ``W(T) - W(t0) ~ N(0, T - t0)`` whatever the accept rule, and they are independent ``N(0, h)``
 whenever the accept rule does not look at the noise.
 
