@@ -135,8 +135,8 @@ def solve(
             to 16 attempts per compiled call, a loop whose flags the host reads once (about
             twice as cheap per attempt again at 64x8; the first call compiles about 10 s
             longer). It runs eagerly, with a warning, on a Brownian source other than sdekit's
-            bridge. Falls back to eager steps, with one warning, where compilation fails. Not with ``callback`` (compiled steps have no per-step
-            state to report).
+            bridge. Falls back to eager steps, with one warning, where compilation fails. Not
+            with ``callback`` (compiled steps have no per-step state to report).
         compact: in a per-sample adaptive solve, evaluate only the samples still running: when
             fewer than half the rows of the batch being stepped are running, the finished ones
             are set aside and the rest re-packed, carrying everything that is per sample (state,
@@ -708,12 +708,12 @@ _compiled: dict = {}
 
 
 def _through_compile(function, *args, dynamic: bool | None = False, warn: bool = True):
-    """``function(*args)`` through ``torch.compile``; ``None`` (after one warning per function
-    and solver class, unless not to ``warn``) where compilation is unavailable, so that the
-    caller runs it eagerly. ``dynamic=False``: one graph per shape, whose kernels know their
-    sizes (at 1024x64 a per-sample attempt took about 1.45x as long in the graph for every
-    size); ``dynamic=None``: a second shape compiles one graph for every size, for a solve
-    whose batch shrinks (rows set aside)."""
+    """``function(*args)`` through ``torch.compile``; ``None`` (after one warning per function,
+    solver class and ``dynamic``, unless not to ``warn``) where compilation is unavailable, so
+    that the caller runs it eagerly. ``dynamic=False``: one graph per shape, whose kernels know
+    their sizes (at 1024x64 a per-sample attempt took about 1.45x as long in the graph for
+    every size); ``dynamic=None``: a second shape compiles one graph for every size, for a
+    solve whose batch shrinks (rows set aside)."""
     key = (function, type(args[0]), dynamic)
     if key not in _compiled:
         # Dynamo's guards already check every input's sizes and strides; the compiled code's
