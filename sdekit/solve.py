@@ -782,6 +782,7 @@ class _HostSteps:
         self.max_steps, self.stops = max_steps, stops
         self.direction = 1.0 if t1 > t0 else -1.0
         self.tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
+        self.h_least = _least_step(controller, y0, t0, t1)
         self.like = dict(dtype=y0.dtype, device=y0.device)
         self.n_save = len(slot)
         self.progress_total = abs(t1 - t0)
@@ -874,7 +875,7 @@ class _HostSteps:
             state.stop_index = k + 1
         if h_try > 0:  # a zero-length step (landing on t0) says nothing
             state.h = h_next
-        stuck = state.h < self.controller.dt_min or state.t + state.h * self.direction == state.t
+        stuck = state.h < self.h_least or state.t + state.h * self.direction == state.t
         underflow = not accept and stuck
         if underflow:
             state.status = Status.DT_MIN
@@ -894,7 +895,7 @@ class _HostSteps:
             sample = torch.ones((), dtype=torch.bool)
             if error is not None:  # name the sample behind the decision
                 sample = _worst_sample(error(y, y_next, y_error, state.controller_state))
-            _raise_underflow(sample, *self._as_tensors(state), self.controller, None)
+            _raise_underflow(sample, *self._as_tensors(state), self.controller, None, self.h_least)
         if state.running and self.max_steps is not None and state.i >= self.max_steps:
             state.status = Status.MAX_STEPS
             if throw:
@@ -956,6 +957,7 @@ class _AdaptiveSteps:
         index = dict(dtype=torch.long, device=y0.device)
         # A tensor, not a float: a compiled attempt would otherwise compile again for a new t1.
         self.tiny = torch.tensor(64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1)), **like)
+        self.h_least = torch.tensor(_least_step(controller, y0, t0, t1), **like)
         self.stops = torch.tensor(stops, **like)
         save = save_times or []
         self.n_save = len(save)
@@ -1079,7 +1081,7 @@ class _AdaptiveSteps:
             saved = self._save(state, landed, stop, y_next, in_place)
         stop_index = state.stop_index + landed
         t_next = t + h_next if self.forward else t - h_next
-        stuck = (h_next < self.controller.dt_min) | (t_next == t)
+        stuck = (h_next < self.h_least) | (t_next == t)
         underflow = ~accept & active & stuck
         rows = {
             "t": t,
@@ -1250,7 +1252,8 @@ class _AdaptiveSteps:
             error = getattr(self.controller, "error", None)
             if not self.per_sample and error is not None:  # name the sample behind the decision
                 underflow = _worst_sample(error(y, y_next, y_error, state.controller_state))
-            _raise_underflow(underflow, state.t, state.h, self.controller, self.index)
+            h_least = float(self.h_least)
+            _raise_underflow(underflow, state.t, state.h, self.controller, self.index, h_least)
         if not n_active:
             state.running = False
         elif self.max_steps is not None and state.i >= self.max_steps:
@@ -1372,15 +1375,27 @@ def _first_index(mask: torch.Tensor) -> int:
     return int(mask.reshape(-1).nonzero()[0]) if mask.dim() else 0
 
 
-def _raise_underflow(underflow, t, h_abs, controller, index) -> None:
+def _least_step(controller, y0: torch.Tensor, t0: float, t1: float) -> float:
+    """The step below which a rejected step ends an adaptive solve: ``dt_min``, and at least the
+    time resolution ``eps·max(|t0|, |t1|)`` of ``y0``'s dtype (a shorter step cannot make
+    progress worth its cost, and in float32 it reaches the Brownian sources' arithmetic as an
+    interval too short to divide by)."""
+    return max(controller.dt_min, torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1)))
+
+
+def _raise_underflow(underflow, t, h_abs, controller, index, h_least) -> None:
     i = _first_index(underflow)
     t_i = float(t.reshape(-1)[i] if t.dim() else t)
     h_i = float(h_abs.reshape(-1)[i] if h_abs.dim() else h_abs)
     sample = i if index is None else int(index[i])  # index: the batch's rows, once compacted
+    least = ""
+    if h_least > controller.dt_min:
+        least = f", under the time resolution {h_least:.3g} of its dtype over [t0, t1]"
     raise SolveError(
         f"step size fell below dt_min={controller.dt_min:g} at t={t_i:g} (sample {sample}, last "
-        f"|h|={h_i:.3g}): the error estimate stays above tolerance or is non-finite there. Loosen "
-        f"rtol/atol, lower dt_min, check the problem for blow-up, or pass throw=False"
+        f"|h|={h_i:.3g}{least}): the error estimate stays above tolerance or is non-finite "
+        f"there. Loosen rtol/atol, lower dt_min, check the problem for blow-up, or pass "
+        f"throw=False"
     )
 
 
