@@ -19,6 +19,7 @@ import warnings
 import pytest
 import torch
 
+import sdekit
 import sdekit_score as ss
 from sdekit_score.evaluation.metrics import gaussian_frechet
 from sdekit_score.sampling.processes import EDMProcess
@@ -377,6 +378,31 @@ def test_non_finite_score_is_named_as_the_cause(ve_score, sampler, when):
 
     with pytest.raises(ValueError, match="score .* non-finite values"):
         ss.sample(broken, process, (4, 4), sampler=sampler, generator=0)
+
+
+def test_diverging_steps_are_named_as_the_cause_not_the_score(ve_score):
+    # A score like a network's: finite (if huge) at finite states, non-finite at non-finite
+    # ones. Euler–Maruyama's states overflow, the score then sees them, and the error names the
+    # steps, not the network.
+    process, _ = ve_score
+
+    def stiff(x, t):
+        return -1e8 * x.clamp(-1e30, 1e30) + 0 * x
+
+    with pytest.raises(sdekit.SolveError, match=r"'em' diverged: .*more steps"):
+        ss.sample(stiff, process, (4, 4), sampler="em", steps=10, generator=0)
+
+
+@pytest.mark.parametrize("steps", [5, 19])
+def test_pc_on_vp_refuses_steps_its_discretisation_cannot_take(steps):
+    # Song et al.'s VP predictor scales by sqrt(1 - beta(t)·dt): with beta(1) = 20 over [eps, 1]
+    # fewer than 20 equal steps made every state NaN at the first step.
+    process = ss.VPSDE()
+    score = ss.GaussianMixture.random(4, data_range=process.data_range).score(process)
+    with pytest.raises(ValueError, match=r"beta\(t\)·dt = .* >= 1 .* \(about 20 or more"):
+        ss.sample(score, process, (4, 4), sampler="pc", steps=steps, generator=0)
+    x, _ = ss.sample(score, process, (4, 4), sampler="pc", steps=20, generator=0)
+    assert torch.isfinite(x).all()
 
 
 @pytest.mark.parametrize("sampler", ["em", "ggf", "cas"])

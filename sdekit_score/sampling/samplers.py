@@ -204,6 +204,8 @@ def pc(
     grid = time_grid(process, steps, schedule, device=x.device)
     # Equal steps keep the one float step of the discretisation (Song et al.'s coefficients).
     dt = (process.T - process.eps) / steps if schedule == "linear" else grid
+    if process.kind == "vp":
+        _check_discrete_betas(process, grid, steps)
     langevin = mcmc.LangevinCorrector(snr=snr, batch_mean_norms=batch_mean_norms)
 
     def correct(t, y):
@@ -838,6 +840,22 @@ def reverse_diffusion_problem(
     return sdekit.SDE(drift, diffusion, noise="additive")
 
 
+def _check_discrete_betas(process: ForwardProcess, grid: torch.Tensor, steps: int) -> None:
+    """Song et al.'s VP discretisation scales by ``√(1 − β_i)`` with ``β_i = β(t)·Δt``: each step
+    needs ``β_i < 1`` (a coarse grid would turn the state into NaN at its first step)."""
+    t = grid.to(torch.float64)
+    beta = process.beta(t[:-1]) * (t[:-1] - t[1:])
+    worst = int(beta.argmax())
+    if float(beta[worst]) >= 1:
+        raise InputValueError(
+            f"sampler 'pc' with steps={steps}: its VP predictor (Song et al.'s reverse diffusion) "
+            f"scales by sqrt(1 - beta(t)·dt), and beta(t)·dt = {float(beta[worst]):.3g} >= 1 on "
+            f"the step from t={float(t[worst]):.4g}. Use more steps (about "
+            f"{math.floor(steps * float(beta.max())) + 1} or more on this schedule), or a sampler "
+            "that integrates the linear part exactly at any step: 'dpmpp_2m_sde', 'adaptive'"
+        )
+
+
 def _first_step(process: ForwardProcess, h_lambda: float) -> float:
     """The step in ``t`` from ``T`` over which ``λ = log(α/σ)`` grows by ``h_lambda``."""
     h_lambda = positive_float(h_lambda, "h_init")
@@ -963,8 +981,10 @@ class _Checked:
 
     Later outputs are not checked one by one (that would synchronise with the device at every
     evaluation); instead their sums accumulate, without synchronising, into one number that is
-    non-finite as soon as any output held a NaN or an Inf. :func:`sample` reads it once, when the
-    samples came out non-finite or the solve failed, to name the score as the cause. The latest
+    non-finite as soon as any output held a NaN or an Inf, and a flag records whether that ever
+    happened at finite inputs. :func:`sample` reads them once, when the samples came out
+    non-finite or the solve failed, to name the cause: the score (non-finite outputs at finite
+    states) or the sampler's steps (states already non-finite when the score saw them). The latest
     evaluation is kept for the callback's denoised estimate.
     """
 
@@ -975,15 +995,18 @@ class _Checked:
             )
         self.score_fn, self.process = score_fn, process
         self.total: torch.Tensor | None = None
+        self.score_failed: torch.Tensor | None = None  # non-finite output at finite input
         self.latest: tuple | None = None
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         out = self.score_fn(x, t)
+        out_sum = out.detach().sum(dtype=torch.float32)
+        failed = ~torch.isfinite(out_sum) & torch.isfinite(x.detach().sum(dtype=torch.float32))
         if self.total is None:
             check_score_output(out, x, t)
-            self.total = out.detach().sum(dtype=torch.float32)
+            self.total, self.score_failed = out_sum, failed
         else:
-            self.total = self.total + out.detach().sum(dtype=torch.float32)
+            self.total, self.score_failed = self.total + out_sum, self.score_failed | failed
         self.latest = (x, t, out)
         return out
 
@@ -1011,12 +1034,20 @@ class _Checked:
         return (x + sigma**2 * score) / bcast(self.process.alpha(t), x)
 
     def raise_if_nonfinite(self, sampler: str, cause: Exception | None = None) -> None:
-        if self.total is not None and not bool(torch.isfinite(self.total)):
-            raise InputValueError(
-                f"the score function returned non-finite values (NaN/Inf) during sampling with "
-                f"{sampler!r} (its first output was finite); check the network and the times or "
-                f"noise levels it is evaluated at"
+        if self.total is None or bool(torch.isfinite(self.total)):
+            return
+        if not bool(self.score_failed):
+            raise sdekit.SolveError(
+                f"sampling with {sampler!r} diverged: its states became non-finite (NaN/Inf) "
+                f"while the score's outputs at finite states were finite. Use more steps or a "
+                f"tighter tolerance, or a sampler that integrates the process's linear part "
+                f"exactly ('dpmpp_2m_sde', 'adaptive')"
             ) from cause
+        raise InputValueError(
+            f"the score function returned non-finite values (NaN/Inf) at finite states during "
+            f"sampling with {sampler!r} (its first output was finite); check the network and the "
+            f"times or noise levels it is evaluated at"
+        ) from cause
 
 
 def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
