@@ -645,12 +645,29 @@ def cas(
     """Consistent annealed sampling on a geometric ladder of ``n_levels`` noise levels.
 
     ``x ← x + η σ_i² s(x, σ_i) + β σ_{i+1} z`` (:func:`sdekit.mcmc.consistent_annealed_sampling`);
-    with ``n_steps_each = n`` a finer ladder of ``(L − 1)·n + 1`` levels. Default ``step_lr``: the
+    with ``n_steps_each = n`` a finer ladder of ``(L − 1)·n + 1`` levels. ``step_lr = η σ_L²``
+    must keep ``1 − γ < η < 1 + γ`` (``γ = σ_{i+1}/σ_i`` on the finer ladder). Default: the
     paper's CIFAR-10 values for σ_L = 0.01, 5.6e-6 (n = 1) or 1.1e-6 (n = 5), times (σ_L/0.01)²
-    (the same η). The ladder and ``sigma_max`` are those of :func:`_ladder`; any process works.
+    (the same η, 0.056 or 0.011); on a ladder too coarse for that η (fewer levels, or a process
+    whose levels span a wider range), η sits where the paper's does relative to its ladder's
+    bound, ``η = 1.55 (1 − γ)`` (at most 1). The ladder and ``sigma_max`` are those of
+    :func:`_ladder`; any process works.
     """
     ladder = _ladder(process, n_levels, sigma_max)
-    step_lr = _default_step_lr(step_lr, n_steps_each, {1: 5.6e-6, 5: 1.1e-6}, "cas", ladder)
+    gamma = float((ladder[1:] / ladder[:-1]).min()) ** (1 / n_steps_each)
+    level = float(ladder[-1]) ** 2
+    if step_lr is None:
+        step_lr = _default_step_lr(None, n_steps_each, {1: 5.6e-6, 5: 1.1e-6}, "cas", ladder)
+        if not 1 - gamma < step_lr / level < 1 + gamma:
+            step_lr = min(_CAS_ETA_OVER_BOUND * (1 - gamma), 1.0) * level
+    if not 1 - gamma < step_lr / level < 1 + gamma:
+        raise InputValueError(
+            f"cas needs 1 - γ < η < 1 + γ with η = step_lr/σ_L² and γ = {gamma:.6g} the ratio "
+            f"of its successive levels (n_levels={n_levels}, n_steps_each={n_steps_each}), i.e. "
+            f"{(1 - gamma) * level:.6g} < step_lr < {(1 + gamma) * level:.6g}; got step_lr="
+            f"{step_lr:.6g} (η = {step_lr / level:.6g}). Pick step_lr in that interval, or leave "
+            f"it out for the default"
+        )
     run = (mcmc.consistent_annealed_sampling, ladder, step_lr, n_steps_each)
     return _annealed(run, score_fn, process, x, generator, callback, progress)
 
@@ -925,6 +942,10 @@ def _level_score(score_fn: ScoreFn, process: ForwardProcess):
         return alpha * score_fn(alpha * x, t)
 
     return level_score
+
+
+# The paper's η relative to its ladder's bound 1 − γ (232 levels from 50 to 0.01): 0.056/0.036.
+_CAS_ETA_OVER_BOUND = 1.55
 
 
 def _default_step_lr(step_lr, n_steps_each, defaults: dict, name: str, ladder) -> float:
