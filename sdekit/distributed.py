@@ -308,13 +308,17 @@ class _Shards:
 
     def prepare(self) -> str | None:
         """Rank 0, before any shard is written: write the manifest, or check it and remove the
-        temporary files of killed writers; the reason for a refusal, else ``None``."""
+        temporary files of killed writers; the reason for a refusal, else ``None``. The manifest
+        of another configuration whose run wrote no shard (it failed first) is replaced: there is
+        nothing of it to keep."""
         self.directory.mkdir(parents=True, exist_ok=True)
         manifest = self.directory / MANIFEST
         try:
             then = json.loads(manifest.read_text())
         except (FileNotFoundError, ValueError):
             then = None
+        if isinstance(then, dict) and not any(self.directory.glob("chunk_*.pt")):
+            then = None if then.get("sha256") != self.sha256 else then
         if isinstance(then, dict) and then.get("sha256") != self.sha256:
             return (
                 f"{self.directory} holds shards of another run "

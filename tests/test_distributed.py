@@ -166,6 +166,18 @@ def test_a_rerun_with_other_arguments_is_refused_and_leaves_the_shards(tmp_path)
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
 
 
+def test_a_run_that_wrote_no_shard_does_not_block_a_corrected_rerun(tmp_path):
+    def failing(chunk):
+        raise RuntimeError("a typo in the job")
+
+    with pytest.raises(RuntimeError, match="typo"):
+        run(tmp_path, failing, seed=6)
+    assert (tmp_path / "manifest.json").exists() and not list(tmp_path.glob("chunk_*.pt"))
+    whole, _, _ = run(tmp_path, counting_job([]))  # another configuration: the manifest is replaced
+    again, _, _ = run(tmp_path / "fresh", counting_job([]))
+    assert torch.equal(whole["x"], again["x"])
+
+
 def test_the_job_must_return_one_row_per_item(tmp_path):
     with pytest.raises(sk.InputValueError, match="first axis is the chunk's 8 items"):
         run(tmp_path, lambda chunk: {"x": torch.zeros(3)})
