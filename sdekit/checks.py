@@ -34,10 +34,11 @@ def positive_int(value, name: str, *, allow_zero: bool = False) -> int:
     return value
 
 
-def positive_float(value, name: str) -> float:
-    """``value`` as a float if it is a finite number ``> 0``."""
+def positive_float(value, name: str, *, allow_zero: bool = False) -> float:
+    """``value`` as a float if it is a finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
+    kind = "non-negative" if allow_zero else "positive"
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InputTypeError(f"{name} must be a positive float, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise InputValueError(f"{name} must be a finite positive number, got {value}")
+        raise InputTypeError(f"{name} must be a {kind} float, got {type(value).__name__}")
+    if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
+        raise InputValueError(f"{name} must be a finite {kind} number, got {value}")
     return float(value)

@@ -345,6 +345,14 @@ def test_unknown_option_error_lists_the_samplers_options(ve_score, sampler, bad,
         ss.sample(score_fn, process, (4, 4), sampler=sampler, **{bad: 1})
     for option in listed:
         assert option in str(info.value)
+    assert "callback" not in str(info.value)  # sample's own argument, not a sampler option
+
+
+@pytest.mark.parametrize("option", ["eps_rel", "eps_abs"])
+def test_ggf_names_its_own_tolerance_option_when_it_is_bad(ve_score, option):
+    process, score_fn = ve_score
+    with pytest.raises(ValueError, match=f"^{option} must be a finite non-negative number"):
+        ss.sample(score_fn, process, (4, 4), sampler="ggf", **{option: -1.0})
 
 
 @pytest.mark.parametrize("sampler", ["als", "cas"])

@@ -572,6 +572,8 @@ def ggf(
     if eps_abs is None:
         low, high = process.data_range
         eps_abs = (high - low) / 256
+    eps_rel = positive_float(eps_rel, "eps_rel", allow_zero=True)
+    eps_abs = positive_float(eps_abs, "eps_abs", allow_zero=True)
     controller = sdekit.IController(
         rtol=eps_rel,
         atol=eps_abs,
@@ -979,7 +981,7 @@ def _initial_state(sampler, process, shape, init, generator, dtype, device, sigm
 
 def _check_options(run, sampler: str, options: dict) -> None:
     known = [p for p in inspect.signature(run).parameters if p not in ("score_fn", "process", "x")]
-    known = [p for p in known if p not in ("generator", "progress")]
+    known = [p for p in known if p not in ("generator", "progress", "callback")]
     unknown = sorted(set(options) - set(known))
     if unknown:
         raise InputValueError(
