@@ -183,7 +183,9 @@ def solve(
     source = None
     if problem.noise is not None:
         source = _brownian_source(brownian, problem, y0, generator, solver.levy_area, controller)
-    checked = _CheckedProblem(problem, y0, source is not None and problem.layout == "general")
+    general = source is not None and problem.layout == "general"
+    # Fixed steps cannot step around a NaN: one at the first evaluation is the function's.
+    checked = _CheckedProblem(problem, y0, general, finite=check_finite and not controller.adaptive)
     stops = _stops(t0, t1, save_times, controller.stops)
     like = dict(dtype=y0.dtype, device=y0.device)
     if t0 == t1:
@@ -337,10 +339,12 @@ def _check_saveat(saveat, t0: float, t1: float) -> list[float] | None:
 
 
 class _CheckedProblem:
-    """The problem, with its outputs checked against ``y0`` on the first call of each function."""
+    """The problem, with its outputs checked against ``y0`` on the first call of each function
+    (with ``finite``, also for NaN/Inf: one host synchronisation per function)."""
 
-    def __init__(self, problem, y0: torch.Tensor, general: bool):
+    def __init__(self, problem, y0: torch.Tensor, general: bool, finite: bool = False):
         self._problem = problem
+        self._finite = finite
         self.noise, self.calculus = problem.noise, problem.calculus
         self.layout, self.additive = problem.layout, problem.additive
         self._y0 = y0
@@ -360,6 +364,13 @@ class _CheckedProblem:
         def checked(t, y):
             out = fn(t, y)
             _check_output(out, what, expected, self._y0)
+            if self._finite and not bool(torch.isfinite(out).all()):
+                where = "at y0, which holds NaN/Inf" if not bool(torch.isfinite(y).all()) else ""
+                raise InputValueError(
+                    f"the {what} returned non-finite values (NaN/Inf) at its first evaluation, "
+                    f"t={float(torch.as_tensor(t).reshape(-1)[0]):g}{where and ', ' + where}: "
+                    f"fix the {what} or y0 there (no step size helps), or pass check_finite=False"
+                )
             setattr(self, attr, fn)
             return out
 
@@ -445,8 +456,10 @@ def _check_finite(y: torch.Tensor, t_prev: float, t: float) -> None:
         bad = (~torch.isfinite(y.flatten(1))).any(1).nonzero().flatten().tolist()
         raise SolveError(
             f"the solution became non-finite between t={t_prev:g} and t={t:g} "
-            f"(samples {bad[:10]}{'...' if len(bad) > 10 else ''}); reduce the step size, use an "
-            f"adaptive controller, or pass check_finite=False to return it anyway"
+            f"(samples {bad[:10]}{'...' if len(bad) > 10 else ''}): the drift or diffusion "
+            f"returned NaN/Inf there, or the steps were too large for the problem. Check them, "
+            f"reduce the step size, use an adaptive controller, or pass check_finite=False to "
+            f"return it anyway"
         )
 
 
@@ -842,7 +855,7 @@ class _HostSteps:
             result = _through_compile(_attempt, *args, state.solver_state, reference)
             if result is not None:
                 y_next, y_error, solver_state, err = result
-                self.err = float(err)
+                self.err = float(err.detach())
                 return y_next, y_error, solver_state
             self.compiled = False
         return _solver_step(problem, solver, t, h, inc, state)

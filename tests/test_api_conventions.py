@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sdekit as sk
+import sdekit.compat
 import sdekit_score as ss
 
 F64 = torch.float64
@@ -312,3 +313,33 @@ def test_a_brownian_interval_is_queried_at_the_exact_grid_times_in_float32():
         warnings.simplefilter("error")  # torchsde warns when asked beyond its interval
         sol = sk.solve(sde, y0, 0.0, 1.0, solver="euler", dt=0.1, brownian=bm)
     torch.testing.assert_close(sol.ys[-1], bm(0.0, 1.0), rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("compile", [False, True])
+def test_a_drift_with_parameters_solves_adaptively_without_autograd_warnings(per_sample, compile):
+    # The host's error read must not convert a tensor that requires grad (torch warns then).
+    net = torch.nn.Linear(2, 2)
+    sde = sk.SDE(lambda t, y: net(y), lambda t, y: torch.full_like(y, 0.1), noise="additive")
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=per_sample)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="Converting a tensor with requires_grad")
+        sol = sk.solve(sde, torch.ones(8, 2), 0.0, 1.0, solver="improved_euler",
+                       controller=controller, compile=compile)  # fmt: skip
+        sk.compat.sdeint(_ModuleSDE(), torch.ones(8, 2), torch.tensor([0.0, 1.0]), method="srk",
+                         dt=0.01, adaptive=True)  # fmt: skip
+    assert sol.ys.requires_grad  # gradients still flow unless the user detaches
+
+
+class _ModuleSDE(torch.nn.Module):
+    noise_type, sde_type = "diagonal", "ito"
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(2, 2)
+
+    def f(self, t, y):
+        return self.linear(y)
+
+    def g(self, t, y):
+        return 0.1 * y

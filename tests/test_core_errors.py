@@ -351,3 +351,17 @@ def test_torchsde_module_with_unknown_noise_type_is_named():
 def test_unknown_brownian_name_lists_the_known_ones():
     with pytest.raises(ValueError, match="bridge, redraw"):
         sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=0.1, brownian="levy")
+
+
+@pytest.mark.parametrize("solver", ["euler", "sosri"])
+def test_fixed_steps_name_a_drift_that_is_nan_from_the_start(solver):
+    # No step size helps: the error names the drift, not the steps (it said "reduce the step
+    # size" once the whole solve had run).
+    sde = sk.SDE(lambda t, y: y * math.nan, lambda t, y: y, noise="diagonal")
+    y0 = torch.ones(4, 2)
+    with pytest.raises(sk.InputValueError, match=r"the drift returned non-finite .* first eval"):
+        sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=0.1)
+    with pytest.raises(sk.InputValueError, match=r"t=0, at y0, which holds NaN/Inf: fix the"):
+        sk.solve(sde, y0 * math.nan, 0.0, 1.0, solver=solver, dt=0.1)
+    sol = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=0.1, check_finite=False)
+    assert sol.ys.isnan().all()

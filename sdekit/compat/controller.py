@@ -57,7 +57,7 @@ class TorchsdeController(AbstractStepSizeController):
         # err: never given, as this controller has no per-sample `error` for a compiled attempt
         low = y_next - y_error
         scale = (self.rtol * torch.maximum(low.abs(), y_next.abs()) + self.atol).clamp_min(EPS)
-        err = max(float((y_error / scale).square().mean().sqrt()), EPS)
+        err = max(float((y_error / scale).square().mean().sqrt().detach()), EPS)
         if not math.isfinite(err):
             raise SolveError(
                 f"the error estimate is not finite at |h|={h_abs:.3g}: the solution blew up; "

@@ -261,7 +261,7 @@ class PIDController(AbstractStepSizeController):
         synchronisation per attempt, and the rest is arithmetic on Python floats, the same as
         :meth:`adapt`'s. ``(accept: bool, next |h|: float, state)``."""
         if err is None:
-            err = float(self.error(y, y_next, y_error, state).max())
+            err = float(self.error(y, y_next, y_error, state).max().detach())
         accept = err <= 1
         inv_err = 1 / max(err, 1e-10)
         inv_prev, inv_prev2, probing = state.inv_err_prev, state.inv_err_prev2, state.probing
