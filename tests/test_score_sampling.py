@@ -404,6 +404,24 @@ def test_non_finite_score_is_named_as_the_cause(ve_score, sampler, when):
         ss.sample(broken, process, (4, 4), sampler=sampler, generator=0)
 
 
+def test_a_network_of_another_dtype_than_the_samples_is_named():
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = torch.nn.Linear(3, 2)
+
+        def forward(self, x, t):
+            return self.linear(torch.cat([x, t[:, None].to(x.dtype)], 1))
+
+    process = ss.VPSDE()
+    score = ss.ScoreModel(Net(), process, output="noise")
+    with pytest.raises(ValueError, match=r"parameters are torch.float32 but the samples are "
+                       r"torch.float64: convert the network \(network.to\(torch.float64\)\)"):  # fmt: skip
+        ss.sample(score, process, (4, 2), sampler="unipc", dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"returned torch.float64 for x of dtype torch.float32"):
+        ss.sample(lambda x, t: (-x).double(), process, (4, 2), sampler="em", steps=5)
+
+
 def test_diverging_steps_are_named_as_the_cause_not_the_score(ve_score):
     # A score like a network's: finite (if huge) at finite states, non-finite at non-finite
     # ones. Euler–Maruyama's states overflow, the score then sees them, and the error names the
@@ -460,3 +478,21 @@ def test_compiled_adaptive_sampling_takes_the_eager_steps(monkeypatch, sampler):
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs
     assert torch.equal(stats["nfe"], eager_stats["nfe"])
     torch.testing.assert_close(compiled, eager, rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "placement, message",
+    [
+        (dict(dtype=torch.int64), r"dtype=torch.int64: samples need a floating dtype"),
+        (dict(device="nope"), r"device='nope' is not a torch device"),
+        pytest.param(
+            dict(device="cuda"),
+            r"no cuda device is available here",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is there"),
+        ),
+    ],
+)
+def test_sample_refuses_a_dtype_or_device_it_cannot_use(ve_score, placement, message):
+    process, score_fn = ve_score
+    with pytest.raises(ValueError, match=message):
+        ss.sample(score_fn, process, (4, 4), sampler="em", steps=5, **placement)

@@ -1022,7 +1022,10 @@ class _Checked:
         self.latest: tuple | None = None
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        out = self.score_fn(x, t)
+        if self.total is None:
+            out = self._first(x, t)
+        else:
+            out = self.score_fn(x, t)
         out_sum = out.detach().sum(dtype=torch.float32)
         failed = ~torch.isfinite(out_sum) & torch.isfinite(x.detach().sum(dtype=torch.float32))
         if self.total is None:
@@ -1032,6 +1035,23 @@ class _Checked:
             self.total, self.score_failed = self.total + out_sum, self.score_failed | failed
         self.latest = (x, t, out)
         return out
+
+    def _first(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The first evaluation; a network of another dtype than the samples' is named."""
+        try:
+            return self.score_fn(x, t)
+        except RuntimeError as err:
+            module = module_of(self.score_fn)
+            floating = module is not None and next(
+                (p.dtype for p in module.parameters() if p.is_floating_point()), None
+            )
+            if floating and floating != x.dtype:
+                raise InputValueError(
+                    f"the score network's parameters are {floating} but the samples are "
+                    f"{x.dtype}: convert the network (network.to({x.dtype})) or leave out "
+                    f"sample's dtype= (it then follows the network)"
+                ) from err
+            raise
 
     def reporter(self, callback):
         """A solve-level callback that hands ``callback`` k-diffusion's fields."""
@@ -1082,8 +1102,22 @@ def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
         if floating is not None:
             device = floating.device if device is None else device
             dtype = floating.dtype if dtype is None else dtype
-    device = torch.device(device) if device is not None else torch.device("cpu")
-    return device, dtype or torch.get_default_dtype()
+    try:
+        device = torch.device(device) if device is not None else torch.device("cpu")
+    except (RuntimeError, TypeError) as err:
+        raise InputValueError(f"device={device!r} is not a torch device ({err})") from None
+    backend = getattr(torch, device.type, None)  # torch.cuda, torch.mps, ...
+    if device.type != "cpu" and hasattr(backend, "is_available") and not backend.is_available():
+        raise InputValueError(
+            f"device={str(device)!r}: no {device.type} device is available here "
+            f"(torch.{device.type}.is_available() is False); sample on 'cpu'"
+        )
+    dtype = dtype or torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise InputValueError(
+            f"dtype={dtype!r}: samples need a floating dtype (torch.float32, torch.float64, ...)"
+        )
+    return device, dtype
 
 
 def _check_shape(shape) -> tuple[int, ...]:

@@ -121,7 +121,8 @@ class ScoreModel(torch.nn.Module):
 def check_score_output(
     score: torch.Tensor, x: torch.Tensor, t: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Raise a clear error unless ``score`` is a finite tensor shaped like ``x``; return it.
+    """Raise a clear error unless ``score`` is a finite tensor shaped like ``x``, of its dtype;
+    return it.
 
     ``t`` (shape ``(batch,)`` or ``()``), when given, is quoted in the message to locate the
     failure. The finiteness check synchronises with the device.
@@ -135,6 +136,11 @@ def check_score_output(
         raise InputValueError(
             f"the score function returned shape {tuple(score.shape)} for x of shape "
             f"{tuple(x.shape)}: it must return one score per element of x"
+        )
+    if score.dtype != x.dtype:
+        raise InputValueError(
+            f"the score function returned {score.dtype} for x of dtype {x.dtype}: return x's "
+            f"dtype (out.to(x.dtype)), or sample in the network's dtype (sample(..., dtype=...))"
         )
     bad = ~torch.isfinite(score)
     if bad.any():
