@@ -140,16 +140,18 @@ def test_a_per_sample_adaptive_solve_differentiates_through_its_steps(compile):
     a = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
     y0 = torch.tensor([[1.5], [-0.5], [0.2]], dtype=torch.float64, requires_grad=True)
 
-    def solve(sigma):
+    def solve(sigma, tol):
         sde = sk.SDE(lambda t, y: -a * y, lambda t, y: sigma * torch.ones_like(y), "additive")
-        controller = sk.PIController(rtol=1e-8, atol=1e-8, per_sample=True)
+        controller = sk.PIController(rtol=tol, atol=tol, per_sample=True)
         options = dict(solver="improved_euler", controller=controller, generator=3)
         return sk.solve(sde, y0, 0.0, 2.0, compile=compile, **options).ys[-1]
 
-    grad_y0, grad_a = torch.autograd.grad(solve(0.0).sum(), (y0, a))
+    grad_y0, grad_a = torch.autograd.grad(solve(0.0, 1e-8).sum(), (y0, a))
     decay = math.exp(-0.9 * 2.0)
     torch.testing.assert_close(grad_y0, torch.full_like(y0, decay), rtol=1e-6, atol=0)
     exact_a = torch.tensor(-2.0 * decay * (1.5 - 0.5 + 0.2), dtype=torch.float64)
     torch.testing.assert_close(grad_a, exact_a, rtol=1e-6, atol=0)
-    noisy = torch.autograd.grad(solve(0.4).sum(), (y0, a))  # the bridge's times hold no graph
+    # The bridge's times hold no graph. (A loose tolerance: at 1e-8 the noise takes about 2e5
+    # steps per sample.)
+    noisy = torch.autograd.grad(solve(0.4, 1e-4).sum(), (y0, a))
     assert all(torch.isfinite(g).all() for g in noisy)
