@@ -17,7 +17,12 @@ class Status(enum.IntEnum):
 
 
 class SolveError(RuntimeError):
-    """A solve could not finish: step size below its minimum, step budget spent, or non-finite values."""
+    """A solve could not finish: step size below its minimum, step budget spent, or non-finite
+    values. ``status``: the :class:`Status` behind it, where one applies (else ``None``)."""
+
+    def __init__(self, message: str, status: Status | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass

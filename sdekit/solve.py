@@ -1408,7 +1408,8 @@ def _raise_underflow(underflow, t, h_abs, controller, index, h_least) -> None:
         f"step size fell below dt_min={controller.dt_min:g} at t={t_i:g} (sample {sample}, last "
         f"|h|={h_i:.3g}{least}): the error estimate stays above tolerance or is non-finite "
         f"there. Loosen rtol/atol, lower dt_min, check the problem for blow-up, or pass "
-        f"throw=False"
+        f"throw=False",
+        Status.DT_MIN,
     )
 
 
@@ -1419,5 +1420,6 @@ def _raise_budget(active, t, h_abs, max_steps, index) -> None:
     sample = i if index is None else int(index[i])
     raise SolveError(
         f"max_steps={max_steps} reached at t={t_i:g} (sample {sample}, last |h|={h_i:.3g}); raise "
-        f"max_steps, loosen the tolerances, or pass throw=False"
+        f"max_steps, loosen the tolerances, or pass throw=False",
+        Status.MAX_STEPS,
     )

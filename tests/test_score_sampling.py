@@ -496,3 +496,15 @@ def test_sample_refuses_a_dtype_or_device_it_cannot_use(ve_score, placement, mes
     process, score_fn = ve_score
     with pytest.raises(ValueError, match=message):
         ss.sample(score_fn, process, (4, 4), sampler="em", steps=5, **placement)
+
+
+@pytest.mark.parametrize("sampler", ["ggf", "adaptive", "dpm_adaptive", "ode"])
+def test_an_adaptive_sampler_stops_at_its_step_budget_naming_the_likely_cause(sampler):
+    # -x is no VE score (it ignores the noise level): GGF's steps shrank without end (183k
+    # evaluations per sample before this budget). A budget of 50 keeps the test short; the
+    # default, 10000, stops the same way.
+    with pytest.raises(sdekit.SolveError, match=r"spent its step budget .* max_steps=50 reached") as info:  # fmt: skip
+        ss.sample(lambda x, t: -x, ss.VESDE(), (8, 2), sampler=sampler, max_steps=50,
+                  generator=0)  # fmt: skip
+    assert info.value.status == sdekit.Status.MAX_STEPS
+    assert "does not fit the process" in str(info.value)

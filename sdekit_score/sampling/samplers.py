@@ -129,6 +129,15 @@ def sample(
                 stats["nfe"] = stats["nfe"] + extra
         except sdekit.SolveError as err:
             checked.raise_if_nonfinite(sampler, err)
+            if err.status == sdekit.Status.MAX_STEPS:
+                where = str(err).split(";")[0]  # max_steps=N reached at t=... (sample ...)
+                raise sdekit.SolveError(
+                    f"sampler {sampler!r} spent its step budget before reaching the end: {where}. "
+                    f"A score that does not fit the process (another noise schedule or output "
+                    f"convention) makes the steps tiny: check it, or pass a larger max_steps "
+                    f"(None: no limit) or a looser tolerance",
+                    err.status,
+                ) from err
             raise
     if not bool(torch.isfinite(x).all()):
         checked.raise_if_nonfinite(sampler)
@@ -140,6 +149,11 @@ def sample(
 
 
 # --------------------------------------------------------------------------- the samplers
+
+# The adaptive samplers' default budget of attempted steps per sample: far above what they take
+# on a score that fits its process (a few hundred at most on the benchmarks), so that one that
+# does not fit (its steps shrinking without end) stops with an error instead of running for hours.
+MAX_STEPS = 10_000
 
 
 def em(
@@ -239,13 +253,16 @@ def ode(
     atol: float = 1e-5,
     solver: str = "dopri5",
     per_sample: bool = True,
+    max_steps: int | None = MAX_STEPS,
     compile: bool = False,
 ):
     """The probability-flow ODE with an adaptive Runge–Kutta pair (Dormand–Prince 5(4)).
 
     Song et al. use scipy's RK45 (the same pair and controller) with ``rtol = atol = 1e-5`` on
     the whole batch; here each sample has its own step sizes unless ``per_sample=False``.
-    ``compile``: each attempted step one compiled call, as :func:`adaptive`'s.
+    ``compile``: each attempted step one compiled call, as :func:`adaptive`'s. ``max_steps``:
+    attempted steps per sample before a :class:`sdekit.SolveError` (None: no limit), as for
+    every adaptive sampler.
     """
     sol = sdekit.solve(
         probability_flow(process, score_fn),
@@ -255,6 +272,7 @@ def ode(
         solver=solver,
         controller=sdekit.IController(rtol=rtol, atol=atol, per_sample=per_sample),
         compact=callback is None,  # the callback's denoised estimate needs every row
+        max_steps=max_steps,
         callback=callback,
         progress=progress,
         compile=compile,
@@ -415,6 +433,7 @@ def dpm_adaptive(
     order: int = 3,
     h_init: float = 0.05,
     per_sample: bool = True,
+    max_steps: int | None = MAX_STEPS,
     compile: bool = False,
 ):
     """Adaptive single-step DPM-Solver++ on the probability-flow ODE, per-sample steps.
@@ -430,6 +449,8 @@ def dpm_adaptive(
     loosest measured to reach the noise of exact samples on the 3072-D mixtures (VP: 2.0 nats
     at 98 evaluations, VE: 1.0 at 72; noise 1.5); at ``rtol=1e-2, atol=1e-3`` VP is 6.3 nats too
     sharp at 50. ``compile``: each attempted step one compiled call, as :func:`adaptive`'s.
+    ``max_steps``: attempted steps per sample before a :class:`sdekit.SolveError` (None: no
+    limit), as for every adaptive sampler.
     """
     sol = sdekit.solve(
         probability_flow(process, score_fn),
@@ -440,6 +461,7 @@ def dpm_adaptive(
         dt=_first_step(process, h_init),
         controller=sdekit.PIController(rtol=rtol, atol=atol, factor_max=2.5, per_sample=per_sample),
         compact=callback is None,  # the callback's denoised estimate needs every row
+        max_steps=max_steps,
         callback=callback,
         progress=progress,
         compile=compile,
@@ -461,7 +483,7 @@ def adaptive(
     safety: float = 0.8,
     h_init: float | None = None,
     noise_below: float | None = 0.3,
-    max_steps: int | None = None,
+    max_steps: int | None = MAX_STEPS,
     compile: bool = False,
 ):
     """Adaptive reverse-SDE solve: exponential Heun, per-sample steps, one Brownian path.
@@ -504,6 +526,9 @@ def adaptive(
     same steps per sample, for a first call that compiles the score network with the step. It
     pays where the sampler's own work is a large part of an attempt (small networks; on a GPU,
     the launches of about 150 small kernels per attempt). Not with ``callback``.
+
+    ``max_steps``: attempted steps per sample before a :class:`sdekit.SolveError` (None: no
+    limit); the default stops a score that does not fit the process instead of running on.
     """
     tol = positive_float(tol, "tol")
     controller = sdekit.PIController(
@@ -548,7 +573,7 @@ def ggf(
     extrapolate: bool = True,
     drift_only: bool = False,
     brownian: str = "redraw",
-    max_steps: int | None = None,
+    max_steps: int | None = MAX_STEPS,
 ):
     """Gotta Go Fast (Jolicoeur-Martineau et al. 2021): adaptive per-sample reverse-SDE solve.
 
@@ -567,7 +592,8 @@ def ggf(
     Options (ablations of the paper): ``eps_abs`` defaults to one grey level of the process's data
     range (0.0078 on [−1, 1], 0.0039 on [0, 1]); ``tolerance="previous_proposal"`` uses the
     previous EM proposal instead of ``x``; ``extrapolate=False`` keeps ``x'``; ``norm="max"``;
-    ``drift_only=True`` (a Lamba-like pair).
+    ``drift_only=True`` (a Lamba-like pair). ``max_steps``: attempted steps per sample before a
+    :class:`sdekit.SolveError` (None: no limit), as for every adaptive sampler.
     """
     if eps_abs is None:
         low, high = process.data_range
