@@ -795,7 +795,7 @@ class _HostSteps:
         self.max_steps, self.stops = max_steps, stops
         self.direction = 1.0 if t1 > t0 else -1.0
         self.tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
-        self.h_least = _least_step(controller, y0, t0, t1)
+        self.h_least = _least_step(controller, y0)
         self.like = dict(dtype=y0.dtype, device=y0.device)
         self.n_save = len(slot)
         self.progress_total = abs(t1 - t0)
@@ -888,7 +888,11 @@ class _HostSteps:
             state.stop_index = k + 1
         if h_try > 0:  # a zero-length step (landing on t0) says nothing
             state.h = h_next
-        stuck = state.h < self.h_least or state.t + state.h * self.direction == state.t
+        # t is a number of y0's dtype: a step that does not move it there is no step
+        stuck = (
+            state.h < self.h_least
+            or self.number.round(state.t + state.h * self.direction) == state.t
+        )
         underflow = not accept and stuck
         if underflow:
             state.status = Status.DT_MIN
@@ -908,7 +912,7 @@ class _HostSteps:
             sample = torch.ones((), dtype=torch.bool)
             if error is not None:  # name the sample behind the decision
                 sample = _worst_sample(error(y, y_next, y_error, state.controller_state))
-            _raise_underflow(sample, *self._as_tensors(state), self.controller, None, self.h_least)
+            _raise_underflow(sample, *self._as_tensors(state), self.controller, None)
         if state.running and self.max_steps is not None and state.i >= self.max_steps:
             state.status = Status.MAX_STEPS
             if throw:
@@ -919,7 +923,9 @@ class _HostSteps:
     @staticmethod
     def _as_tensors(state) -> tuple[torch.Tensor, torch.Tensor]:
         """The time and step size, for the messages that name them."""
-        return torch.tensor(state.t, dtype=torch.float64), torch.tensor(state.h)
+        return torch.tensor(state.t, dtype=torch.float64), torch.tensor(
+            state.h, dtype=torch.float64
+        )
 
     def callback_info(self, state, t, h, accept):
         h, accept = torch.full((), h, **self.like), self.decisions[accept]
@@ -970,7 +976,7 @@ class _AdaptiveSteps:
         index = dict(dtype=torch.long, device=y0.device)
         # A tensor, not a float: a compiled attempt would otherwise compile again for a new t1.
         self.tiny = torch.tensor(64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1)), **like)
-        self.h_least = torch.tensor(_least_step(controller, y0, t0, t1), **like)
+        self.h_least = _least_step(controller, y0)
         self.stops = torch.tensor(stops, **like)
         save = save_times or []
         self.n_save = len(save)
@@ -1265,8 +1271,7 @@ class _AdaptiveSteps:
             error = getattr(self.controller, "error", None)
             if not self.per_sample and error is not None:  # name the sample behind the decision
                 underflow = _worst_sample(error(y, y_next, y_error, state.controller_state))
-            h_least = float(self.h_least)
-            _raise_underflow(underflow, state.t, state.h, self.controller, self.index, h_least)
+            _raise_underflow(underflow, state.t, state.h, self.controller, self.index)
         if not n_active:
             state.running = False
         elif self.max_steps is not None and state.i >= self.max_steps:
@@ -1388,22 +1393,20 @@ def _first_index(mask: torch.Tensor) -> int:
     return int(mask.reshape(-1).nonzero()[0]) if mask.dim() else 0
 
 
-def _least_step(controller, y0: torch.Tensor, t0: float, t1: float) -> float:
-    """The step below which a rejected step ends an adaptive solve: ``dt_min``, and at least the
-    time resolution ``eps·max(|t0|, |t1|)`` of ``y0``'s dtype (a shorter step cannot make
-    progress worth its cost, and in float32 it reaches the Brownian sources' arithmetic as an
-    interval too short to divide by)."""
-    return max(controller.dt_min, torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1)))
+def _least_step(controller, y0: torch.Tensor) -> float:
+    """The step below which a rejected step ends an adaptive solve (as does one too short to move
+    ``t`` in ``y0``'s dtype): ``dt_min``, and at least the smallest normal number of the dtype.
+    Near ``t = 0`` a step can shrink far below ``t``'s resolution elsewhere; below that bound
+    (1.2e-38 in float32) the Brownian sources' arithmetic divides by it and overflows."""
+    return max(controller.dt_min, torch.finfo(y0.dtype).tiny)
 
 
-def _raise_underflow(underflow, t, h_abs, controller, index, h_least) -> None:
+def _raise_underflow(underflow, t, h_abs, controller, index) -> None:
     i = _first_index(underflow)
     t_i = float(t.reshape(-1)[i] if t.dim() else t)
     h_i = float(h_abs.reshape(-1)[i] if h_abs.dim() else h_abs)
     sample = i if index is None else int(index[i])  # index: the batch's rows, once compacted
-    least = ""
-    if h_least > controller.dt_min:
-        least = f", under the time resolution {h_least:.3g} of its dtype over [t0, t1]"
+    least = "" if controller.dt_min > 0 else ", too short to move t in its dtype"
     raise SolveError(
         f"step size fell below dt_min={controller.dt_min:g} at t={t_i:g} (sample {sample}, last "
         f"|h|={h_i:.3g}{least}): the error estimate stays above tolerance or is non-finite "
