@@ -114,6 +114,19 @@ def test_a_schedule_that_does_not_decrease_or_reaches_zero_is_refused():
         DiscreteVPProcess(torch.tensor([0.9, 0.5, 0.0]))
 
 
+def test_the_schedule_reaches_a_device_once_not_at_every_call(monkeypatch):
+    # Every alpha/sigma/beta call reads the knots; a copy per call is a host-to-device copy (and
+    # a stream synchronisation) per call on a GPU.
+    process = DiscreteVPProcess(torch.linspace(0.99, 0.01, 50))
+    copies = []
+    to = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda x, *a, **k: copies.append(a) or to(x, *a, **k))
+    t = torch.rand(8, dtype=torch.float64)
+    for _ in range(3):
+        process.alpha(t), process.sigma(t), process.beta(t), process.noise_level(t)
+    assert sum(1 for a in copies if a and isinstance(a[0], torch.device)) == 1
+
+
 # --------------------------------------------------------------------------- the score
 
 

@@ -61,6 +61,7 @@ class DiscreteVPProcess(ForwardProcess):
         self.num_timesteps = len(abar)
         # log abar at the knots t_k = k/N, k = 0..N; knot 0 is clean data.
         self._log_abar = torch.cat([abar.new_zeros(1), abar.log()])
+        self._knots_on: dict[torch.device, torch.Tensor] = {}  # per device: one copy, not per call
         self.eps = 1.0 / self.num_timesteps if eps is None else float(eps)
         self.data_range = tuple(data_range)
         self._check_interval()
@@ -91,7 +92,11 @@ class DiscreteVPProcess(ForwardProcess):
     # ------------------------------------------------------------------------- the schedule
 
     def _knots(self, device: torch.device) -> torch.Tensor:
-        return self._log_abar.to(device, torch.float32 if device.type == "mps" else torch.float64)
+        knots = self._knots_on.get(device)
+        if knots is None:
+            dtype = torch.float32 if device.type == "mps" else torch.float64
+            knots = self._knots_on[device] = self._log_abar.to(device, dtype)
+        return knots
 
     def log_alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
         """``log abar(t)``, linear between the knots ``k/N`` (extrapolated linearly beyond 1)."""
