@@ -19,10 +19,13 @@ def as_generator(generator: GeneratorLike, device: torch.device | str | None = N
 
     An ``int`` is a seed for a fresh generator on ``device``. A sequence gives one generator per
     sample (entry ``i`` drives sample ``i``), so that a sample's randomness does not depend on the
-    rest of the batch.
+    rest of the batch. Given ``device``, a generator must be on a device of its type (torch draws
+    on a device only with a generator of that device).
     """
-    if generator is None or isinstance(generator, torch.Generator):
-        return generator
+    if generator is None:
+        return None
+    if isinstance(generator, torch.Generator):
+        return _on(device, [generator])[0]
     if isinstance(generator, bool):
         raise InputTypeError(
             "generator must be None, an int seed, a torch.Generator or a list of them"
@@ -33,11 +36,26 @@ def as_generator(generator: GeneratorLike, device: torch.device | str | None = N
         gen.manual_seed(generator)
         return gen
     if isinstance(generator, Sequence) and all(isinstance(g, torch.Generator) for g in generator):
-        return list(generator)
+        return _on(device, list(generator))
     raise InputTypeError(
         f"generator must be None, an int seed, a torch.Generator or a list of torch.Generator, "
         f"got {type(generator).__name__}"
     )
+
+
+def _on(device: torch.device | str | None, generators: list) -> list:
+    """``generators``, checked to be on ``device``'s type of device."""
+    if device is None:
+        return generators
+    kind = torch.device(device).type
+    for g in generators:
+        if g.device.type != kind:
+            raise InputValueError(
+                f"a torch.Generator on {g.device.type} cannot draw the random numbers of a state "
+                f"on {torch.device(device)}: create it with torch.Generator(device="
+                f"{kind!r}).manual_seed(...), or pass an int seed"
+            )
+    return generators
 
 
 def randn(shape, generator, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

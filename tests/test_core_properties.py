@@ -663,3 +663,13 @@ def test_a_flattened_state_rebuilds_its_structure_from_new_tensors():
         assert torch.equal(a, b)
     with pytest.raises(TypeError, match="cannot flatten a str"):
         tree_flatten(("not a tensor",))
+
+
+@pytest.mark.parametrize("many", [False, True])
+def test_a_generator_on_another_device_than_the_state_is_refused_naming_both(many):
+    # torch draws on a device only with a generator of that device; its own error ("Expected a
+    # 'cuda' device type for generator") names neither the argument nor the fix.
+    generator = [torch.Generator(), torch.Generator()] if many else torch.Generator()
+    with pytest.raises(ValueError, match=r"Generator on cpu cannot draw .* on cuda.*device='cuda'"):
+        sk.random.as_generator(generator, "cuda")
+    assert sk.random.as_generator(generator, "cpu") is not None
