@@ -97,7 +97,7 @@ class UnderdampedLangevin:
         hb = bcast(h, x)
 
         if state is None:
-            v = randn(x.shape, generator, x.dtype, x.device) * torch.sqrt(inv_mass)
+            v = randn(x.shape, generator, x.dtype, x.device) * inv_mass**0.5
         elif state.velocity.shape != x.shape:
             raise InputValueError(
                 f"the state's velocity has shape {tuple(state.velocity.shape)} but x has "
@@ -134,9 +134,12 @@ class UnderdampedLangevin:
         info = KernelInfo(evaluations=evaluations, step_size=h)
         return KernelStep(x_new, info, UnderdampedState(v, ScoreCache(x_new, target, s_new)))
 
-    def _inverse_mass(self, x: torch.Tensor) -> torch.Tensor:
-        """``M⁻¹`` in ``x``'s dtype and device, shaped to broadcast over ``x``."""
-        mass = torch.as_tensor(self.mass, dtype=x.dtype, device=x.device)
+    def _inverse_mass(self, x: torch.Tensor) -> torch.Tensor | float:
+        """``M⁻¹``: a float for a float mass (no tensor made per step), else in ``x``'s dtype and
+        device, shaped to broadcast over ``x``."""
+        if not isinstance(self.mass, torch.Tensor):
+            return 1 / self.mass
+        mass = self.mass.to(dtype=x.dtype, device=x.device)
         event = x.shape[1:]
         try:
             fits = mass.dim() <= len(event) and torch.broadcast_shapes(mass.shape, event) == event

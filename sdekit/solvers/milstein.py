@@ -66,10 +66,10 @@ class Milstein(AbstractSolver):
         else:
             g = problem.g(t, y)
             sqrt_h = hb.abs().sqrt() if isinstance(hb, torch.Tensor) else math.sqrt(abs(h))
-            if stratonovich:
-                sqrt_h = torch.copysign(
-                    torch.as_tensor(sqrt_h, dtype=dW.dtype, device=dW.device), dW
-                )
+            if stratonovich:  # with dW's sign; a float is filled in, not copied to the device
+                if not isinstance(sqrt_h, torch.Tensor):
+                    sqrt_h = torch.full_like(dW, sqrt_h)
+                sqrt_h = torch.copysign(sqrt_h, dW)
             gdg = (problem.g(t, y + hb * drift + g * sqrt_h) - g) / sqrt_h
         abs_h = hb.abs() if isinstance(hb, torch.Tensor) else abs(h)
         dW2 = dW * dW if stratonovich else dW * dW - abs_h

@@ -888,7 +888,7 @@ def reverse_diffusion_problem(
 def _check_discrete_betas(process: ForwardProcess, grid: torch.Tensor, steps: int) -> None:
     """Song et al.'s VP discretisation scales by ``√(1 − β_i)`` with ``β_i = β(t)·Δt``: each step
     needs ``β_i < 1`` (a coarse grid would turn the state into NaN at its first step)."""
-    t = grid.to(torch.float64)
+    t = grid.cpu().double()  # once, before sampling (and MPS has no float64)
     beta = process.beta(t[:-1]) * (t[:-1] - t[1:])
     worst = int(beta.argmax())
     if float(beta[worst]) >= 1:

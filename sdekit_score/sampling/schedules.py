@@ -59,7 +59,8 @@ def time_grid(
         steps: the number of steps (positive).
         schedule: ``"linear"``, ``"karras"``, ``"logsnr"`` or ``"logsnr_power"`` (see the
             module docstring).
-        device, dtype: of the returned grid (default CPU, float64).
+        device, dtype: of the returned grid (default CPU, float64; float32 on MPS, which has
+            no float64).
     """
     if not isinstance(process, ForwardProcess):
         raise InputTypeError(
@@ -85,4 +86,7 @@ def time_grid(
             levels = level_max ** (1 - u) * level_min**u
         times = process.noise_level_to_t(levels).to(torch.float64)
         times[0], times[-1] = T, eps
-    return times.to(device=device, dtype=dtype or torch.float64)
+    if dtype is None:
+        mps = device is not None and torch.device(device).type == "mps"
+        dtype = torch.float32 if mps else torch.float64
+    return times.to(device=device, dtype=dtype)
