@@ -188,7 +188,7 @@ def _config_em(kind, dim, quick):
 
 def _config_ggf(kind, dim, quick):
     eps_rels = (0.02, 0.1) if quick else (0.01, 0.02, 0.05, 0.1)
-    rows = [(f"eps_rel {e}", {"eps_rel": e}) for e in eps_rels]
+    rows = [(f"eps_rel {e}", {"eps_rel": e, "brownian": "redraw"}) for e in eps_rels]
     if dim == 2:
         rows += [(f"eps_rel {e}, bridge", {"eps_rel": e, "brownian": "bridge"}) for e in eps_rels]
     return rows

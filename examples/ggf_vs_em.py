@@ -92,7 +92,7 @@ def main() -> None:
         panels[name] = (x, nfe, scores(x))
         return nfe
 
-    nfe = run("GGF, eps_rel 0.1", "ggf", eps_rel=0.1)
+    nfe = run("GGF, eps_rel 0.1", "ggf", eps_rel=0.1, brownian="redraw")
     run("GGF, eps_rel 0.1, bridge", "ggf", eps_rel=0.1, brownian="bridge")
     run(f"EM, {round(nfe)} steps (GGF's NFE)", "em", steps=round(nfe))
     run("EM, 1000 steps", "em", steps=1000)

@@ -90,6 +90,7 @@ def distances(kind: str, dim: int, x: torch.Tensor) -> tuple[float, float]:
 
 
 BRIDGE = (("brownian", "bridge"),)
+REDRAW = (("brownian", "redraw"),)
 MATCHING = [
     (kind, dim, sampler, options)
     for dim in (2, 256)
@@ -167,7 +168,7 @@ def test_ggf_with_a_brownian_bridge_is_unbiased_where_redrawing_noise_is_not():
     samples (too wide modes, wrong weights); one Brownian path per sample does not."""
     _, mixture, _, _ = target("ve", 2)
     bridged, bridged_stats = run("ve", 2, "ggf", BRIDGE)
-    redrawn, redrawn_stats = run("ve", 2, "ggf", ())
+    redrawn, redrawn_stats = run("ve", 2, "ggf", REDRAW)
     fd_bridge, tv_bridge = distances("ve", 2, bridged)
     fd_redraw, tv_redraw = distances("ve", 2, redrawn)
     assert fd_bridge < MAX_FD[2] and tv_bridge < MAX_TV[2]

@@ -22,8 +22,8 @@ INDEPENDENT = [
     ("em", dict(steps=50), 1e-12),
     ("pc", dict(steps=50, batch_mean_norms=False), 1e-12),
     ("ode", {}, 1e-12),
-    ("ggf", dict(brownian="bridge"), 1e-6),
-    ("ggf", {}, 1e-12),
+    ("ggf", {}, 1e-6),
+    ("ggf", dict(brownian="redraw"), 1e-12),
     ("als", dict(n_levels=20), 1e-12),
     ("cas", dict(n_levels=20, step_lr=SIGMA_LAST**2), 1e-12),
 ]

@@ -572,7 +572,7 @@ def ggf(
     tolerance: str = "current",
     extrapolate: bool = True,
     drift_only: bool = False,
-    brownian: str = "redraw",
+    brownian: str = "bridge",
     max_steps: int | None = MAX_STEPS,
 ):
     """Gotta Go Fast (Jolicoeur-Martineau et al. 2021): adaptive per-sample reverse-SDE solve.
@@ -583,11 +583,12 @@ def ggf(
     ``h ← min(t − eps, θ h E^(−r))`` with ``θ = safety`` and ``r = exponent``. NFE is two per
     attempted step, rejections included.
 
-    Noise: ``brownian="redraw"`` (the default, as in the paper's code) draws new noise for the
-    retry of a rejected step. That is the paper's algorithm, and it is **biased** wherever
-    rejection depends on the noise (measured on a 2-D mixture: mode weights off where the
-    one-path bridge is at the noise floor). ``brownian="bridge"`` keeps one Brownian path per
-    sample under rejection (what ``sdekit.solve`` does by default).
+    Noise: ``brownian="bridge"`` (the default, as for every adaptive solve of ``sdekit``) keeps
+    one Brownian path per sample under rejection. ``brownian="redraw"`` draws new noise for the
+    retry of a rejected step, as the paper's code does; it is **biased** wherever rejection
+    depends on the noise (measured at ``eps_rel = 0.02``: on the 2-D VE mixture mode TV 0.10
+    against the bridge's 0.011 and the floor's 0.009; on the demo's digits model FD 40.7 and 35.6
+    against 38.6 and 32.7 on two seeds, at 299 against 286 NFE).
 
     Options (ablations of the paper): ``eps_abs`` defaults to one grey level of the process's data
     range (0.0078 on [−1, 1], 0.0039 on [0, 1]); ``tolerance="previous_proposal"`` uses the
