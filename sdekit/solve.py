@@ -898,7 +898,8 @@ class _HostSteps:
             state.status = Status.DT_MIN
         state.running = state.stop_index < len(self.stops) and not underflow
         state.i += 1
-        state.attempt = (y, y_next, y_error, underflow)
+        # the worst sample is named from these when the solve fails; else they are not kept
+        state.attempt = (y, y_next, y_error, underflow) if underflow else (None,) * 3 + (False,)
         return accept
 
     def report(self, state, bar, throw):
@@ -988,6 +989,7 @@ class _AdaptiveSteps:
         self.zero = torch.zeros((), **like)
         self.lagged = y0.device.type == "cuda" or LAGGED_FLAGS
         self.pending = None  # with lagged flags: the last attempt's, on their way to the host
+        self.recorded_graph = False  # whether the last eager attempt recorded an autograd graph
         self.progress_total = abs(t1 - t0)
         self.done_before = 0.0
         self.source, self.compact, self.index, self.done = source, compact, None, None
@@ -1124,7 +1126,11 @@ class _AdaptiveSteps:
         for name, value in rows.items():
             setattr(state, name, value)
         state.i += 1
-        state.attempt = (y, y_next, y_error, underflow)
+        self.recorded_graph = y_next is not None and y_next.requires_grad
+        # A shared decision names its worst sample from these when it fails (read a step late
+        # on a GPU); per sample the failed rows say it, and state-sized tensors are not kept.
+        keep = not self.per_sample
+        state.attempt = (y, y_next, y_error, underflow) if keep else (None, None, None, underflow)
 
     def run_compiled(self, state, problem, solver, source, bar, throw, check_finite):
         """:func:`_integrate` with every attempt after the first (which checks the problem's
@@ -1182,7 +1188,7 @@ class _AdaptiveSteps:
             return False
         looped = tuple(getattr(state, name) for name in _LOOPED)
         if self.looped_bytes is None:  # right after the first attempt, which ran eagerly
-            if state.attempt[1].requires_grad:  # its step recorded a graph to backpropagate
+            if self.recorded_graph:  # its step recorded a graph to backpropagate
                 self.loops = False  # through: one attempt per call keeps it as eager steps do
                 return False
             # the state's shapes stay (no compaction in a loop)
@@ -1215,11 +1221,10 @@ class _AdaptiveSteps:
         self._count(self.nfe_step * taken, state.y.shape[0])
         if source is not None:
             source.settle_attempts(points, taken, most)
-        y = state.y
         for name, value in zip(_LOOPED, looped, strict=True):
             setattr(state, name, value)
         state.i += taken
-        state.attempt = (y, None, None, underflow)
+        state.attempt = (None, None, None, underflow)
         return self._flags(state.t, state.active, underflow, shown)
 
     def _int_tensor(self, value: int, device) -> torch.Tensor:
