@@ -112,7 +112,9 @@ class DPMSolverPP2M(_ExponentialODESolver):
     order = 2
 
     def init(self, problem, t0, y0):
-        return torch.zeros_like(y0), torch.zeros_like(torch.as_tensor(t0, dtype=y0.dtype))
+        return torch.zeros_like(y0), torch.zeros_like(
+            torch.as_tensor(t0, dtype=y0.dtype, device=y0.device)
+        )
 
     def step(self, problem, t, y, h, inc, state):
         process = problem.process
@@ -147,7 +149,7 @@ class DPMSolverPP3M(_ExponentialODESolver):
     order = 3
 
     def init(self, problem, t0, y0):
-        zero = torch.zeros_like(torch.as_tensor(t0, dtype=y0.dtype))
+        zero = torch.zeros_like(torch.as_tensor(t0, dtype=y0.dtype, device=y0.device))
         return torch.zeros_like(y0), torch.zeros_like(y0), zero, zero
 
     def step(self, problem, t, y, h, inc, state):

@@ -221,7 +221,9 @@ class ExponentialMultistep(_Exponential):
     nfe_drift = 1
 
     def init(self, problem, t0, y0):
-        return torch.zeros_like(y0), torch.zeros_like(torch.as_tensor(t0, dtype=y0.dtype))
+        return torch.zeros_like(y0), torch.zeros_like(
+            torch.as_tensor(t0, dtype=y0.dtype, device=y0.device)
+        )
 
     def step(self, problem, t, y, h, inc, state):
         denoised_prev, h_prev = state

@@ -189,8 +189,9 @@ def _batches(data: torch.Tensor, batch_size: int, seed: int, step: int) -> Itera
     while True:
         epoch_seed = int(np.random.SeedSequence([seed, epoch]).generate_state(1, np.uint64)[0])
         order = torch.randperm(len(data), generator=torch.Generator().manual_seed(epoch_seed))
+        order = order.to(data.device)  # once per epoch, not a copy per batch
         for k in range(start, per_epoch):
-            yield data[order[k * batch_size : (k + 1) * batch_size].to(data.device)]
+            yield data[order[k * batch_size : (k + 1) * batch_size]]
         epoch, start = epoch + 1, 0
 
 
