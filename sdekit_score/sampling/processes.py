@@ -164,10 +164,12 @@ class ForwardProcess(abc.ABC):
     ) -> torch.Tensor:
         """Draws from the prior ``N(0, prior_std^2 I)`` of shape ``(batch, *event)``.
 
-        ``generator`` is a seed, a ``torch.Generator`` or one generator per sample.
+        ``generator`` is a seed, a ``torch.Generator`` or one generator per sample; without
+        ``device`` the draws are on the generators' device (CPU for a seed).
         """
         if device is None:
-            device = generator.device if isinstance(generator, torch.Generator) else "cpu"
+            first = generator[0] if isinstance(generator, list | tuple) and generator else generator
+            device = first.device if isinstance(first, torch.Generator) else "cpu"
         device = torch.device(device)
         dtype = dtype if dtype is not None else torch.get_default_dtype()
         z = randn(tuple(shape), as_generator(generator, device), dtype, device)
