@@ -15,6 +15,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 
+import sdekit as sk
 import sdekit.testing as skt
 from sdekit.brownian import BrownianBridge, GaussianIncrements
 from sdekit.brownian import bridge as bridge_module
@@ -360,3 +361,21 @@ def test_bad_arguments_are_refused():
     br.increment(0.0, 0.1)
     with pytest.raises(ValueError, match="accept must be"):
         br.commit(torch.ones(2, dtype=torch.bool))
+
+
+@pytest.mark.parametrize("brownian", ["bridge", "shared", "per_sample"])
+def test_steps_of_a_few_ulps_of_a_large_time_keep_their_noise(brownian):
+    # At t = 1e4 in float32 a step of 0.005 is five ulps of t, under the 16 ulps within which a
+    # step's end is taken to be a known point: every step ended on its own start (dW = 0) and
+    # the variance came out 3.6e-15. OU from 1: Var Y(1) = 0.25 (1 - e^-2)/2.
+    ou = sk.SDE(lambda t, y: -y, lambda t, y: torch.full_like(y, 0.5), noise="additive")
+    y0 = torch.ones(4000, 1)
+    if brownian != "bridge":
+        controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=brownian == "per_sample")
+        sol = sk.solve(ou, y0, 1e4, 1e4 + 1, solver="sosra", controller=controller, generator=3)
+    else:
+        sol = sk.solve(ou, y0, 1e4, 1e4 + 1, solver="sosra", dt=0.005, brownian="bridge",
+                       generator=3)  # fmt: skip
+    exact = 0.125 * (1 - math.exp(-2))
+    se = exact * math.sqrt(2 / (len(y0) - 1))
+    assert abs(float(sol.ys[-1].var()) - exact) < 4 * se

@@ -401,11 +401,14 @@ def draw(points: _Points, t, h, z1, z2, eps: float) -> tuple[Increment, _Attempt
     """The increment over ``[t, t + h]`` (``(batch,)`` tensors in the points' time dtype) from
     the standard normals ``z1`` (and ``z2`` with the area, else ``None``), and what
     :func:`commit` needs of it. ``eps``: the machine epsilon of the times as the solver computes
-    them (a step ending within 16 ulps of a point ends on it). Reads ``points``, changes nothing."""
+    them (a step ending within 16 ulps of a point ends on it; a step longer than one ulp of
+    ``t``, within a quarter of itself where that is less, so that a step of a few ulps of a
+    large ``t`` does not end on its own start). Reads ``points``, changes nothing."""
     T, V, I, c, cur, rows = points
     h_abs = h.abs()
     active = h_abs > 0
-    tol = 16 * eps * (t.abs() + h_abs) * active
+    ulp = eps * (t.abs() + h_abs)
+    tol = torch.where(h_abs > ulp, torch.minimum(16 * ulp, h_abs / 4), 16 * ulp) * active
     tau = c + h_abs
     # The last known point at or before the step's end (the current point at least: a
     # finished sample, with tol = 0, sees no other) and the first one after it, if any.

@@ -131,7 +131,10 @@ class SharedTimeBridge(BrownianSource):
         t, eps_t = _scalar(t, "t")
         h, eps_h = _scalar(h, "h")
         tau = abs(h)
-        tol = 16 * max(eps_t, eps_h, self._eps) * (abs(t) + tau) if tau else 0.0
+        # within 16 ulps of a point ends on it; a step longer than one ulp, within a quarter of
+        # itself where that is less (a step of a few ulps of a large t must not end at its start)
+        ulp = max(eps_t, eps_h, self._eps) * (abs(t) + tau)
+        tol = min(16 * ulp, tau / 4) if tau > ulp else 16 * ulp
         # The last known point at or before the step's end (the origin at least) and the first
         # one after it, if any.
         i = bisect_right(self._times, tau + tol)
