@@ -863,9 +863,13 @@ class _HostSteps:
     def settle(self, state, problem, solver, source, y_next, y_error, solver_state, check_finite):
         stop, clipped, h_try, h = state.attempt
         y = state.y
-        accept, h_next, state.controller_state = self.controller.adapt_host(
-            y, y_next, y_error, h_try, state.controller_state, err=self.err
-        )
+        if h_try == 0:  # landing on a stop at the current time (a save time at t0): no step
+            accept, h_next = True, state.h
+            y_next, solver_state = y, state.solver_state  # a scheme may divide by h: unread
+        else:
+            accept, h_next, state.controller_state = self.controller.adapt_host(
+                y, y_next, y_error, h_try, state.controller_state, err=self.err
+            )
         if source is not None:
             source.commit(accept if self.bool_commit else self.decisions[accept])
         state.attempts += 1

@@ -854,3 +854,18 @@ def test_fixed_step_controllers_refuse_a_solve_they_do_not_fit(options, message)
     sde = _problem("sde")
     with pytest.raises(sk.InputValueError, match=message):
         sk.solve(sde, torch.zeros(2, 1, dtype=F64), 0.0, 1.0, solver="euler", **options)
+
+
+@pytest.mark.parametrize("solver", ["sosri", "sriw1"])
+@pytest.mark.parametrize("per_sample", [False, True])
+@pytest.mark.parametrize("backward", [False, True])
+def test_a_save_time_at_t0_is_landed_on_without_a_step(solver, per_sample, backward):
+    # The zero-length step onto a save time at t0 is no step: an SRI scheme's error estimate
+    # divides by h, and a shared-time solve rejected that step forever (saveat=linspace(t0, t1)).
+    gbm = sk.SDE(lambda t, y: 0.5 * y, lambda t, y: 0.8 * y)
+    y0 = torch.ones(10, 3, dtype=torch.float64)
+    t0, t1 = (1.0, 0.0) if backward else (0.0, 1.0)
+    controller = sk.PIController(rtol=1e-2, atol=1e-2, per_sample=per_sample)
+    sol = sk.solve(gbm, y0, t0, t1, solver=solver, controller=controller, saveat=[t0, 0.5, t1],
+                   generator=0, max_steps=500)  # fmt: skip
+    assert torch.equal(sol.ys[0], y0) and torch.isfinite(sol.ys).all()
