@@ -57,6 +57,10 @@ CHUNK_STEPS = 128  # steps per compiled call, their noise drawn at once ...
 CHUNK_ELEMENTS = 2**17  # ... as long as that noise stays this small ...
 CHUNK_EVALUATIONS = 256  # ... and its steps evaluate the drift and diffusion this often at most
 MIN_COMPILED_CHUNK = 16  # fewer steps fit that noise: the state is large, eager steps are as fast
+# With one generator per sample, each generator's block of normals must not depend on the batch
+# (CPU randn's numbers depend on how many are drawn at once): steps per block from a sample's
+# noise alone, this many elements of it at most.
+SAMPLE_CHUNK_ELEMENTS = 2**10
 PADDED_CHUNK_FRACTION = 4  # fewer steps left than a chunk over this: step them eagerly
 LAGGED_FLAGS = False  # read adaptive solves' flags one attempt late on every device (tests)
 LOOP_ATTEMPTS = 16  # per-sample attempts per compiled loop at most (the bridge packs every 16) ...
@@ -223,7 +227,9 @@ def solve(
         nfe_per_step = solver.nfe_drift + solver.nfe_diffusion
         policy = _FixedSteps(grid, save_times, controller.stops, source, y0, nfe_per_step)
         if isinstance(source, GaussianIncrements) and (brownian is None or brownian == "redraw"):
-            source.block = policy.chunk  # one generator call per chunk of steps
+            # one generator call per chunk of steps; per sample, a chunk the batch does not set
+            per_sample = isinstance(generator, list)
+            source.block = policy.sample_chunk if per_sample else policy.chunk
     state = policy.init_state(checked, solver, y0)
     bar = tqdm(total=policy.progress_total, disable=not progress, desc=solver.name)
     try:
@@ -495,6 +501,8 @@ class _FixedSteps:
         by_cost = CHUNK_EVALUATIONS // max(nfe_per_step, 1)
         self.compilable = by_size >= MIN_COMPILED_CHUNK
         self.chunk = max(1, min(CHUNK_STEPS, by_size, by_cost))
+        per_sample = SAMPLE_CHUNK_ELEMENTS // max(numel // max(y0.shape[0], 1), 1)
+        self.sample_chunk = max(1, min(CHUNK_STEPS, per_sample, by_cost))
 
     @functools.cached_property
     def times(self) -> tuple[torch.Tensor, ...]:

@@ -207,6 +207,22 @@ def test_per_sample_generators_make_each_sample_independent_of_the_batch():
     assert not torch.equal(batch.ys[-1, 0], batch.ys[-1, 1])
 
 
+@pytest.mark.parametrize("event", [1, 64])
+def test_per_sample_generators_give_the_same_paths_in_a_large_batch(event):
+    # A large batch drew each generator's normals in smaller blocks than a small one, and CPU
+    # randn's numbers depend on how many are drawn at once: every path of a 5000-batch differed
+    # from the same generators' paths in a 2500-batch.
+    sde = sk.SDE(lambda t, y: 0.5 * y, lambda t, y: 0.8 * y)
+
+    def solve(batch):
+        generators = [torch.Generator().manual_seed(1000 + i) for i in range(batch)]
+        y0 = torch.ones(batch, event, dtype=torch.float64)
+        return sk.solve(sde, y0, 0.0, 1.0, solver="euler", dt=0.01, generator=generators).ys[-1]
+
+    small = solve(8)
+    assert torch.equal(solve(2500)[:8], small) and torch.equal(solve(5000)[:8], small)
+
+
 # --------------------------------------------------------------------- time reversal
 #
 # A backward solve (t0 > t1) takes steps of negative size h: y + f(t, y) h + g(t, y) ΔW with
