@@ -328,7 +328,16 @@ def _as_time(t, name: str) -> float:
 def _check_saveat(saveat, t0: float, t1: float) -> list[float] | None:
     if saveat is None:
         return None
-    times = [float(s) for s in (saveat.tolist() if isinstance(saveat, torch.Tensor) else saveat)]
+    if isinstance(saveat, torch.Tensor) and saveat.dim() > 1:
+        raise InputValueError(
+            f"saveat must be a 1-D sequence of times, got a tensor of shape {tuple(saveat.shape)}"
+        )
+    try:
+        times = [
+            float(s) for s in (saveat.tolist() if isinstance(saveat, torch.Tensor) else saveat)
+        ]
+    except (TypeError, ValueError):
+        raise InputValueError(f"saveat must be a 1-D sequence of times, got {saveat!r}") from None
     if not times:
         raise InputValueError(
             "saveat is empty: give at least one time, or saveat=None for the final state"
@@ -416,7 +425,8 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controll
             "a torchsde-style Brownian object gives one path for the whole batch and cannot serve "
             "per-sample step sizes; use brownian='bridge' (the default) with a per-sample controller"
         )
-    return CallableBrownian(brownian, levy_area=levy_area)
+    like = torch.empty(shape, dtype=y0.dtype, device=y0.device)
+    return CallableBrownian(brownian, levy_area=levy_area, like=like)
 
 
 def _decides_on_host(controller) -> bool:

@@ -364,3 +364,29 @@ def test_fixed_steps_name_a_drift_that_is_nan_from_the_start(solver):
         sk.solve(sde, y0 * math.nan, 0.0, 1.0, solver=solver, dt=0.1)
     sol = sk.solve(sde, y0, 0.0, 1.0, solver=solver, dt=0.1, check_finite=False)
     assert sol.ys.isnan().all()
+
+
+def test_a_brownian_object_of_another_size_or_dtype_or_without_the_area_is_refused():
+    # torchsde's BrownianInterval of a smaller size broadcast silently: one path for every sample
+    # (size (1, 3)) or one Brownian motion for every channel (size (16, 1)).
+    torchsde = pytest.importorskip("torchsde")
+    sde = sk.SDE(lambda t, y: -y, lambda t, y: 0.5 * y, noise="diagonal")
+    y0 = torch.ones(16, 3, dtype=torch.float64)
+    for size, dtype, message in [
+        ((1, 3), torch.float64, r"increments have shape \(1, 3\), .* size=\(16, 3\)"),
+        ((16, 1), torch.float64, r"increments have shape \(16, 1\)"),
+        ((16, 3), torch.float32, r"increments are torch.float32 on cpu, but y0 is torch.float64"),
+    ]:
+        bm = torchsde.BrownianInterval(0.0, 1.0, size=size, dtype=dtype)
+        with pytest.raises(sk.InputValueError, match=message):
+            sk.solve(sde, y0, 0.0, 1.0, solver="euler", dt=0.1, brownian=bm)
+    additive = sk.SDE(lambda t, y: -y, lambda t, y: torch.full_like(y, 0.5), noise="additive")
+    bm = torchsde.BrownianInterval(0.0, 1.0, size=(16, 3), dtype=torch.float64)
+    with pytest.raises(sk.InputValueError, match="levy_area_approximation='space-time'"):
+        sk.solve(additive, y0, 0.0, 1.0, solver="sosra", dt=0.1, brownian=bm)
+
+
+def test_a_saveat_of_more_than_one_dimension_is_refused():
+    with pytest.raises(sk.InputValueError, match=r"1-D sequence of times, got a tensor of shape"):
+        sk.solve(sk.ODE(lambda t, y: -y), Y0, 0.0, 1.0, solver="euler", dt=0.1,
+                 saveat=torch.ones(2, 2) * 0.5)  # fmt: skip

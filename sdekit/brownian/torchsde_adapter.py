@@ -18,10 +18,13 @@ class CallableBrownian(BrownianSource):
     Backward steps use ``W(t + h) - W(t) = -(W(t) - W(t + h))``; ``H`` is unchanged by reversal.
 
     A query outside the path's span (torchsde's ``BrownianInterval``, ``BrownianTree`` and
-    ``BrownianPath`` know theirs) raises: torchsde itself only warns and extrapolates.
+    ``BrownianPath`` know theirs) raises: torchsde itself only warns and extrapolates. Given
+    ``like`` (the noise's shape, dtype and device, as a tensor), the first increment is checked
+    against it: a path of another size would broadcast silently (one path for every sample, or
+    one Brownian motion for every channel).
     """
 
-    def __init__(self, bm, *, levy_area: bool = False):
+    def __init__(self, bm, *, levy_area: bool = False, like: torch.Tensor | None = None):
         if not callable(bm):
             raise InputTypeError(
                 f"brownian= must be callable as bm(ta, tb), got {type(bm).__name__}"
@@ -29,6 +32,7 @@ class CallableBrownian(BrownianSource):
         self.bm = bm
         self.levy_area = levy_area
         self.span = _span(bm)
+        self.like = like  # checked against the first increment, then dropped
 
     def increment(self, t: torch.Tensor, h: float | torch.Tensor) -> Increment:
         if (
@@ -53,10 +57,34 @@ class CallableBrownian(BrownianSource):
                 )
         if not self.levy_area:
             dW = self.bm(lo, hi)
+            self._check(dW)
             return Increment(dW if tb >= ta else -dW)
         dW, U = self.bm(lo, hi, return_U=True)
+        self._check(dW)
+        if U is None:
+            raise InputValueError(
+                "this scheme needs the space-time Lévy area, which the Brownian object does not "
+                "give: create it with levy_area_approximation='space-time'"
+            )
         H = U / (hi - lo) - dW / 2
         return Increment(dW if tb >= ta else -dW, H)
+
+    def _check(self, dW: torch.Tensor) -> None:
+        like, self.like = self.like, None
+        if like is None:
+            return
+        if dW.shape != like.shape:
+            raise InputValueError(
+                f"the Brownian object's increments have shape {tuple(dW.shape)}, but the "
+                f"problem's noise has shape {tuple(like.shape)} (batch, then its Brownian "
+                f"motions): create it with size={tuple(like.shape)}; a smaller one would "
+                f"broadcast, one path shared by samples or channels"
+            )
+        if dW.dtype != like.dtype or dW.device != like.device:
+            raise InputValueError(
+                f"the Brownian object's increments are {dW.dtype} on {dW.device}, but y0 is "
+                f"{like.dtype} on {like.device}: create it with dtype= and device= of y0"
+            )
 
 
 def _span(bm) -> tuple[float, float] | None:
