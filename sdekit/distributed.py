@@ -317,14 +317,14 @@ class _Shards:
             then = json.loads(manifest.read_text())
         except (FileNotFoundError, ValueError):
             then = None
-        if isinstance(then, dict) and not any(self.directory.glob("chunk_*.pt")):
-            then = None if then.get("sha256") != self.sha256 else then
         if isinstance(then, dict) and then.get("sha256") != self.sha256:
-            return (
-                f"{self.directory} holds shards of another run "
-                f"({_differences(then.get('config', {}), self.config)}): rerun with its arguments, "
-                f"use another directory, or delete {self.directory} to start over"
-            )
+            if any(self.directory.glob("chunk_*.pt")):
+                return (
+                    f"{self.directory} holds shards of another run "
+                    f"({_differences(then.get('config', {}), self.config)}): rerun with its "
+                    f"arguments, use another directory, or delete {self.directory} to start over"
+                )
+            then = None  # its run failed before writing a shard: nothing of it to keep
         for stale in self.directory.glob(".*.tmp"):
             stale.unlink(missing_ok=True)
         if not isinstance(then, dict):

@@ -33,7 +33,7 @@ from sdekit_score.evaluation.metrics import (
     sliced_wasserstein,
 )
 from sdekit_score.evaluation.targets import GaussianMixture
-from sdekit_score.sampling.precision import module_of
+from sdekit_score.sampling.precision import weights_of
 from sdekit_score.sampling.processes import ForwardProcess, make_process
 from sdekit_score.sampling.samplers import ScoreFn, sample
 from sdekit_score.sampling.scores import ScoreModel
@@ -87,8 +87,8 @@ def draw(
     Returns ``(samples, nfe, wall_seconds)``: the samples ``(n, *event_shape)`` in generation
     order and the score evaluations of each sample ``(n,)``.
     """
-    module = module_of(score_fn)
-    device = next(module.parameters()).device if module is not None else torch.device("cpu")
+    weights = weights_of(score_fn)
+    device = weights.device if weights is not None else torch.device("cpu")
     generator = torch.Generator(device=device).manual_seed(seed)  # the samples' device
     batch_size = batch_size or n
     samples, nfe = [], []

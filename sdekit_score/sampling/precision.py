@@ -187,6 +187,16 @@ def module_of(score_fn) -> torch.nn.Module | None:
     return owner if isinstance(owner, torch.nn.Module) else None
 
 
+def weights_of(score_fn) -> torch.Tensor | None:
+    """The first floating parameter or buffer of :func:`module_of`'s module (its device and
+    dtype are the network's), else ``None``."""
+    module = module_of(score_fn)
+    if module is None:
+        return None
+    tensors = [*module.parameters(), *module.buffers()]
+    return next((p for p in tensors if p.is_floating_point()), None)
+
+
 def _check_autocast(device_type: str, dtype: torch.dtype, name: str) -> None:
     """Raise unless ``torch.autocast(device_type, dtype)`` computes in ``dtype``.
 

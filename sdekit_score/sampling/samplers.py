@@ -33,7 +33,7 @@ from sdekit_score.sampling.exponential_ode import (
     UniPC,
 )
 from sdekit_score.sampling.exponential_sde import ExponentialHeun, ExponentialMultistep
-from sdekit_score.sampling.precision import AutocastScore, module_of
+from sdekit_score.sampling.precision import AutocastScore, weights_of
 from sdekit_score.sampling.processes import (
     ForwardProcess,
     batch_time,
@@ -1068,13 +1068,10 @@ class _Checked:
         try:
             return self.score_fn(x, t)
         except RuntimeError as err:
-            module = module_of(self.score_fn)
-            floating = module is not None and next(
-                (p.dtype for p in module.parameters() if p.is_floating_point()), None
-            )
-            if floating and floating != x.dtype:
+            weights = weights_of(self.score_fn)
+            if weights is not None and weights.dtype != x.dtype:
                 raise InputValueError(
-                    f"the score network's parameters are {floating} but the samples are "
+                    f"the score network's parameters are {weights.dtype} but the samples are "
                     f"{x.dtype}: convert the network (network.to({x.dtype})) or leave out "
                     f"sample's dtype= (it then follows the network)"
                 ) from err
@@ -1122,13 +1119,10 @@ class _Checked:
 
 def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
     """The samples' device and dtype: as given, else the score model's, else CPU and default."""
-    module = module_of(score_fn)
-    if module is not None:
-        tensors = [*module.parameters(), *module.buffers()]
-        floating = next((p for p in tensors if p.is_floating_point()), None)
-        if floating is not None:
-            device = floating.device if device is None else device
-            dtype = floating.dtype if dtype is None else dtype
+    weights = weights_of(score_fn)
+    if weights is not None:
+        device = weights.device if device is None else device
+        dtype = weights.dtype if dtype is None else dtype
     try:
         device = torch.device(device) if device is not None else torch.device("cpu")
     except (RuntimeError, TypeError) as err:
