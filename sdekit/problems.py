@@ -63,7 +63,8 @@ class SDE:
     Args:
         drift: ``f(t, y)`` with the shape of ``y``.
         diffusion: ``g(t, y)``; its shape depends on ``noise`` (see the module docstring).
-        noise: ``"diagonal"``, ``"scalar"``, ``"additive"`` or ``"general"``.
+        noise: ``"diagonal"``, ``"scalar"``, ``"additive"`` or ``"general"``. ``"additive"``
+            is checked on a solve's first step (``g`` evaluated once more, at ``2y + 1``).
         calculus: ``"ito"`` or ``"stratonovich"``.
         noise_dim: number ``m`` of Brownian motions for ``general`` noise (and for ``additive``
             noise given as a matrix). For ``general`` noise it is read off ``g`` at the first call

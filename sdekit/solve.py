@@ -241,7 +241,10 @@ def solve(
             _integrate(checked, solver, policy, source, state, callback, bar, throw, check_finite)
     finally:
         bar.close()
-    return policy.solution(state, solver, save_times, t1, like)
+    solution = policy.solution(state, solver, save_times, t1, like)
+    if checked.extra_diffusion_calls:
+        _count_extra_diffusion_calls(solution.stats, checked.extra_diffusion_calls, y0.shape[0])
+    return solution
 
 
 @dataclass
@@ -363,6 +366,7 @@ class _CheckedProblem:
         self.noise, self.calculus = problem.noise, problem.calculus
         self.layout, self.additive = problem.layout, problem.additive
         self._y0 = y0
+        self.extra_diffusion_calls = 0  # made by the checks, counted in the solve's statistics
         self.f = self._first_call(problem.f, "drift", tuple(y0.shape), "f")
         if problem.noise is not None:
             g_shape = tuple(y0.shape) + ((problem.noise_shape(y0)[-1],) if general else ())
@@ -379,6 +383,9 @@ class _CheckedProblem:
         def checked(t, y):
             out = fn(t, y)
             _check_output(out, what, expected, self._y0)
+            if attr == "g" and self.additive:
+                self.extra_diffusion_calls += 1
+                _check_additive(fn, t, y, out)
             if self._finite and not bool(torch.isfinite(out).all()):
                 where = "at y0, which holds NaN/Inf" if not bool(torch.isfinite(y).all()) else ""
                 raise InputValueError(
@@ -390,6 +397,23 @@ class _CheckedProblem:
             return out
 
         return checked
+
+
+def _check_additive(g, t, y: torch.Tensor, g_y: torch.Tensor) -> None:
+    """Refuse a diffusion declared additive that depends on ``y``: the schemes that rely on the
+    declaration (SRA, improved Euler's Itô form, Milstein's single evaluation) would solve another
+    SDE without a sign of it. One more evaluation of ``g``, at ``2y + 1``, on the first call."""
+    with torch.no_grad():
+        g_other = g(t, 2 * y.detach() + 1)
+        g_y = g_y.detach()
+        scale = float(g_y.abs().max()) if g_y.numel() else 0.0
+        same = torch.allclose(g_other, g_y, rtol=1e-5, atol=1e-6 * scale, equal_nan=True)
+    if not same:
+        raise InputValueError(
+            "the problem declares noise='additive' (a diffusion that does not depend on y), but "
+            "its diffusion changes with y (g(t, y) and g(t, 2y + 1) differ at the first step): "
+            "declare noise='diagonal', 'scalar' or 'general' (with noise_dim) instead"
+        )
 
 
 def _check_output(out, what: str, expected: tuple[int, ...], y0: torch.Tensor) -> None:
@@ -1392,6 +1416,14 @@ class _AdaptiveSteps:
 
 def _detached(x: torch.Tensor | None) -> torch.Tensor | None:
     return None if x is None else x.detach()
+
+
+def _count_extra_diffusion_calls(stats: dict, calls: int, batch: int) -> None:
+    for key in ("nfe", "nfe_diffusion", "nfe_batch"):
+        if key in stats:
+            stats[key] = stats[key] + calls
+    if "nfe_rows" in stats:
+        stats["nfe_rows"] += calls * batch
 
 
 def _stats(solver, attempts, accepted, restarts) -> dict:

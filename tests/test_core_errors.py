@@ -51,6 +51,38 @@ def test_general_diffusion_of_the_wrong_shape_names_expected_and_actual_shapes()
         sk.solve(declared, Y0, 0.0, 1.0, solver="euler", dt=0.1)
 
 
+@pytest.mark.parametrize(
+    "solver, noise_dim",
+    [
+        ("euler", None),
+        ("improved_euler", None),
+        ("milstein", None),
+        ("sosra", None),
+        ("euler", 3),
+        ("sosra", 3),
+    ],
+)
+def test_additive_noise_that_depends_on_y_is_refused(solver, noise_dim):
+    # GBM declared additive: improved_euler would give E[Y(1)] = 2.28 instead of e^0.5 = 1.65.
+    shape = (4, 2) if noise_dim is None else (4, 2, noise_dim)
+    gbm = _sde(
+        lambda t, y: y,
+        lambda t, y: 0.8 * (y[..., None].expand(shape) if noise_dim else y),
+        noise="additive",
+        noise_dim=noise_dim,
+    )
+    with pytest.raises(sk.InputValueError, match=r"declares noise='additive' .* changes with y"):
+        sk.solve(gbm, Y0 + 1, 0.0, 1.0, solver=solver, dt=0.1)
+    # A diffusion that depends on t and on the sample (not on y) is additive.
+    sigma = torch.linspace(0.1, 0.4, 4, dtype=torch.float64).reshape(4, *[1] * (len(shape) - 1))
+    timed = _sde(
+        diffusion=lambda t, y: (sigma * (1 + t)).expand(shape),
+        noise="additive",
+        noise_dim=noise_dim,
+    )
+    sk.solve(timed, Y0, 0.0, 1.0, solver=solver, dt=0.1)
+
+
 def test_ode_vector_field_of_the_wrong_shape_names_expected_and_actual_shapes():
     ode = sk.ODE(lambda t, y: y.sum(-1))
     with pytest.raises(ValueError, match=r"returned shape \(4,\), expected \(4, 2\)"):

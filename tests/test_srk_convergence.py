@@ -266,7 +266,8 @@ def test_evaluations_per_step_are_the_declared_counts_at_most_one_per_stage(name
     y0 = torch.ones(8, 1, dtype=F64)
     sol = sk.solve(counting.sde, y0, 0.0, 1.0, solver=solver, dt=0.125, generator=0)
     stages = solver.tableau.stages
-    assert (counting.n_f, counting.n_g) == (8 * solver.nfe_drift, 8 * solver.nfe_diffusion)
+    check = int(isinstance(solver, SRA))  # noise='additive' is checked with one more call of g
+    assert (counting.n_f, counting.n_g) == (8 * solver.nfe_drift, 8 * solver.nfe_diffusion + check)
     assert sol.stats["nfe_drift"] == counting.n_f and sol.stats["nfe_diffusion"] == counting.n_g
     assert 1 <= solver.nfe_drift <= stages and 1 <= solver.nfe_diffusion <= stages
 
