@@ -17,6 +17,7 @@ from sdekit.batching import bcast
 from sdekit.checks import one_of
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.extras import import_extra
+from sdekit_score.sampling.precision import in_network_dtype
 from sdekit_score.sampling.processes import VESDE, ForwardProcess, batch_time
 
 from .processes import DiscreteVPProcess
@@ -95,11 +96,13 @@ class DiffusersScore(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = batch_time(t, x)
+        if t.dtype.itemsize < 4:  # timesteps 998 and 999 are one number in bfloat16
+            t = t.float()
         if isinstance(self.process, DiscreteVPProcess):
             condition = self.process.t_to_timestep(t)
         else:
             condition = self.process.sigma(t)
-        out = _tensor(self.model(x, condition), x)
+        out = _tensor(self.model(in_network_dtype(self.model, x), condition), x).to(x.dtype)
         if self.prediction == "score":
             return out
         alpha, sigma = bcast(self.process.alpha(t), x), bcast(self.process.sigma(t), x)

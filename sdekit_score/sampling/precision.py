@@ -63,7 +63,7 @@ import torch
 
 from sdekit.errors import InputTypeError, InputValueError
 
-__all__ = ["AMP_DTYPES", "AutocastScore"]
+__all__ = ["AMP_DTYPES", "AutocastScore", "in_network_dtype"]
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -195,6 +195,14 @@ def weights_of(score_fn) -> torch.Tensor | None:
         return None
     tensors = [*module.parameters(), *module.buffers()]
     return next((p for p in tensors if p.is_floating_point()), None)
+
+
+def in_network_dtype(net, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the floating dtype of ``net``'s weights, where they have another: a float16 or
+    bfloat16 network runs in its own precision while the solver's state stays in float32 (a
+    16-bit state would round away the late steps' increments; see the module docstring)."""
+    weights = weights_of(net)
+    return x if weights is None or weights.dtype == x.dtype else x.to(weights.dtype)
 
 
 def _check_autocast(device_type: str, dtype: torch.dtype, name: str) -> None:

@@ -74,8 +74,9 @@ def sample(
             ``SAMPLERS``.
         generator: ``None``, an int seed, a ``torch.Generator`` or one per sample.
         device, dtype: of the samples. Default: those of the score model's parameters when
-            ``score_fn`` is an ``nn.Module`` (or a bound method of one), else CPU and the default
-            dtype.
+            ``score_fn`` is an ``nn.Module`` (or a bound method of one; float32 for a float16 or
+            bfloat16 network, which :class:`ScoreModel` and ``from_diffusers`` run in its own
+            dtype), else CPU and the default dtype. 16-bit samples are refused (biased).
         denoise: apply the final denoising step ``x + σ² s(x)`` (divided by ``α`` for VP).
         grad: record the autograd graph (to differentiate through sampling). Off by default:
             sampling a network then keeps no graph, so memory does not grow with the steps.
@@ -1072,8 +1073,9 @@ class _Checked:
             if weights is not None and weights.dtype != x.dtype:
                 raise InputValueError(
                     f"the score network's parameters are {weights.dtype} but the samples are "
-                    f"{x.dtype}: convert the network (network.to({x.dtype})) or leave out "
-                    f"sample's dtype= (it then follows the network)"
+                    f"{x.dtype}: wrap the network in ScoreModel (or from_diffusers), which runs "
+                    f"it in its own dtype, convert it (network.to({x.dtype})), or keep it in "
+                    f"float32 and pass amp='bf16' for 16-bit arithmetic"
                 ) from err
             raise
 
@@ -1118,11 +1120,13 @@ class _Checked:
 
 
 def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
-    """The samples' device and dtype: as given, else the score model's, else CPU and default."""
+    """The samples' device and dtype: as given, else the score model's (float32 for a 16-bit
+    one), else CPU and default."""
     weights = weights_of(score_fn)
     if weights is not None:
         device = weights.device if device is None else device
-        dtype = weights.dtype if dtype is None else dtype
+        if dtype is None:
+            dtype = torch.float32 if weights.dtype.itemsize < 4 else weights.dtype
     try:
         device = torch.device(device) if device is not None else torch.device("cpu")
     except (RuntimeError, TypeError) as err:
@@ -1137,6 +1141,13 @@ def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise InputValueError(
             f"dtype={dtype!r}: samples need a floating dtype (torch.float32, torch.float64, ...)"
+        )
+    if dtype.itemsize < 4:
+        raise InputValueError(
+            f"dtype={dtype}: a 16-bit state rounds away the small late steps and biases the "
+            f"samples (adaptive samplers stall); sample in torch.float32 (the default): a "
+            f"{dtype} network still runs in {dtype} (ScoreModel and from_diffusers cast its "
+            f"input), or keep the network in float32 and pass amp='bf16'"
         )
     return device, dtype
 

@@ -33,6 +33,7 @@ import torch
 from sdekit.batching import bcast
 from sdekit.checks import one_of
 from sdekit.errors import InputTypeError, InputValueError
+from sdekit_score.sampling.precision import in_network_dtype
 from sdekit_score.sampling.processes import ForwardProcess, batch_time
 
 __all__ = ["ScoreModel", "check_score_output"]
@@ -106,13 +107,13 @@ class ScoreModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = batch_time(t, x)
-        out = self.net(x, self._condition(t, self.process))
+        out = self.net(in_network_dtype(self.net, x), self._condition(t, self.process))
         if out.shape != x.shape:
             raise InputValueError(
                 f"net returned shape {tuple(out.shape)} for x of shape {tuple(x.shape)}: "
                 f"with output={self.output!r} it must return one value per element of x"
             )
-        return self._convert(out, x, t, self.process)
+        return self._convert(out.to(x.dtype), x, t, self.process)
 
     def extra_repr(self) -> str:
         return f"process={self.process}, output={self.output!r}, conditioning={self.conditioning!r}"
