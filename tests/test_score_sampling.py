@@ -415,12 +415,51 @@ def test_a_network_of_another_dtype_than_the_samples_is_named():
             return self.linear(torch.cat([x, t[:, None].to(x.dtype)], 1))
 
     process = ss.VPSDE()
-    score = ss.ScoreModel(Net(), process, output="noise")
+    bare = Net()  # called as score_fn(x, t), its output taken as the score
     with pytest.raises(ValueError, match=r"parameters are torch.float32 but the samples are "
-                       r"torch.float64: convert the network \(network.to\(torch.float64\)\)"):  # fmt: skip
-        ss.sample(score, process, (4, 2), sampler="unipc", dtype=torch.float64)
+                       r"torch.float64: wrap the network in ScoreModel"):  # fmt: skip
+        ss.sample(bare, process, (4, 2), sampler="unipc", dtype=torch.float64)
+    # ScoreModel runs the network in its own dtype: float32 weights on float64 samples
+    score = ss.ScoreModel(Net(), process, output="noise")
+    x, _ = ss.sample(score, process, (4, 2), sampler="unipc", dtype=torch.float64)
+    assert x.dtype == torch.float64
     with pytest.raises(ValueError, match=r"returned torch.float64 for x of dtype torch.float32"):
         ss.sample(lambda x, t: (-x).double(), process, (4, 2), sampler="em", steps=5)
+
+
+class _LabelledGaussians(torch.nn.Module):
+    """The exact VP score of N(m[label], 0.1² I) for one label per sample, held for the batch."""
+
+    def __init__(self, process, labels):
+        super().__init__()
+        self.process, self.labels = process, labels
+        self.means = torch.tensor([[-1.0, 0.5], [0.0, -0.5], [1.0, 0.0]])
+        self.weight = torch.nn.Parameter(torch.ones(()))  # a network: samplers may compact it
+
+    def forward(self, x, t):
+        alpha, sigma = self.process.alpha(t)[:, None], self.process.sigma(t)[:, None]
+        mean = alpha * self.means[self.labels]
+        return -(x - mean) / (alpha**2 * 0.01 + sigma**2)
+
+
+@pytest.mark.parametrize("sampler", ["ode", "dpm_adaptive", "adaptive", "ggf"])
+def test_a_score_function_holding_inputs_per_sample_samples_each_sample_by_its_own(sampler):
+    # A closure over per-sample inputs (class labels) with the whole batch's rows, the recipe
+    # docs/migration.md gives for conditional models: the adaptive samplers dropped finished
+    # samples from the batch and the closure failed with a raw size mismatch.
+    process = ss.VPSDE()
+    labels = torch.arange(600) % 3
+    exact = _LabelledGaussians(process, labels)
+    x, _ = ss.sample(lambda x, t: exact(x, t), process, (600, 2), sampler=sampler, generator=0)
+    assert x.dtype == torch.float32
+    for label in range(3):  # each sample from its own label's Gaussian: sd 0.1, 200 samples
+        error = (x[labels == label].mean(0) - exact.means[label]).abs().max()
+        assert error < 5 * 0.1 / math.sqrt(200)
+    # A module that holds them cannot follow the rows; the error says why and what to do.
+    with pytest.raises(
+        ValueError, match=r"failed on \d+ of the batch's 600 rows .* plain function"
+    ):
+        ss.sample(exact, process, (600, 2), sampler=sampler, generator=0)
 
 
 def test_diverging_steps_are_named_as_the_cause_not_the_score(ve_score):

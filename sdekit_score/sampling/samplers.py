@@ -33,7 +33,7 @@ from sdekit_score.sampling.exponential_ode import (
     UniPC,
 )
 from sdekit_score.sampling.exponential_sde import ExponentialHeun, ExponentialMultistep
-from sdekit_score.sampling.precision import AutocastScore, weights_of
+from sdekit_score.sampling.precision import AutocastScore, module_of, weights_of
 from sdekit_score.sampling.processes import (
     ForwardProcess,
     batch_time,
@@ -41,7 +41,7 @@ from sdekit_score.sampling.processes import (
     reverse_sde,
 )
 from sdekit_score.sampling.schedules import time_grid
-from sdekit_score.sampling.scores import check_score_output
+from sdekit_score.sampling.scores import ScoreModel, check_score_output
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -272,7 +272,7 @@ def ode(
         process.eps,
         solver=solver,
         controller=sdekit.IController(rtol=rtol, atol=atol, per_sample=per_sample),
-        compact=callback is None,  # the callback's denoised estimate needs every row
+        compact=_compacts(score_fn, callback),
         max_steps=max_steps,
         callback=callback,
         progress=progress,
@@ -461,7 +461,7 @@ def dpm_adaptive(
         solver=SinglestepDPMSolverPP(order),
         dt=_first_step(process, h_init),
         controller=sdekit.PIController(rtol=rtol, atol=atol, factor_max=2.5, per_sample=per_sample),
-        compact=callback is None,  # the callback's denoised estimate needs every row
+        compact=_compacts(score_fn, callback),
         max_steps=max_steps,
         callback=callback,
         progress=progress,
@@ -546,7 +546,7 @@ def adaptive(
         controller=controller,
         dt=h_init if h_init is not None else (process.T - process.eps) / 100,
         brownian="bridge",
-        compact=callback is None,  # the callback's denoised estimate needs every row
+        compact=_compacts(score_fn, callback),
         generator=generator,
         max_steps=max_steps,
         callback=callback,
@@ -626,7 +626,7 @@ def ggf(
         brownian=brownian,
         generator=generator,
         max_steps=max_steps,
-        compact=callback is None,  # the callback's denoised estimate needs every row
+        compact=_compacts(score_fn, callback),
         callback=callback,
         progress=progress,
     )
@@ -1048,10 +1048,14 @@ class _Checked:
         self.total: torch.Tensor | None = None
         self.score_failed: torch.Tensor | None = None  # non-finite output at finite input
         self.latest: tuple | None = None
+        self.batch = 0  # rows of the first evaluation: the whole batch
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.total is None:
+            self.batch = x.shape[0]
             out = self._first(x, t)
+        elif x.shape[0] < self.batch:
+            out = self._on_rows(x, t)
         else:
             out = self.score_fn(x, t)
         out_sum = out.detach().sum(dtype=torch.float32)
@@ -1078,6 +1082,20 @@ class _Checked:
                     f"float32 and pass amp='bf16' for 16-bit arithmetic"
                 ) from err
             raise
+
+    def _on_rows(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """An evaluation on the rows of the samples not yet finished (an adaptive solve drops
+        the others); a network holding inputs for the whole batch fails there."""
+        try:
+            return self.score_fn(x, t)
+        except (RuntimeError, IndexError, ValueError) as err:
+            raise InputValueError(
+                f"the score function failed on {x.shape[0]} of the batch's {self.batch} rows "
+                f"({type(err).__name__}: {err}). Adaptive samplers evaluate only the samples "
+                f"not yet finished; a network that holds inputs per sample (class labels, "
+                f"embeddings) for the whole batch cannot follow: pass it as a plain function "
+                f"(lambda x, t: ...), which is evaluated on every row"
+            ) from err
 
     def reporter(self, callback):
         """A solve-level callback that hands ``callback`` k-diffusion's fields."""
@@ -1117,6 +1135,34 @@ class _Checked:
             f"sampling with {sampler!r} (its first output was finite); check the network and the "
             f"times or noise levels it is evaluated at"
         ) from cause
+
+
+def _compacts(score_fn, callback) -> bool:
+    """Whether an adaptive solve may drop finished samples from the score's batch (``compact``).
+
+    Not for a callback (its denoised estimate needs every row), nor for a network that is a plain
+    function rather than an ``nn.Module`` (or a bound method of one): a closure may hold inputs
+    per sample, e.g. ``lambda x, t: unet(x, t, class_labels=labels).sample``, with the whole
+    batch's rows.
+    """
+    from sdekit_score.adapters.denoisers import DenoiserScore  # the adapters import sampling
+    from sdekit_score.adapters.diffusers import DiffusersScore
+
+    if callback is not None:
+        return False
+    while True:
+        if isinstance(score_fn, _Checked | AutocastScore):
+            score_fn = score_fn.score_fn
+        elif isinstance(score_fn, ScoreModel):
+            score_fn = score_fn.net
+        elif isinstance(score_fn, DiffusersScore):
+            score_fn = score_fn.model
+        elif isinstance(score_fn, DenoiserScore):
+            if any(isinstance(v, torch.Tensor) for v in score_fn.extra_args.values()):
+                return False  # e.g. class labels, one per sample
+            score_fn = score_fn.denoiser
+        else:
+            return module_of(score_fn) is not None
 
 
 def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
