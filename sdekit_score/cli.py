@@ -10,8 +10,8 @@
 
 Exit status: 0 on success; 2 on bad input (a missing checkpoint, an unknown sampler, a negative
 count, a malformed ``--option``: an :class:`~sdekit.errors.InputError` or an argument error); 1 when
-a solve cannot finish (:class:`~sdekit.SolveError`) or an optional dependency is missing (the message
-names the extra to install). These print one line on stderr; anything else is a defect and
+a solve cannot finish (:class:`~sdekit.SolveError`), an optional dependency is missing (the message
+names the extra to install) or a file cannot be written or read (an ``OSError``). These print one line on stderr; anything else is a defect and
 propagates with its traceback.
 
 The base install runs every command; the digits need the ``data`` extra (scikit-learn) and PNG
@@ -110,11 +110,14 @@ def _positive(text: str) -> float:
 
 
 def _device(text: str) -> str:
-    """A torch device name."""
+    """A torch device name, of a kind available here."""
     try:
-        torch.device(text)
+        kind = torch.device(text).type
     except RuntimeError:
         raise argparse.ArgumentTypeError(f"not a torch device: {text!r}") from None
+    backend = getattr(torch, kind, None)  # torch.cuda, torch.mps, ...
+    if kind != "cpu" and hasattr(backend, "is_available") and not backend.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no {kind} device is available here")
     return text
 
 
@@ -219,7 +222,10 @@ def _add_sample(parser: argparse.ArgumentParser) -> None:
     )
     source.add_argument("--target", help=f"an analytic target: {', '.join(TARGETS)}")
     parser.add_argument(
-        "--process", choices=tuple(PROCESSES), default="vp", help="process of a target (default vp)"
+        "--process",
+        choices=tuple(PROCESSES),
+        default=None,
+        help="process of a target (default vp); a checkpoint carries its own",
     )
     parser.add_argument("--sampler", default="ggf", help=f"one of {', '.join(SAMPLERS)}")
     parser.add_argument(
@@ -395,6 +401,12 @@ def cmd_sample(args: argparse.Namespace) -> None:
     resumes; with ``--distributed`` the chunks are shared out across torchrun's processes); then
     (rank 0) write ``samples.pt``, ``stats.json`` and a PNG."""
     run = Run(args.sampler, _check_sampler(args.sampler), parse_options(args.option))
+    if args.checkpoint is not None and args.process is not None:
+        raise CLIError(
+            f"--process {args.process}: a checkpoint samples on the process it was trained "
+            f"for; --process chooses the process of a --target"
+        )
+    args.process = args.process or "vp"
     with launch(args.device, args.distributed) as group:
         reference = None
         if args.checkpoint is not None and is_diffusers_directory(args.checkpoint):
@@ -531,6 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CLIError, InputError) as err:
         return _fail(err, 2)
     except (SolveError, MissingExtraError) as err:
+        return _fail(err, 1)
+    except OSError as err:  # an --out that cannot be written, a file that cannot be read
         return _fail(err, 1)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)

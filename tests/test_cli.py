@@ -246,6 +246,12 @@ BAD_INPUT = [
     (["sample", "--target", "nope", "--out", "o"], "unknown target"),
     (["sample", "--target", "gmm2d", "--process", "xx", "--out", "o"], "invalid choice"),
     (["sample", "--target", "gmm2d", "--device", "gpu0", "--out", "o"], "not a torch device"),
+    *(
+        []
+        if torch.cuda.is_available()
+        else [(["sample", "--target", "gmm2d", "--device", "cuda", "--out", "o"], "no cuda device")]
+    ),
+    (["sample", "--checkpoint", "m.pt", "--process", "ve", "--out", "o"], "chooses the process"),
     (["train", "--process", "vp", "--sigma-max", "5", "--out", "o"], "ve or edm only"),
     (["train", "--steps", "0", "--out", "o"], "positive integer"),
     (["bench", "--samplers", "em,xx"], "unknown sampler"),
@@ -261,6 +267,13 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_traceback(
     status, out, err = run(argv, capsys)
     assert status == 2 and out == ""
     assert err.count("\n") == 1 and err.startswith("sdekit-score: error: ") and message in err
+
+
+def test_an_output_directory_that_cannot_be_made_exits_1_with_one_line(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a directory")
+    status, out, err = run([*SAMPLE_GMM, "--out", tmp_path / "file" / "run"], capsys)
+    assert status == 1 and out == ""
+    assert err.count("\n") == 1 and err.startswith("sdekit-score: error: ") and "file" in err
 
 
 def test_bad_input_in_a_subprocess_prints_no_traceback(tmp_path):

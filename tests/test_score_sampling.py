@@ -427,6 +427,18 @@ def test_a_network_of_another_dtype_than_the_samples_is_named():
         ss.sample(lambda x, t: (-x).double(), process, (4, 2), sampler="em", steps=5)
 
 
+def test_a_process_other_than_the_scores_is_refused():
+    net = ss.MLP(2, hidden=8, depth=1)
+    score = ss.ScoreModel(net, ss.VPSDE(), output="noise")
+    with pytest.raises(ValueError, match=r"made for VPSDE\(.*\) but sample\(\) was given VESDE"):
+        ss.sample(score, ss.VESDE(), (4, 2), sampler="em", steps=5)
+    with pytest.raises(ValueError, match=r"made for VPSDE\(.*beta_max=20.0.*was given VPSDE"):
+        ss.sample(score, ss.VPSDE(beta_max=10.0), (4, 2), sampler="em", steps=5)
+    # an equal process, or the same schedule to another end time, is the score's
+    ss.sample(score, ss.VPSDE(), (4, 2), sampler="em", steps=5)
+    ss.sample(score, ss.VPSDE(eps=1e-5), (4, 2), sampler="em", steps=5)
+
+
 class _LabelledGaussians(torch.nn.Module):
     """The exact VP score of N(m[label], 0.1² I) for one label per sample, held for the batch."""
 

@@ -104,6 +104,7 @@ def sample(
     if callback is not None and not callable(callback):
         raise InputTypeError(f"callback must be None or callable(info: dict), got {callback!r}")
     shape = _check_shape(shape)
+    _check_process(score_fn, process)
     device, dtype = _placement(score_fn, device, dtype)
     if amp not in (None, "none") or channels_last:
         score_fn = AutocastScore(score_fn, amp, channels_last=channels_last, device=device)
@@ -1137,32 +1138,63 @@ class _Checked:
         ) from cause
 
 
+def _layers(score_fn):
+    """``score_fn`` and the callables it wraps, outermost first: the sampler's check, autocast,
+    the adapters (``ScoreModel``, ``from_diffusers``, ``from_denoiser``), down to the network."""
+    from sdekit_score.adapters.denoisers import DenoiserScore  # the adapters import sampling
+    from sdekit_score.adapters.diffusers import DiffusersScore
+
+    inner = {
+        _Checked: "score_fn",
+        AutocastScore: "score_fn",
+        ScoreModel: "net",
+        DiffusersScore: "model",
+        DenoiserScore: "denoiser",
+    }
+    while True:
+        yield score_fn
+        name = inner.get(type(score_fn))
+        if name is None:
+            return
+        score_fn = getattr(score_fn, name)
+
+
 def _compacts(score_fn, callback) -> bool:
     """Whether an adaptive solve may drop finished samples from the score's batch (``compact``).
 
     Not for a callback (its denoised estimate needs every row), nor for a network that is a plain
-    function rather than an ``nn.Module`` (or a bound method of one): a closure may hold inputs
-    per sample, e.g. ``lambda x, t: unet(x, t, class_labels=labels).sample``, with the whole
-    batch's rows.
+    function rather than an ``nn.Module`` (or a bound method of one), nor for a denoiser given
+    tensors in ``extra_args``: a closure may hold inputs per sample, e.g.
+    ``lambda x, t: unet(x, t, class_labels=labels).sample``, with the whole batch's rows.
     """
-    from sdekit_score.adapters.denoisers import DenoiserScore  # the adapters import sampling
-    from sdekit_score.adapters.diffusers import DiffusersScore
-
     if callback is not None:
         return False
-    while True:
-        if isinstance(score_fn, _Checked | AutocastScore):
-            score_fn = score_fn.score_fn
-        elif isinstance(score_fn, ScoreModel):
-            score_fn = score_fn.net
-        elif isinstance(score_fn, DiffusersScore):
-            score_fn = score_fn.model
-        elif isinstance(score_fn, DenoiserScore):
-            if any(isinstance(v, torch.Tensor) for v in score_fn.extra_args.values()):
-                return False  # e.g. class labels, one per sample
-            score_fn = score_fn.denoiser
-        else:
-            return module_of(score_fn) is not None
+    for layer in _layers(score_fn):
+        extra = getattr(layer, "extra_args", None) or {}
+        if any(isinstance(value, torch.Tensor) for value in extra.values()):
+            return False
+    return module_of(layer) is not None
+
+
+def _check_process(score_fn, process: ForwardProcess) -> None:
+    """Refuse a process other than the one the score was made for (``ScoreModel``'s,
+    ``from_diffusers``'): a cosine-schedule model sampled on the linear ``VPSDE`` gave a twentieth
+    of the data's variance. Compared by ``α(t)`` and ``σ(t)`` (the end time ``eps`` may differ)."""
+    own = next((layer.process for layer in _layers(score_fn) if hasattr(layer, "process")), None)
+    if own is None or own is process:
+        return
+    lo, hi = max(own.eps, process.eps), min(own.T, process.T)
+    t = torch.linspace(lo, hi, 9, dtype=torch.float64) if lo < hi else None
+    if t is None or not (
+        type(own) is type(process)
+        and torch.allclose(own.alpha(t), process.alpha(t), rtol=1e-6)
+        and torch.allclose(own.sigma(t), process.sigma(t), rtol=1e-6)
+    ):
+        raise InputValueError(
+            f"the score function was made for {own!r} but sample() was given {process!r}: pass "
+            f"the process it was made with (score_fn.process; from_diffusers and from_denoiser "
+            f"return it beside the score)"
+        )
 
 
 def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
