@@ -65,6 +65,12 @@ PADDED_CHUNK_FRACTION = 4  # fewer steps left than a chunk over this: step them 
 LAGGED_FLAGS = False  # read adaptive solves' flags one attempt late on every device (tests)
 LOOP_ATTEMPTS = 16  # per-sample attempts per compiled loop at most (the bridge packs every 16) ...
 LOOP_BYTES = 2**20  # ... while what the loop carries, copied once per attempt, stays this small
+# A step ending within this many units of y0's dtype's epsilon times max(|t0|, |t1|) of a stop
+# lands on it (rounding errors of t + h); more would stretch steps beyond what the error allows
+# where float32 times are coarse (64 units were 0.76 at t = 1e5: steps of 0.01 skipped time).
+LANDING_ULPS = 4
+LANDING_STRETCH = 1 / 16  # ... and by at most this fraction of the step;
+LANDING_RETRY = 0.9  # after a rejected landing, at most this fraction of it (then not stretched)
 
 
 def solve(
@@ -836,7 +842,7 @@ class _HostSteps:
         self.controller, self.t0, self.t1, self.dt0 = controller, t0, t1, dt
         self.max_steps, self.stops = max_steps, stops
         self.direction = 1.0 if t1 > t0 else -1.0
-        self.tiny = 64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
+        self.tiny = LANDING_ULPS * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1))
         self.h_least = _least_step(controller, y0)
         self.like = dict(dtype=y0.dtype, device=y0.device)
         self.n_save = len(slot)
@@ -866,9 +872,10 @@ class _HostSteps:
         t, k, number = state.t, state.stop_index, self.number
         stop = end = self.stops[k]
         remaining = (stop - t) * self.direction
-        # A step that would stop a rounding error short of the next stop lands on it instead.
-        clipped = state.h >= remaining - self.tiny
-        h_try = min(number.round(state.h), remaining)  # remaining: exact, t and stop are numbers
+        # A step that would stop a rounding error short of the next stop lands on it instead,
+        # and integrates the whole way there: t becomes the stop when it is accepted.
+        clipped = state.h >= remaining - min(self.tiny, state.h * LANDING_STRETCH)
+        h_try = remaining if clipped else number.round(state.h)  # t and stop are numbers: exact
         h = number.round(h_try * self.direction)
         if self.is_jump[k]:  # a step onto a jump time ends just short of it
             end = number.nextafter(stop, t)
@@ -912,6 +919,8 @@ class _HostSteps:
             accept, h_next, state.controller_state = self.controller.adapt_host(
                 y, y_next, y_error, h_try, state.controller_state, err=self.err
             )
+            if clipped and not accept:  # short enough not to be stretched onto the stop again
+                h_next = min(h_next, LANDING_RETRY * h_try)
         if source is not None:
             source.commit(accept if self.bool_commit else self.decisions[accept])
         state.attempts += 1
@@ -1022,7 +1031,9 @@ class _AdaptiveSteps:
         like = dict(dtype=y0.dtype, device=y0.device)
         index = dict(dtype=torch.long, device=y0.device)
         # A tensor, not a float: a compiled attempt would otherwise compile again for a new t1.
-        self.tiny = torch.tensor(64 * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1)), **like)
+        self.tiny = torch.tensor(
+            LANDING_ULPS * torch.finfo(y0.dtype).eps * max(abs(t0), abs(t1)), **like
+        )
         self.h_least = _least_step(controller, y0)
         self.stops = torch.tensor(stops, **like)
         save = save_times or []
@@ -1085,9 +1096,10 @@ class _AdaptiveSteps:
         index = state.stop_index.clamp(max=len(self.stops) - 1)
         stop = end = self.stops[index]
         remaining = stop - t if forward else t - stop
-        # A step that would stop a rounding error short of the next stop lands on it instead.
-        clipped = state.h >= remaining - self.tiny
-        h_try = torch.where(state.active, torch.minimum(state.h, remaining), 0.0)
+        # A step that would stop a rounding error short of the next stop lands on it instead,
+        # and integrates the whole way there: t becomes the stop when it is accepted.
+        clipped = state.h >= remaining - torch.minimum(self.tiny, state.h * LANDING_STRETCH)
+        h_try = torch.where(state.active, torch.where(clipped, remaining, state.h), 0.0)
         h = h_try if forward else -h_try
         if self.any_jumps:  # a step onto a jump time ends just short of it: no stage sees past it
             end = torch.where(self.is_jump[index], torch.nextafter(stop, t), stop)
@@ -1137,6 +1149,10 @@ class _AdaptiveSteps:
         )
         accept = accept & active
         landed = accept & clipped
+        # A rejected landing step: the next one short enough not to be stretched onto the stop.
+        h_next = torch.where(
+            clipped & ~accept, torch.minimum(h_next, LANDING_RETRY * h_try), h_next
+        )
         t = torch.where(accept, torch.where(clipped, next_stop, state.t + h), state.t)
         # A step shortened to land on a stop says little about the step size the error allows:
         # keep the longer proposal; a zero-length step (landing on t0) says nothing.

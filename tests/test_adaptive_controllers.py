@@ -225,6 +225,30 @@ def test_steps_never_pass_t1_or_a_save_time(t0, t1, fractions, tol, dt, per_samp
             assert ((got - exact).abs() <= bound).all(), (s, got, exact, bound)
 
 
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_a_step_landing_on_a_stop_integrates_the_whole_way_there_at_large_float32_times(
+    per_sample,
+):
+    # A step within 64 float32 ulps of max|t| of a stop landed on it but integrated only its own
+    # length: at t0 = 1e4 and 1e5 time jumped ahead of the state (y(t0 + 1) = 0.382 and 0.565
+    # for e^-1 = 0.368; an OU mean 26 standard errors off).
+    controller = sk.PIController(rtol=1e-5, atol=1e-7, per_sample=per_sample)
+    for t0, resolution in ((1e4, 2e-3), (1e5, 1e-2)):  # float32's ulp there: 1e-3, 8e-3
+        y = sk.solve(sk.ODE(lambda t, y: -y), torch.ones(4, 1), t0, t0 + 1, solver="dopri5",
+                     controller=controller, saveat=[t0 + 0.5, t0 + 1]).ys  # fmt: skip
+        assert float((y[-1] - math.exp(-1)).abs().max()) < resolution
+        assert float((y[0] - math.exp(-0.5)).abs().max()) < resolution
+    # Brownian motion too: the variance of an OU solve (sd 0.5 per unit time) keeps its law.
+    ou = sk.SDE(lambda t, y: -y, lambda t, y: torch.full_like(y, 0.5), noise="additive")
+    n, t0 = 4000, 1e4
+    sol = sk.solve(ou, torch.ones(n, 1), t0, t0 + 1, solver="sosra", generator=0, max_steps=2000,
+                   controller=sk.PIController(rtol=1e-3, atol=1e-3, per_sample=per_sample))  # fmt: skip
+    y = sol.ys[-1].double()
+    var = 0.125 * (1 - math.exp(-2))
+    assert abs(float(y.mean()) - math.exp(-1)) < 4 * math.sqrt(var / n)
+    assert abs(float(y.var()) / var - 1) < 4 * math.sqrt(2 / n)
+
+
 def test_save_time_at_t0_is_saved_without_stalling():
     """A save time equal to ``t0`` (saveat=[t0, ..., t1], the commonest layout) is a zero step."""
     ode = sk.ODE(_decay)
