@@ -201,6 +201,29 @@ def test_the_three_prediction_types_of_an_exact_model_give_the_same_true_score(s
         torch.testing.assert_close(score_fn(x, t), -x / var, rtol=1e-10, atol=1e-10)
 
 
+def test_continuous_timesteps_of_euler_v_prediction_are_a_quarter_of_log_sigma():
+    # EulerDiscreteScheduler(timestep_type="continuous") conditions v-prediction models on
+    # 0.25 log(sigma); the model was called with N t - 1 (mean 0.46, variance 1.00 for 0.3, 0.25)
+    scheduler = diffusers.EulerDiscreteScheduler(
+        timestep_type="continuous", prediction_type="v_prediction"
+    )
+    scheduler.set_timesteps(10)
+    seen = []
+
+    def model(x, timesteps):
+        seen.append(timesteps)
+        return torch.zeros_like(x)
+
+    score_fn, process = from_diffusers(model, scheduler)
+    sigmas = scheduler.sigmas[:-1].double()
+    t = process.noise_level_to_t(sigmas)
+    score_fn(torch.zeros(10, 1, 2, 2, dtype=torch.float64), t)
+    torch.testing.assert_close(seen[0], scheduler.timesteps.double(), rtol=1e-5, atol=1e-5)
+    # the discrete convention stays for the other prediction types, as in diffusers
+    eps = diffusers.EulerDiscreteScheduler(timestep_type="continuous")
+    assert from_diffusers(model, eps)[0].timesteps == "discrete"
+
+
 def test_score_sde_ve_maps_to_the_ve_process_and_calls_the_model_with_sigma():
     scheduler = diffusers.ScoreSdeVeScheduler(sigma_min=0.01, sigma_max=50.0, sampling_eps=1e-5)
     scheduler.set_sigmas(100)

@@ -25,6 +25,7 @@ from .processes import DiscreteVPProcess
 __all__ = ["DiffusersScore", "from_diffusers", "is_diffusers_directory", "load_pretrained"]
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
+TIMESTEP_TYPES = ("discrete", "continuous")
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
@@ -38,7 +39,9 @@ def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardP
         scheduler: the training scheduler: one with ``alphas_cumprod`` and a ``prediction_type``
             (``DDPMScheduler``, ``DDIMScheduler``, ...; any β schedule) gives a
             :class:`~sdekit_score.adapters.DiscreteVPProcess`, exact at its timesteps (time
-            ``t = (n + 1)/N`` for timestep ``n``); a ``ScoreSdeVeScheduler`` gives a
+            ``t = (n + 1)/N`` for timestep ``n``; with ``timestep_type="continuous"`` and
+            v-prediction the model is conditioned on ``0.25 log σ``, as diffusers'
+            ``EulerDiscreteScheduler`` does); a ``ScoreSdeVeScheduler`` gives a
             :class:`~sdekit_score.sampling.VESDE` with its ``sigma_min``, ``sigma_max`` and
             ``sampling_eps`` (the model is called with ``sigma(t)`` and returns the score).
 
@@ -52,7 +55,12 @@ def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardP
             "scheduler prediction_type", config.get("prediction_type", "epsilon"), PREDICTION_TYPES
         )
         process = DiscreteVPProcess(scheduler.alphas_cumprod)
-        return DiffusersScore(model, process, prediction), process
+        timesteps = one_of(
+            "scheduler timestep_type", config.get("timestep_type", "discrete"), TIMESTEP_TYPES
+        )
+        if timesteps == "continuous" and prediction != "v_prediction":
+            timesteps = "discrete"  # as diffusers' EulerDiscreteScheduler: continuous v only
+        return DiffusersScore(model, process, prediction, timesteps), process
     if {"sigma_min", "sigma_max", "sampling_eps"} <= set(config):
         process = VESDE(
             sigma_min=float(config["sigma_min"]),
@@ -83,22 +91,28 @@ class DiffusersScore(torch.nn.Module):
 
     (``z = alpha v + sigma x`` recovers the noise from ``v`` since ``alpha² + sigma² = 1``.) The
     model sees ``x`` unscaled and the timestep ``N t - 1`` of a
-    :class:`~sdekit_score.adapters.DiscreteVPProcess`, or the noise level ``sigma(t)`` of a VE
-    process.
+    :class:`~sdekit_score.adapters.DiscreteVPProcess` (with ``timesteps="continuous"``, the
+    ``0.25 log(sigma/alpha)`` of diffusers' ``EulerDiscreteScheduler(timestep_type="continuous")``),
+    or the noise level ``sigma(t)`` of a VE process.
     """
 
-    def __init__(self, model: Callable, process: ForwardProcess, prediction: str):
+    def __init__(
+        self, model: Callable, process: ForwardProcess, prediction: str, timesteps: str = "discrete"
+    ):
         super().__init__()
         if not callable(model):
             raise InputTypeError(f"model must be callable as model(x, t), got {model!r}")
         self.model, self.process = model, process
         self.prediction = one_of("prediction", prediction, (*PREDICTION_TYPES, "score"))
+        self.timesteps = one_of("timesteps", timesteps, TIMESTEP_TYPES)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = batch_time(t, x)
         if t.dtype.itemsize < 4:  # timesteps 998 and 999 are one number in bfloat16
             t = t.float()
-        if isinstance(self.process, DiscreteVPProcess):
+        if self.timesteps == "continuous":
+            condition = 0.25 * torch.log(self.process.noise_level(t))
+        elif isinstance(self.process, DiscreteVPProcess):
             condition = self.process.t_to_timestep(t)
         else:
             condition = self.process.sigma(t)
@@ -113,7 +127,9 @@ class DiffusersScore(torch.nn.Module):
         return (alpha * out - x) / sigma**2
 
     def extra_repr(self) -> str:
-        return f"process={self.process}, prediction={self.prediction!r}"
+        return (
+            f"process={self.process}, prediction={self.prediction!r}, timesteps={self.timesteps!r}"
+        )
 
 
 def _tensor(out, x: torch.Tensor) -> torch.Tensor:
