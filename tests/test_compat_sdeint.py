@@ -1,5 +1,6 @@
 """``sdekit.compat.sdeint``: torchsde's results on torchsde's own Brownian path, and torchsde's errors."""
 
+import math
 import warnings
 
 import pytest
@@ -471,6 +472,16 @@ def test_invalid_calls_raise_torchsdes_exception_types(case):
         torchsde.sdeint(sde, **call)
     with pytest.raises(theirs.type):
         sdeint(sde, **call)
+
+
+@pytest.mark.parametrize("dt", [0.0, -0.05, math.nan, torch.tensor(0.0)])
+@pytest.mark.parametrize("adaptive", [False, True])
+def test_a_step_that_is_not_positive_is_refused(dt, adaptive):
+    # torchsde's grid loop never ends for dt <= 0, growing its grid until memory runs out
+    with pytest.raises(ValueError, match=r"positive finite number"):
+        sdeint(_module(), y0(), (0.0, 0.1), dt=dt, adaptive=adaptive)
+    with pytest.raises(ValueError, match=r"positive finite number"):
+        sdeint_adjoint(_module(), y0(), (0.0, 0.1), dt=dt, adaptive=adaptive)
 
 
 def test_log_ode_on_general_noise_names_the_alternative():
