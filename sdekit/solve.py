@@ -46,6 +46,7 @@ from .brownian.bridge import store as store_point
 from .brownian.gaussian import increment_from_normals
 from .checks import one_of
 from .controllers import AbstractStepSizeController, ConstantStepSize
+from .controllers.base import snap
 from .errors import InputTypeError, InputValueError
 from .problems import as_problem
 from .random import as_generator
@@ -351,11 +352,13 @@ def _check_saveat(saveat, t0: float, t1: float) -> list[float] | None:
         raise InputValueError(
             "saveat is empty: give at least one time, or saveat=None for the final state"
         )
+    if isinstance(saveat, torch.Tensor):  # a float32 linspace(t0, t1) ends at t0, t1 rounded
+        times = [snap(snap(s, t0, saveat.dtype), t1, saveat.dtype) for s in times]
     direction = 1.0 if t1 >= t0 else -1.0
     lo, hi = min(t0, t1), max(t0, t1)
     outside = [s for s in times if not lo <= s <= hi]
     if outside:
-        raise InputValueError(f"saveat times {outside} lie outside [{lo}, {hi}]")
+        raise InputValueError(f"saveat times {outside} lie outside [{lo!r}, {hi!r}]")
     if any(direction * (b - a) <= 0 for a, b in zip(times, times[1:], strict=False)):
         order = "increasing" if direction > 0 else "decreasing (backward solve)"
         raise InputValueError(f"saveat must be strictly {order}, got {times}")

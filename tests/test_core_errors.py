@@ -196,6 +196,33 @@ def test_saveat_outside_the_time_span_is_rejected(t0, t1, saveat):
         sk.solve(_sde(), Y0, t0, t1, solver="euler", dt=0.1, saveat=saveat)
 
 
+@pytest.mark.parametrize("per_sample", [None, False, True])
+def test_float32_time_grids_from_t0_to_t1_end_on_t0_and_t1(per_sample):
+    # torch.linspace(0.2, 1.2, n) is float32: its ends are 0.2 and 1.2 rounded, which were refused
+    # ("runs from 0.2 to 1.2 but the solve runs from 0.2 to 1.2", "lie outside [0.2, 1.2]").
+    grid, save = torch.linspace(0.2, 1.2, 41), torch.linspace(0.2, 1.2, 11)
+    if per_sample is None:
+        sol = sk.solve(_sde(), Y0, 0.2, 1.2, solver="euler", controller=sk.StepTo(grid),
+                       saveat=save)  # fmt: skip
+    else:
+        sol = sk.solve(_sde(noise="additive"), Y0, 0.2, 1.2, solver="improved_euler", saveat=save,
+                       controller=sk.IController(rtol=1e-3, atol=1e-3, per_sample=per_sample))  # fmt: skip
+    assert (sol.ts[0].item(), sol.ts[-1].item()) == (0.2, 1.2) and len(sol.ts) == 11
+    assert torch.equal(sol.ys[0], Y0)  # the save time t0 is t0 itself, not a step after it
+    # a grid that does not end at t1 in its own precision is still refused, with exact numbers
+    with pytest.raises(
+        ValueError, match=r"runs from 0.2 to 1.25 but the solve runs from 0.2 to 1.2:"
+    ):
+        sk.solve(
+            _sde(),
+            Y0,
+            0.2,
+            1.2,
+            solver="euler",
+            controller=sk.StepTo(torch.linspace(0.2, 1.25, 41)),
+        )
+
+
 @pytest.mark.parametrize(
     "t0, t1, saveat, order",
     [

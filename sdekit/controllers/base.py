@@ -93,6 +93,14 @@ def merge_grid(grid: list[float], stops: list[float], t1: float, scale: float) -
     return out
 
 
+def snap(time: float, target: float, dtype: torch.dtype | None) -> float:
+    """``target`` where ``time`` is ``target`` rounded to ``dtype`` (the dtype of the tensor
+    ``time`` came from: ``torch.linspace(0.2, 1.2, n)[-1]`` is 1.2 in float32), else ``time``."""
+    if dtype is not None and time == torch.tensor(target, dtype=dtype).item():
+        return target
+    return time
+
+
 def check_times(times, name: str) -> tuple[float, ...]:
     """A sequence (or 1-D tensor) of finite floats."""
     if isinstance(times, torch.Tensor):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from sdekit.errors import InputValueError
 
-from .base import AbstractStepSizeController, check_times, merge_grid
+from .base import AbstractStepSizeController, check_times, merge_grid, snap
 
 
 class ConstantStepSize(AbstractStepSizeController):
@@ -39,6 +40,7 @@ class StepTo(AbstractStepSizeController):
     adaptive = False
 
     def __init__(self, ts):
+        self.dtype = ts.dtype if isinstance(ts, torch.Tensor) else None  # its ends may round t0, t1
         ts = check_times(ts, "StepTo(ts)")
         if len(ts) < 2:
             raise InputValueError(f"StepTo(ts) needs at least two times (t0 and t1), got {ts}")
@@ -55,10 +57,11 @@ class StepTo(AbstractStepSizeController):
             raise InputValueError(
                 "StepTo(ts) sets every step: do not also pass dt to solve (it would be ignored)"
             )
-        if (self.ts[0], self.ts[-1]) != (t0, t1):
+        ts = [snap(self.ts[0], t0, self.dtype), *self.ts[1:-1], snap(self.ts[-1], t1, self.dtype)]
+        if (ts[0], ts[-1]) != (t0, t1):
             raise InputValueError(
-                f"StepTo(ts) runs from {self.ts[0]:g} to {self.ts[-1]:g} but the solve runs from "
-                f"{t0:g} to {t1:g}: its first and last times must be t0 and t1"
+                f"StepTo(ts) runs from {ts[0]!r} to {ts[-1]!r} but the solve runs from {t0!r} to "
+                f"{t1!r}: its first and last times must be t0 and t1"
             )
-        scale = min(abs(b - a) for a, b in zip(self.ts, self.ts[1:], strict=False))
-        return merge_grid(list(self.ts), stops, t1, scale)
+        scale = min(abs(b - a) for a, b in zip(ts, ts[1:], strict=False))
+        return merge_grid(ts, stops, t1, scale)
