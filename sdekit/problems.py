@@ -157,16 +157,36 @@ def _from_torchsde(module: Any) -> SDE:
             f"noise_type={getattr(module, 'noise_type', None)!r}, "
             f"sde_type={getattr(module, 'sde_type', None)!r}"
         )
-    diffusion = module.g
+    drift, diffusion = _scalar_time(module.f, "f"), _scalar_time(module.g, "g")
     if noise == "scalar":
 
-        def diffusion(t, y, _g=module.g):
+        def diffusion(t, y, _g=diffusion):
             return _g(t, y).squeeze(-1)
 
-    sde = SDE(module.f, diffusion, noise=noise, calculus=calculus)
+    sde = SDE(drift, diffusion, noise=noise, calculus=calculus)
     if noise == "additive":
         sde.layout = "general"
     return sde
+
+
+def _scalar_time(fn: Field, name: str) -> Field:
+    """A torchsde-style function, written for a 0-d ``t``; a per-sample solve's times (one per
+    sample) reach it as a column ``(batch, 1)``, which ``t.expand(batch, 1)`` and products with
+    ``(batch, d)`` tensors take as they take a 0-d ``t``."""
+
+    def with_time(t, y):
+        if t.dim() == 0:
+            return fn(t, y)
+        try:
+            return fn(t[:, None], y)
+        except (RuntimeError, IndexError, ValueError, TypeError) as err:
+            raise InputValueError(
+                f"the torchsde-style {name}(t, y) failed on a per-sample solve's times, given as a "
+                f"column of shape {tuple(t.shape) + (1,)} ({type(err).__name__}: {err}); make it "
+                f"accept such a t, or solve with one step size for the batch (per_sample=False)"
+            ) from err
+
+    return with_time
 
 
 def as_problem(problem: Any) -> SDE | ODE:

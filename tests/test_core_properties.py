@@ -534,6 +534,47 @@ def test_torchsde_module_solves_like_the_equivalent_sde_and_like_torchsde(
     torch.testing.assert_close(as_module, reference, rtol=1e-12, atol=1e-12)
 
 
+class SeasonalModule(torch.nn.Module):
+    """A torchsde module written for a 0-d ``t``, as torchsde's examples write them:
+    ``dY = cos(2πt) dt + 0.2 dW`` (drift through ``t.expand(batch, 1)``), exact mean
+    ``y0 + sin(2πt)/(2π)``."""
+
+    noise_type, sde_type = "diagonal", "ito"
+
+    def f(self, t, y):
+        return torch.cos(2 * math.pi * t.expand(y.shape[0], 1)).expand_as(y)
+
+    def g(self, t, y):
+        return 0.2 * torch.ones_like(y) + 0 * torch.sin(t)
+
+
+def test_a_torchsde_module_written_for_a_scalar_time_takes_per_sample_times_as_a_column():
+    # per-sample times reached the module with shape (batch,): t.expand(batch, 1) failed, and
+    # products with (batch, d) tensors took other samples' times where d equals the batch
+    n = 2000
+    y0 = torch.zeros(n, 1, dtype=torch.float64)
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    sol = sk.solve(SeasonalModule(), y0, 0.0, 0.75, solver="sosri",
+                   controller=controller, generator=0)  # fmt: skip
+    mean, se = float(sol.ys[-1].mean()), 0.2 * math.sqrt(0.75 / n)
+    assert abs(mean - math.sin(1.5 * math.pi) / (2 * math.pi)) < 4 * se
+
+
+class ScalarTimeOnly(SeasonalModule):
+    def f(self, t, y):
+        return torch.full_like(y, float(t))  # needs a 0-d t
+
+
+def test_a_torchsde_module_that_cannot_take_per_sample_times_says_what_to_do():
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    with pytest.raises(sk.InputValueError, match=r"f\(t, y\) failed on a per-sample .* column"):
+        sk.solve(
+            ScalarTimeOnly(), torch.zeros(4, 1), 0.0, 1.0, solver="sosri", controller=controller
+        )
+    sk.solve(ScalarTimeOnly(), torch.zeros(4, 1), 0.0, 1.0, solver="sosri",
+             controller=sk.PIController(rtol=1e-3, atol=1e-3))  # fmt: skip
+
+
 # --------------------------------------------------------------------- evaluation counts
 
 
