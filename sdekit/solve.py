@@ -22,6 +22,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -98,8 +99,10 @@ def solve(
 
     Args:
         problem: an :class:`~sdekit.SDE`, an :class:`~sdekit.ODE` or a torchsde-style module.
-        y0: initial state, shape ``(batch, *event_shape)``, floating point.
-        t0, t1: start and end times; ``t1 < t0`` integrates backward in time.
+        y0: initial state, shape ``(batch, *event_shape)``, float32 or float64 (a 16-bit state
+            is refused: its times and small increments round away).
+        t0, t1: start and end times (numbers, or one-element tensors that do not require
+            grad); ``t1 < t0`` integrates backward in time.
         solver: a solver name (``sdekit.solvers.SDE_SOLVERS`` / ``ODE_SOLVERS``) or instance.
         dt: the step size ``|dt|`` (its sign follows the direction): the fixed step of
             :class:`~sdekit.ConstantStepSize` (the default controller), or an adaptive
@@ -172,10 +175,8 @@ def solve(
     t0, t1 = _as_time(t0, "t0"), _as_time(t1, "t1")
     solver = resolve_solver(solver, problem)
     save_times = _check_saveat(saveat, t0, t1)
-    if dt is not None and not (
-        isinstance(dt, int | float) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0
-    ):
-        raise InputValueError(f"dt={dt!r}: the step size must be a positive finite number")
+    if dt is not None:
+        dt = _step_size(dt)
     controller = _check_controller(controller, dt)
     if max_steps is not None and not (isinstance(max_steps, int) and max_steps > 0):
         raise InputValueError(f"max_steps={max_steps!r}: must be a positive int")
@@ -316,11 +317,29 @@ def _check_y0(y0) -> torch.Tensor:
         raise InputTypeError(f"y0 must be a torch.Tensor, got {type(y0).__name__}")
     if not y0.is_floating_point():
         raise InputTypeError(f"y0 must be floating point (float32 or float64), got {y0.dtype}")
+    if y0.dtype.itemsize < 4:
+        raise InputTypeError(
+            f"y0 is {y0.dtype}: a 16-bit state rounds away small increments and its times (t "
+            f"reaches the problem in y0's dtype: steps of 0.01 near t = 1 are one bfloat16 ulp); "
+            f"solve in float32 (y0.float()) and cast the result"
+        )
     if y0.dim() == 0:
         raise InputValueError(
             "y0 must have a batch dimension: shape (batch, *event_shape), got a 0-d tensor"
         )
     return y0
+
+
+def _step_size(dt) -> float:
+    """``dt`` as a positive finite float (a Python or numpy number, or a one-element tensor)."""
+    value = dt
+    if isinstance(dt, torch.Tensor) and dt.numel() == 1 and not dt.requires_grad:
+        value = dt.item()
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = float(value)
+    if not (isinstance(value, float) and math.isfinite(value) and value > 0):
+        raise InputValueError(f"dt={dt!r}: the step size must be a positive finite number")
+    return value
 
 
 def _as_time(t, name: str) -> float:
@@ -329,7 +348,14 @@ def _as_time(t, name: str) -> float:
             raise InputValueError(
                 f"{name} must be a scalar, got a tensor of shape {tuple(t.shape)}"
             )
+        if t.requires_grad:
+            raise InputValueError(
+                f"{name} requires grad, but solve does not differentiate with respect to its "
+                f"start or end time: pass {name}.detach() (or a float)"
+            )
         t = t.item()
+    elif isinstance(t, numbers.Real) and not isinstance(t, bool):
+        t = float(t)  # numpy scalars
     if not isinstance(t, int | float) or not math.isfinite(t):
         raise InputValueError(f"{name}={t!r}: must be a finite number")
     return float(t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,8 +102,10 @@ def test_non_tensor_output_is_a_type_error():
         (torch.tensor(1.0), "batch dimension"),
         (torch.zeros(3, 2, dtype=torch.long), "floating point"),
         ([[0.0]], "torch.Tensor"),
+        (torch.zeros(3, 2, dtype=torch.bfloat16), r"16-bit state .*y0\.float\(\)"),
+        (torch.zeros(3, 2, dtype=torch.float16), "16-bit state"),
     ],
-    ids=["0-d", "integer", "list"],
+    ids=["0-d", "integer", "list", "bfloat16", "float16"],
 )
 def test_bad_initial_state_is_rejected(y0, message):
     error = ValueError if isinstance(y0, torch.Tensor) and y0.dim() == 0 else TypeError
@@ -170,10 +173,31 @@ def test_solver_of_the_wrong_type_is_a_type_error():
 # --------------------------------------------------------------------- step sizes and times
 
 
-@pytest.mark.parametrize("dt", [0.0, -0.1, math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(
+    "dt", [0.0, -0.1, math.nan, math.inf, -math.inf, torch.tensor(0.0), True, "0.1"]
+)
 def test_non_positive_or_non_finite_dt_is_rejected(dt):
     with pytest.raises(ValueError, match="step size must be a positive finite number"):
         sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=dt)
+
+
+@pytest.mark.parametrize(
+    "dt", [torch.tensor(0.1), torch.tensor([0.1]), np.float32(0.1), np.float64(0.1)]
+)
+def test_a_step_or_time_given_as_a_numpy_or_one_element_tensor_is_its_number(dt):
+    sol = sk.solve(_sde(), Y0, np.float64(0.0), torch.tensor(1.0), solver="euler", dt=dt)
+    assert sol.stats["steps"] == 10 and sol.ts.tolist() == [1.0]
+
+
+@pytest.mark.parametrize("name", ["t0", "t1"])
+def test_a_time_that_requires_grad_is_refused_rather_than_silently_cut(name):
+    times = {
+        "t0": 0.0,
+        "t1": 1.0,
+        name: torch.tensor(0.5 if name == "t0" else 1.0).requires_grad_(),
+    }
+    with pytest.raises(ValueError, match=f"{name} requires grad.*{name}.detach()"):
+        sk.solve(_sde(), Y0, times["t0"], times["t1"], solver="euler", dt=0.1)
 
 
 def test_missing_dt_and_controller_is_rejected():
