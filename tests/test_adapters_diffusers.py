@@ -268,6 +268,22 @@ def test_sampling_a_small_unet_runs_end_to_end(model, sampler, options):
     assert stats["nfe"].shape == (3,) and (stats["nfe"] > 1).all()
 
 
+def test_finished_samples_are_not_evaluated_below_the_first_timestep():
+    # per-sample dpm_adaptive stepped finished samples' stages to timestep -0.74: outside what
+    # the model was trained on (an embedding table indexed by timestep would fail)
+    scheduler = diffusers.DDPMScheduler()
+    seen = []
+    exact = ExactGaussian(scheduler.alphas_cumprod, "epsilon")
+
+    def model(x, timesteps):
+        seen.append(float(timesteps.min()))
+        return exact(x.double(), timesteps)[0].to(x.dtype)
+
+    score_fn, process = from_diffusers(model, scheduler)
+    ss.sample(score_fn, process, (6, 1, 2, 2), sampler="dpm_adaptive", generator=0)
+    assert min(seen) > -1e-3
+
+
 def test_a_bfloat16_unet_runs_in_bfloat16_on_float32_samples(model):
     # With the state in bfloat16 (the default before), the adaptive samplers' variance came out
     # 0.90 instead of 0.25 on a Gaussian, and timesteps 998 and 999 were one number.

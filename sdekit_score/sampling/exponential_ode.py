@@ -351,8 +351,10 @@ class SinglestepDPMSolverPP(_ExponentialODESolver):
         lam_s, _, sigma_s = self._at(process, t, y)
         lam_t, alpha_t, sigma_t = self._at(process, t + h, y)
         h_lam = lam_t - lam_s
-        # Samples that do not move (h = 0 in a per-sample solve) get finite, unused coefficients.
-        h_safe = torch.where(h_lam == 0, 1.0, h_lam)
+        # Samples that do not move (h = 0 in a per-sample solve: finished) get finite, unused
+        # coefficients and stages a hair before their time, not beyond the end (below the
+        # smallest time the network was trained at).
+        h_safe = torch.where(h_lam == 0, -1e-4, h_lam)
         denoised = denoiser(t, y)
         first = self._stage(process, y, sigma_s, lam_s, h_safe / self.order, denoised)
         d_1 = denoiser(first[0], first[1])
