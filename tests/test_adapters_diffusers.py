@@ -111,8 +111,26 @@ def test_the_rate_is_piecewise_constant_and_gives_ddpms_forward_step_over_each_i
 def test_a_schedule_that_does_not_decrease_or_reaches_zero_is_refused():
     with pytest.raises(ValueError, match="decrease strictly"):
         DiscreteVPProcess(torch.tensor([0.9, 0.9, 0.5]))
-    with pytest.raises(ValueError, match="2\\*\\*-24"):
-        DiscreteVPProcess(torch.tensor([0.9, 0.5, 0.0]))
+    with pytest.raises(ValueError, match="a zero only as the last one"):
+        DiscreteVPProcess(torch.tensor([0.9, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize("scheduler", ["DDPMScheduler", "DDIMScheduler", "EulerDiscreteScheduler"])
+def test_a_zero_terminal_snr_schedule_samples(scheduler):
+    # rescale_betas_zero_snr=True ends at alphas_cumprod 0: it was refused, and clipping it to
+    # 2**-24 as the message said was refused too (the value before is 4e-9)
+    scheduler = getattr(diffusers, scheduler)(
+        rescale_betas_zero_snr=True, prediction_type="v_prediction"
+    )
+    abar = scheduler.alphas_cumprod.double().clone()
+    abar[-1] = 0.0
+    score_fn, process = from_diffusers(ExactGaussian(abar, "v_prediction"), scheduler)
+    assert 0 < float(process.alpha(torch.tensor(1.0)) ** 2) <= 2**-24
+    at_timesteps = process.timestep_to_t(torch.arange(999, dtype=torch.float64))
+    torch.testing.assert_close(process.alpha(at_timesteps) ** 2, abar[:-1], rtol=1e-9, atol=0)
+    x, _ = ss.sample(score_fn, process, (4000, 1, 1, 1), sampler="unipc", steps=30, generator=0,
+                     dtype=torch.float64)  # fmt: skip
+    assert abs(float(x.var()) - 0.25) < 5 * 0.25 * (2 / 4000) ** 0.5
 
 
 def test_the_schedule_reaches_a_device_once_not_at_every_call(monkeypatch):

@@ -35,6 +35,11 @@ class DiscreteVPProcess(ForwardProcess):
     ``alpha(t_n)² = abar_n``, ``sigma(t_n)² = 1 - abar_n`` at every timestep (to the rounding of
     ``t_n``). The model is evaluated at the fractional timestep ``n(t)`` between them.
 
+    A last ``abar`` of exactly 0 (a zero terminal SNR, ``rescale_betas_zero_snr=True``; or the
+    ``2**-24`` diffusers' Euler scheduler clips it to, where that is not below the value before)
+    is taken as ``min(2**-24, abar_{N-2}/2)``, so that ``sigma/alpha`` stays finite and the
+    schedule decreases; the prior ``N(0, I)`` is then exact to that value.
+
     Defaults: ``eps = 1/N`` (timestep 0, the smallest the model saw), ``T = 1``, prior
     ``N(0, I)`` (``abar_{N-1}`` is about 4e-5 for DDPM's linear schedule), data in ``[-1, 1]``.
     ``kind = "vp"``: :meth:`beta` is the rate above, which the predictor–corrector sampler uses.
@@ -51,10 +56,18 @@ class DiscreteVPProcess(ForwardProcess):
         data_range: tuple[float, float] = (-1.0, 1.0),
     ):
         abar = torch.as_tensor(alphas_cumprod).detach().to("cpu", torch.float64).flatten()
+        zero_snr = len(abar) >= 2 and (abar[-1] == 0 or (abar[-1] == 2**-24 >= abar[-2] > 0))
+        if zero_snr and abar[-2] > 0:
+            # A terminal SNR of 0 (rescale_betas_zero_snr; diffusers' Euler scheduler holds it
+            # as 2**-24): sigma/alpha must stay finite and the schedule decrease, so the last
+            # value becomes 2**-24 or half the one before.
+            abar = torch.cat(
+                [abar[:-1], torch.minimum(abar[-2] / 2, abar.new_tensor(2**-24))[None]]
+            )
         if len(abar) < 2 or not bool(((abar > 0) & (abar <= 1)).all()):
             raise InputValueError(
-                "alphas_cumprod must hold at least two values in (0, 1]; a zero (a terminal SNR "
-                "of exactly 0) has no Gaussian prior: clip it, e.g. to 2**-24 as diffusers does"
+                "alphas_cumprod must hold at least two values in (0, 1] (a zero only as the "
+                "last one, a terminal SNR of 0, which is taken as 2**-24)"
             )
         if not bool((abar[1:] < abar[:-1]).all()):
             raise InputValueError("alphas_cumprod must decrease strictly (every beta_n > 0)")
