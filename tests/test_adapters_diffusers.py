@@ -286,6 +286,24 @@ def test_sampling_a_small_unet_runs_end_to_end(model, sampler, options):
     assert stats["nfe"].shape == (3,) and (stats["nfe"] > 1).all()
 
 
+def test_a_learned_variance_model_is_scored_from_the_first_half_of_its_channels():
+    scheduler = diffusers.DDPMScheduler(variance_type="learned_range")
+    exact = ExactGaussian(scheduler.alphas_cumprod, "epsilon")
+
+    def model(x, timesteps):  # improved DDPM: the prediction, then a variance per channel
+        prediction = exact(x, timesteps)[0]
+        return torch.cat([prediction, torch.full_like(prediction, 7.0)], dim=1)
+
+    score_fn, _ = from_diffusers(model, scheduler)
+    reference, _ = from_diffusers(exact, diffusers.DDPMScheduler())
+    x = torch.randn(3, 1, 2, 2, dtype=torch.float64)
+    t = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    torch.testing.assert_close(score_fn(x, t), reference(x, t))
+    # without variance_type the doubled output is named
+    with pytest.raises(ValueError, match=r"twice x's channels: a learned-variance model"):
+        from_diffusers(model, diffusers.DDPMScheduler())[0](x, t)
+
+
 def test_finished_samples_are_not_evaluated_below_the_first_timestep():
     # per-sample dpm_adaptive stepped finished samples' stages to timestep -0.74: outside what
     # the model was trained on (an embedding table indexed by timestep would fail)

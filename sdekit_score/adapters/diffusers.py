@@ -60,7 +60,8 @@ def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardP
         )
         if timesteps == "continuous" and prediction != "v_prediction":
             timesteps = "discrete"  # as diffusers' EulerDiscreteScheduler: continuous v only
-        return DiffusersScore(model, process, prediction, timesteps), process
+        learned = config.get("variance_type") in ("learned", "learned_range")
+        return DiffusersScore(model, process, prediction, timesteps, learned), process
     if {"sigma_min", "sigma_max", "sampling_eps"} <= set(config):
         process = VESDE(
             sigma_min=float(config["sigma_min"]),
@@ -89,7 +90,9 @@ class DiffusersScore(torch.nn.Module):
     ``score``         the score (``ScoreSdeVe``)       ``out``
     ================  ===============================  ==================================
 
-    (``z = alpha v + sigma x`` recovers the noise from ``v`` since ``alpha² + sigma² = 1``.) The
+    (``z = alpha v + sigma x`` recovers the noise from ``v`` since ``alpha² + sigma² = 1``.) With
+    ``learned_variance`` (a scheduler's ``variance_type`` ``"learned"``/``"learned_range"``) the
+    model's output has twice x's channels and the first half is the prediction. The
     model sees ``x`` unscaled and the timestep ``N t - 1`` of a
     :class:`~sdekit_score.adapters.DiscreteVPProcess` (with ``timesteps="continuous"``, the
     ``0.25 log(sigma/alpha)`` of diffusers' ``EulerDiscreteScheduler(timestep_type="continuous")``),
@@ -97,7 +100,12 @@ class DiffusersScore(torch.nn.Module):
     """
 
     def __init__(
-        self, model: Callable, process: ForwardProcess, prediction: str, timesteps: str = "discrete"
+        self,
+        model: Callable,
+        process: ForwardProcess,
+        prediction: str,
+        timesteps: str = "discrete",
+        learned_variance: bool = False,
     ):
         super().__init__()
         if not callable(model):
@@ -105,6 +113,9 @@ class DiffusersScore(torch.nn.Module):
         self.model, self.process = model, process
         self.prediction = one_of("prediction", prediction, (*PREDICTION_TYPES, "score"))
         self.timesteps = one_of("timesteps", timesteps, TIMESTEP_TYPES)
+        # a learned-variance model (improved DDPM) outputs twice x's channels, the second half
+        # a variance for DDPM's sampler: the score takes the first half
+        self.learned_variance = bool(learned_variance)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = batch_time(t, x)
@@ -116,7 +127,8 @@ class DiffusersScore(torch.nn.Module):
             condition = self.process.t_to_timestep(t)
         else:
             condition = self.process.sigma(t)
-        out = _tensor(self.model(in_network_dtype(self.model, x), condition), x).to(x.dtype)
+        out = self.model(in_network_dtype(self.model, x), condition)
+        out = _tensor(out, x, self.learned_variance).to(x.dtype)
         if self.prediction == "score":
             return out
         alpha, sigma = bcast(self.process.alpha(t), x), bcast(self.process.sigma(t), x)
@@ -132,16 +144,25 @@ class DiffusersScore(torch.nn.Module):
         )
 
 
-def _tensor(out, x: torch.Tensor) -> torch.Tensor:
+def _tensor(out, x: torch.Tensor, learned_variance: bool = False) -> torch.Tensor:
     if hasattr(out, "sample"):
         out = out.sample
     elif isinstance(out, tuple | list):
         out = out[0]
+    doubled = isinstance(out, torch.Tensor) and out.ndim > 1 and out.shape[1] == 2 * x.shape[1]
+    if learned_variance and doubled:
+        out = out[:, : x.shape[1]]  # the prediction; the variance is a DDPM sampler's
     if not isinstance(out, torch.Tensor) or out.shape != x.shape:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        hint = (
+            " (twice x's channels: a learned-variance model, whose scheduler must say "
+            "variance_type='learned' or 'learned_range')"
+            if doubled
+            else ""
+        )
         raise InputValueError(
             f"the model returned {shape} for x of shape {tuple(x.shape)}: it must return a "
-            f"tensor shaped like x (or an output with .sample)"
+            f"tensor shaped like x (or an output with .sample){hint}"
         )
     return out
 
