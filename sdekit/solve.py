@@ -59,6 +59,7 @@ CHUNK_STEPS = 128  # steps per compiled call, their noise drawn at once ...
 CHUNK_ELEMENTS = 2**17  # ... as long as that noise stays this small ...
 CHUNK_EVALUATIONS = 256  # ... and its steps evaluate the drift and diffusion this often at most
 MIN_COMPILED_CHUNK = 16  # fewer steps fit that noise: the state is large, eager steps are as fast
+MAX_STEPS = 100_000  # an adaptive solve's default budget of attempted steps (max_steps)
 # With one generator per sample, each generator's block of normals must not depend on the batch
 # (CPU randn's numbers depend on how many are drawn at once): steps per block from a sample's
 # noise alone, this many elements of it at most.
@@ -87,7 +88,7 @@ def solve(
     saveat: Sequence[float] | torch.Tensor | None = None,
     brownian=None,
     generator=None,
-    max_steps: int | None = None,
+    max_steps: int | None = MAX_STEPS,
     callback: Callable[[dict], None] | None = None,
     compile: bool = False,
     compact: bool = False,
@@ -121,7 +122,11 @@ def solve(
             :class:`~sdekit.brownian.BrownianSource`, or any object called as
             ``bm(ta, tb, return_U=False, return_A=False)`` such as ``torchsde.BrownianInterval``.
         generator: ``None``, an int seed, a ``torch.Generator`` or one generator per sample.
-        max_steps: bound on attempted steps (adaptive); exceeding it is an error.
+        max_steps: bound on attempted steps of an adaptive solve (per sample, for per-sample
+            steps); exceeding it is an error (or, with ``throw=False``, a status). Default
+            100000: far more than a solve whose tolerance its problem can meet takes, so that one
+            that cannot (a tolerance below the dtype's precision, a blow-up) stops with an error
+            instead of running for hours. ``None``: no limit.
         callback: called after every attempted step with a dict: ``i`` (step index), ``t`` (time
             at the start of the step), ``h`` (the step), ``y`` (the state after it: accepted
             samples moved) and ``accept`` (``True``, or the adaptive decision).
@@ -1527,6 +1532,6 @@ def _raise_budget(active, t, h_abs, max_steps, index) -> None:
     sample = i if index is None else int(index[i])
     raise SolveError(
         f"max_steps={max_steps} reached at t={t_i:g} (sample {sample}, last |h|={h_i:.3g}); raise "
-        f"max_steps, loosen the tolerances, or pass throw=False",
+        f"max_steps (None: no limit), loosen the tolerances, or pass throw=False",
         Status.MAX_STEPS,
     )

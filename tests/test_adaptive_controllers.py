@@ -5,6 +5,7 @@ Fixed seeds, float64; hypothesis follows the profile of ``tests/conftest.py``.
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import sys
@@ -765,6 +766,16 @@ def test_step_budget_exhaustion_raises_with_the_same_information(per_sample):
         assert sol.status[1] == 2 and (sol.status[[0, 2]] != 2).all()
     else:
         assert (sol.status == 2).all()
+
+
+def test_an_adaptive_solve_has_a_step_budget_by_default_and_none_lifts_it():
+    # An unreachable tolerance (rtol 1e-30) ran for hours without one; 100000 attempts take
+    # seconds to a minute on small states. torchsde's adaptive mode has none: compat keeps that.
+    assert inspect.signature(sk.solve).parameters["max_steps"].default == 100_000
+    f, y0 = _stiffness_batch()
+    controller = sk.PIController(rtol=1e-8, atol=1e-8)
+    sol = sk.solve(sk.ODE(f), y0, 0.0, 1.0, solver="dopri5", controller=controller, max_steps=None)
+    assert sol.stats["steps"] > 30
 
 
 # --------------------------------------------------------------------------- host synchronisation

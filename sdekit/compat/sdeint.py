@@ -437,6 +437,7 @@ class _Call:
             saveat=[float(t) for t in self.ts[1:]],
             brownian=brownian,
             check_finite=False,
+            max_steps=None,  # torchsde's adaptive mode has no budget
         )
         return torch.cat([self.y0.unsqueeze(0), sol.ys])
 
