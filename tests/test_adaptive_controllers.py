@@ -768,6 +768,23 @@ def test_step_budget_exhaustion_raises_with_the_same_information(per_sample):
         assert (sol.status == 2).all()
 
 
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_a_rejected_step_shrinks_by_a_tenth_at_least_whatever_the_safety_factor(per_sample):
+    # safety=1: a retry on the same Brownian path shrank the step by a fraction of a percent
+    # (2000 attempts for 7 accepted steps of an OU solve)
+    ou = sk.SDE(lambda t, y: -y, lambda t, y: torch.full_like(y, 0.5), noise="additive")
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=per_sample, safety=1.0)
+    sol = sk.solve(ou, torch.ones(500, 1), 0.0, 1.0, solver="sosra", generator=0,
+                   controller=controller, max_steps=1000)  # fmt: skip
+    assert torch.as_tensor(sol.stats["steps"]).max() < 300
+    state = controller.init(resolve_solver("sosra", ou), torch.zeros(1, 1), 0.0, 1.0, 0.1)[1]
+    error = torch.full((1, 1), 1.01e-3)  # just above the tolerance
+    accept, h_next, _ = controller.adapt(
+        torch.zeros(1, 1), torch.zeros(1, 1), error, torch.ones(1), state
+    )
+    assert not accept.any() and float(h_next.max()) <= 0.9
+
+
 def test_an_adaptive_solve_has_a_step_budget_by_default_and_none_lifts_it():
     # An unreachable tolerance (rtol 1e-30) ran for hours without one; 100000 attempts take
     # seconds to a minute on small states. torchsde's adaptive mode has none: compat keeps that.
