@@ -213,9 +213,22 @@ def test_adaptive_score_samplers_evaluate_only_running_samples(sampler):
         rows.append(x.shape[0])
         return score_fn(x, t)
 
-    generators = [torch.Generator().manual_seed(i) for i in range(16)]
+    def generators():
+        return [torch.Generator().manual_seed(i) for i in range(16)]
+
+    # a plain function may hold per-sample inputs: compaction is asked for
     x, stats = ss.sample(
-        recorded, process, (16, 2), sampler=sampler, generator=generators, dtype=F64
-    )
+        recorded, process, (16, 2), sampler=sampler, generator=generators(), dtype=F64,
+        compact=True,
+    )  # fmt: skip
     assert x.shape == (16, 2) and rows[0] == 16 and min(rows) < 8
     assert sum(rows) < 16 * len(rows)
+    # the mixture's own score is a module that treats rows independently: compacted by default
+    rows.clear()
+    recording = score_fn.register_forward_pre_hook(lambda module, args: rows.append(len(args[0])))
+    y, _ = ss.sample(score_fn, process, (16, 2), sampler=sampler, generator=generators(), dtype=F64)
+    recording.remove()
+    assert torch.equal(x, y) and min(rows) < 8
+    rows.clear()
+    ss.sample(recorded, process, (16, 2), sampler=sampler, generator=generators(), dtype=F64)
+    assert min(rows) == 16  # by default a function is evaluated on every row

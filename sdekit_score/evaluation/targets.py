@@ -201,15 +201,10 @@ class GaussianMixture:
         return torch.logsumexp(logits, dim=-1)
 
     def score(self, process: ForwardProcess) -> ScoreFn:
-        """The exact score function ``score_fn(x, t) = grad_x log p_t(x)`` under ``process``."""
-
-        def score_fn(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            xf = self._flatten(x)
-            t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-            _, score = self._logits_and_score(xf, process.alpha(t), process.sigma(t), True)
-            return score.reshape(x.shape)
-
-        return score_fn
+        """The exact score function ``score_fn(x, t) = grad_x log p_t(x)`` under ``process``: an
+        ``nn.Module`` (without parameters) that treats samples independently, so the adaptive
+        samplers evaluate it on the samples not yet finished only."""
+        return _MixtureScore(self, process)
 
     def sample(
         self,
@@ -257,3 +252,19 @@ class GaussianMixture:
             f"GaussianMixture(n_components={self.n_components}, dim={self.dim}, "
             f"isotropic={self.isotropic})"
         )
+
+
+class _MixtureScore(torch.nn.Module):
+    """:meth:`GaussianMixture.score`."""
+
+    def __init__(self, mixture: GaussianMixture, process: ForwardProcess):
+        super().__init__()
+        self.mixture, self.process = mixture, process
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        mixture, process = self.mixture, self.process
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+        _, score = mixture._logits_and_score(
+            mixture._flatten(x), process.alpha(t), process.sigma(t), True
+        )
+        return score.reshape(x.shape)

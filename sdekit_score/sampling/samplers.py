@@ -90,7 +90,12 @@ def sample(
             own precision.
         channels_last: convert the score network's 4-D parameters to ``torch.channels_last``
             (in place) and feed it images ``(batch, C, H, W)`` in that layout.
-        **options: the sampler's own options; the defaults are the papers'.
+        **options: the sampler's own options; the defaults are the papers'. The adaptive
+            samplers (``ode``, ``dpm_adaptive``, ``adaptive``, ``ggf``) also take ``compact``:
+            evaluate the score only on the samples not yet finished. Default ``None``: for an
+            ``nn.Module`` score (or one wrapping a module: ``ScoreModel``, ``from_diffusers``),
+            not for a plain function, which may hold inputs per sample (class labels) for the
+            whole batch; ``compact=True`` for a function that treats rows independently.
 
     Returns:
         ``(x, stats)``; ``stats["nfe"]`` is a ``(batch,)`` tensor of score evaluations per sample,
@@ -256,6 +261,7 @@ def ode(
     solver: str = "dopri5",
     per_sample: bool = True,
     max_steps: int | None = MAX_STEPS,
+    compact: bool | None = None,
     compile: bool = False,
 ):
     """The probability-flow ODE with an adaptive Runge–Kutta pair (Dormand–Prince 5(4)).
@@ -273,7 +279,7 @@ def ode(
         process.eps,
         solver=solver,
         controller=sdekit.IController(rtol=rtol, atol=atol, per_sample=per_sample),
-        compact=_compacts(score_fn, callback),
+        compact=_compacts(score_fn, callback, compact),
         max_steps=max_steps,
         callback=callback,
         progress=progress,
@@ -436,6 +442,7 @@ def dpm_adaptive(
     h_init: float = 0.05,
     per_sample: bool = True,
     max_steps: int | None = MAX_STEPS,
+    compact: bool | None = None,
     compile: bool = False,
 ):
     """Adaptive single-step DPM-Solver++ on the probability-flow ODE, per-sample steps.
@@ -462,7 +469,7 @@ def dpm_adaptive(
         solver=SinglestepDPMSolverPP(order),
         dt=_first_step(process, h_init),
         controller=sdekit.PIController(rtol=rtol, atol=atol, factor_max=2.5, per_sample=per_sample),
-        compact=_compacts(score_fn, callback),
+        compact=_compacts(score_fn, callback, compact),
         max_steps=max_steps,
         callback=callback,
         progress=progress,
@@ -486,6 +493,7 @@ def adaptive(
     h_init: float | None = None,
     noise_below: float | None = 0.3,
     max_steps: int | None = MAX_STEPS,
+    compact: bool | None = None,
     compile: bool = False,
 ):
     """Adaptive reverse-SDE solve: exponential Heun, per-sample steps, one Brownian path.
@@ -547,7 +555,7 @@ def adaptive(
         controller=controller,
         dt=h_init if h_init is not None else (process.T - process.eps) / 100,
         brownian="bridge",
-        compact=_compacts(score_fn, callback),
+        compact=_compacts(score_fn, callback, compact),
         generator=generator,
         max_steps=max_steps,
         callback=callback,
@@ -576,6 +584,7 @@ def ggf(
     drift_only: bool = False,
     brownian: str = "bridge",
     max_steps: int | None = MAX_STEPS,
+    compact: bool | None = None,
 ):
     """Gotta Go Fast (Jolicoeur-Martineau et al. 2021): adaptive per-sample reverse-SDE solve.
 
@@ -627,7 +636,7 @@ def ggf(
         brownian=brownian,
         generator=generator,
         max_steps=max_steps,
-        compact=_compacts(score_fn, callback),
+        compact=_compacts(score_fn, callback, compact),
         callback=callback,
         progress=progress,
     )
@@ -1159,16 +1168,21 @@ def _layers(score_fn):
         score_fn = getattr(score_fn, name)
 
 
-def _compacts(score_fn, callback) -> bool:
-    """Whether an adaptive solve may drop finished samples from the score's batch (``compact``).
+def _compacts(score_fn, callback, compact: bool | None) -> bool:
+    """Whether an adaptive solve drops finished samples from the score's batch: ``compact`` if
+    given, but never for a callback (its denoised estimate needs every row).
 
-    Not for a callback (its denoised estimate needs every row), nor for a network that is a plain
-    function rather than an ``nn.Module`` (or a bound method of one), nor for a denoiser given
-    tensors in ``extra_args``: a closure may hold inputs per sample, e.g.
+    By default (``None``) not for a network that is a plain function rather than an
+    ``nn.Module`` (or a bound method of one), nor for a denoiser given tensors in ``extra_args``:
+    a closure may hold inputs per sample, e.g.
     ``lambda x, t: unet(x, t, class_labels=labels).sample``, with the whole batch's rows.
     """
     if callback is not None:
         return False
+    if compact is not None:
+        if not isinstance(compact, bool):
+            raise InputTypeError(f"compact must be True, False or None, got {compact!r}")
+        return compact
     for layer in _layers(score_fn):
         extra = getattr(layer, "extra_args", None) or {}
         if any(isinstance(value, torch.Tensor) for value in extra.values()):
