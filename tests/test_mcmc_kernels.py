@@ -381,6 +381,11 @@ def test_state_reuses_the_score_only_for_the_same_tensor_and_target(kernel):
     assert score.calls == 5
     kernel(x, Target(score=score, log_prob=target.log_prob), 0.1, g, state)
     assert score.calls == 7
+    # the same tensor changed in place (chains reset) is another point: the score was reused
+    x, info, state = kernel(x, target, 0.1, g, state)
+    x[:2] = 5.0
+    _, info, _ = kernel(x, target, 0.1, g, state)
+    assert info.evaluations.tolist() == [2, 2, 2]
 
 
 def test_mala_rejects_proposals_with_a_nan_log_density():

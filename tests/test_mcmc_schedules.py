@@ -201,6 +201,22 @@ def test_run_schedule_passes_levels_and_reports_mala_acceptance():
     assert res.evaluations.tolist() == [12, 12]  # 2 at the start of each level, then 1 per step
 
 
+def test_run_schedule_returns_the_score_at_the_chains_not_at_a_rejected_proposal():
+    # With MALA the last evaluation is at a proposal: denoising score_x + σ² score used points
+    # that most chains (886 of 1000 here before) had rejected.
+    def score(x, level):
+        return -x / level.view(-1, 1) ** 2
+
+    def log_prob(x, level):
+        return -0.5 * (x * x).sum(1) / level**2
+
+    x = torch.randn(1000, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    res = run_schedule(MALA(), x, score, [1.0], 4.0, 3, log_prob=log_prob, generator=0)
+    assert res.acceptance.mean() < 0.5  # steps large enough to reject often
+    assert torch.equal(res.score_x, res.x)
+    torch.testing.assert_close(res.score, score(res.x, torch.ones(1000, dtype=F64)))
+
+
 def test_underdamped_velocity_carries_across_levels():
     res = run_schedule(
         UnderdampedLangevin(),

@@ -171,7 +171,12 @@ class ScoreCache:
     target: Target
     score: torch.Tensor
     log_prob: torch.Tensor | None = None
+    version: int = -1  # x's version counter when filled: an in-place change of x invalidates
+
+    def __post_init__(self):
+        object.__setattr__(self, "version", self.x._version)
 
     def holds(self, x: torch.Tensor, target: Target) -> bool:
-        """Whether this cache was filled for exactly this tensor and target object."""
-        return self.x is x and self.target is target
+        """Whether this cache was filled for exactly this tensor, unchanged since (in place
+        too), and this target object."""
+        return self.x is x and x._version == self.version and self.target is target

@@ -65,7 +65,9 @@ class ScheduleResult:
 
     Attributes:
         x: the final chains.
-        score: the last score evaluation, made at the last level.
+        score: a score evaluation at the last level: at ``x`` itself where the kernel keeps it
+            (MALA, underdamped Langevin; MALA's last evaluation is at a proposal that some chains
+            rejected), else the last evaluation.
         score_x: the point where ``score`` was evaluated. Denoising à la Tweedie is
             ``score_x + σ_L² · score`` (what the reference implementations of ALS and CAS do) at
             no extra evaluation; schedules never apply it themselves.
@@ -161,6 +163,9 @@ def run_schedule(
             if callback is not None:
                 callback(i, x, info)
     acceptance = None if acceptance_sum is None else acceptance_sum / (len(values) * n_steps)
+    cache = getattr(state, "cache", None)
+    if cache is not None and cache.holds(x, target):  # the score at x, not at a proposal
+        return ScheduleResult(x, cache.score, x, values[-1], evaluations, acceptance, state)
     return ScheduleResult(x, recorded.value, recorded.x, values[-1], evaluations, acceptance, state)
 
 
