@@ -130,11 +130,24 @@ class StationarySDE(SDE):
         return self._sample(n, generator, dtype, torch.device(device or "cpu"))
 
 
-def of_increment(solution: Callable[[torch.Tensor, float, torch.Tensor], torch.Tensor]) -> Exact:
+def of_increment(
+    solution: Callable[[torch.Tensor, float, torch.Tensor], torch.Tensor],
+    forward_only: str | None = None,
+) -> Exact:
     """An ``exact(y0, path, t0, t1)`` from ``solution(y0, t1 - t0, W(t1) - W(t0))``, for
-    solutions that see the path only through its increment (autonomous reducible problems)."""
+    solutions that see the path only through its increment (autonomous reducible problems).
+
+    A backward span (``t1 < t0``) is solved as sdekit solves it: the Itô integral taken in the
+    direction of the solve, so the Itô correction ``−½σ²`` grows with ``|t1 − t0|`` (the
+    quadratic variation). ``forward_only`` (the problem's name) refuses backward spans, for
+    closed forms that hold forward only."""
 
     def exact(y0, path, t0, t1):
+        if forward_only is not None and t1 < t0:
+            raise InputValueError(
+                f"{forward_only}'s exact solution is for forward spans: backward, its Itô drift "
+                f"is another Stratonovich equation (use its Stratonovich form for backward spans)"
+            )
         lo, hi = min(t0, t1), max(t0, t1)
         dW = path(lo, hi) if t1 >= t0 else -path(lo, hi)
         return solution(y0, t1 - t0, dW.to(y0.dtype))
@@ -159,8 +172,9 @@ def gbm(
 ) -> ExactSDE:
     r"""Geometric Brownian motion ``dY = μY dt + σY dW`` (or ``∘dW``), component-wise.
 
-    Itô: ``Y = y0 exp((μ − σ²/2)Δt + σΔW)``; Stratonovich: ``Y = y0 exp(μΔt + σΔW)``. With
-    ``noise="scalar"`` one Brownian motion drives every component.
+    Itô: ``Y = y0 exp(μΔt − σ²|Δt|/2 + σΔW)`` (``|Δt|``: also for backward spans, as sdekit
+    solves them); Stratonovich: ``Y = y0 exp(μΔt + σΔW)``. With ``noise="scalar"`` one Brownian
+    motion drives every component.
     """
     _check_calculus(calculus)
     one_of("noise", noise, ("diagonal", "scalar"))
@@ -168,8 +182,8 @@ def gbm(
 
     def solution(y, dt, dW):
         m, s = _like(mu, y), _like(sigma, y)
-        rate = m - 0.5 * s**2 if calculus == "ito" else m
-        return y * torch.exp(rate * dt + s * dW)
+        correction = 0.5 * s**2 * abs(dt) if calculus == "ito" else 0.0
+        return y * torch.exp(m * dt - correction + s * dW)
 
     return ExactSDE(
         lambda t, y: _like(mu, y) * y,
@@ -195,10 +209,10 @@ def linear_system(A, B, *, calculus: str = "ito", y0=(1.0, -0.5)) -> ExactSDE:
         raise InputValueError(f"A and B must be square and of one shape, got {A.shape}, {B.shape}")
     if not torch.allclose(A @ B, B @ A, rtol=1e-10, atol=1e-12):
         raise InputValueError("linear_system needs commuting matrices: A @ B != B @ A")
-    M = A - 0.5 * B @ B if calculus == "ito" else A
+    correction = 0.5 * B @ B if calculus == "ito" else torch.zeros_like(A)
 
-    def solution(y, dt, dW):
-        Z = _like(M, y) * dt + _like(B, y) * dW.reshape(-1, 1, 1)
+    def solution(y, dt, dW):  # the Itô correction with |Δt| (backward spans too)
+        Z = _like(A, y) * dt - _like(correction, y) * abs(dt) + _like(B, y) * dW.reshape(-1, 1, 1)
         return (torch.linalg.matrix_exp(Z) @ y.unsqueeze(-1)).squeeze(-1)
 
     return ExactSDE(
@@ -251,7 +265,7 @@ def cubic(a: Coefficient = 0.5, *, calculus: str = "ito", y0=(0.5, -0.2)) -> Exa
     return ExactSDE(
         drift,
         lambda t, y: _like(a, y) * (1 - y**2),
-        exact=of_increment(solution),
+        exact=of_increment(solution, f"cubic-{calculus}" if calculus == "ito" else None),
         y0=y0,
         name=f"cubic-{calculus}",
         calculus=calculus,
@@ -278,7 +292,7 @@ def arctan(a: Coefficient = 1.0, *, calculus: str = "ito", y0=(0.3, 1.0)) -> Exa
     return ExactSDE(
         drift,
         lambda t, y: _like(a, y) * torch.cos(y) ** 2,
-        exact=of_increment(solution),
+        exact=of_increment(solution, f"arctan-{calculus}" if calculus == "ito" else None),
         y0=y0,
         name=f"arctan-{calculus}",
         calculus=calculus,
@@ -304,7 +318,7 @@ def sinh(a: Coefficient = 0.6, *, calculus: str = "ito", y0=(0.2, -1.0)) -> Exac
     return ExactSDE(
         drift,
         lambda t, y: _like(a, y) * torch.sqrt(1 + y**2),
-        exact=of_increment(solution),
+        exact=of_increment(solution, f"sinh-{calculus}" if calculus == "ito" else None),
         y0=y0,
         name=f"sinh-{calculus}",
         calculus=calculus,
