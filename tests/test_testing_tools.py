@@ -265,8 +265,28 @@ def test_strong_order_refuses_bad_arguments():
         skt.strong_order("euler", problem, None, 1.0, [0.1])
     with pytest.raises(ValueError, match="n_paths"):
         skt.strong_order("euler", problem, None, 1.0, [0.1, 0.05], n_paths=0)
+    # one path gave a zero-width interval and a confident verdict
+    with pytest.raises(ValueError, match="n_paths=1: .* fewer than 20 paths"):
+        skt.strong_order("euler", problem, None, 1.0, [0.1, 0.05], n_paths=1)
+    fit = skt.strong_order("euler", problem, None, 1.0, [0.1, 0.05], n_paths=20)
+    with pytest.raises(ValueError, match="tolerance"):
+        fit.failure(0.5, tolerance=-1.0)
     with pytest.raises(ValueError, match="y0=None"):
         skt.strong_order("euler", sk.SDE(lambda t, y: y, lambda t, y: y), None, 1.0, [0.1, 0.05])
+
+
+def test_misused_strategies_and_test_functions_say_what_they_take():
+    # each of these was silent (an order-1.0 tableau for strong_order=2.0) or raised from inside
+    # hypothesis or torch ("Cannot sample from a length-zero sequence", IndexError)
+    with pytest.raises(ValueError, match="strong orders 1.0 and 1.5"):
+        S.sri_tableaux(strong_order=2.0).example()
+    with pytest.raises(ValueError, match="orders 1 to 4"):
+        S.butcher_tableaux(order=5).example()
+    with pytest.raises(ValueError, match="no family fits.*gbm: diagonal/scalar, ito/stratonovich"):
+        S.exact_sdes(noise="general").example()
+    with pytest.raises(ValueError, match="phi returned \\(\\) .* keep the paths' dimension"):
+        skt.weak_order("euler", P.gbm(), None, 1.0, [0.1, 0.05], phi=lambda y: y.sum(),
+                       expectation=0.0, n_paths=100)  # fmt: skip
 
 
 @pytest.mark.parametrize("n", [50, 500, 5000])

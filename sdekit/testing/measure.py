@@ -40,6 +40,7 @@ from sdekit.solvers import resolve_solver
 from .paths import RecordingSource, brownian_path
 
 DEFAULT_TOLERANCE = 0.15
+MIN_PATHS = 20  # below this a bootstrap interval of a fitted order means nothing
 """Allowance of an order check for pre-asymptotic curvature of the error curve, in units of the
 order: sdekit's schemes fit within 0.1 of their orders on the built-in problems over ``h`` from
 1/8 to 1/256 (Euler–Maruyama 0.49–0.57, order-one schemes 0.92–1.10), while a scheme that loses a
@@ -87,6 +88,7 @@ class OrderFit:
         too, asking for more paths: narrower, a scheme half an order short of ``order`` (for the
         default tolerance) always fails.
         """
+        positive_float(tolerance, "tolerance")
         low, high = self.ci
         half_width = (high - low) / 2
         if not math.isfinite(self.slope):
@@ -229,6 +231,12 @@ def _setup(solver, problem, y0, t0, t1, step_sizes, exact, n_paths, seed, path) 
     for h in steps:
         positive_float(h, "step size")
     n_paths = positive_int(n_paths, "n_paths")
+    if problem.noise is not None and n_paths < MIN_PATHS:
+        raise InputValueError(
+            f"n_paths={n_paths}: an order fitted over fewer than {MIN_PATHS} paths has no "
+            f"usable confidence interval (its bootstrap needs paths to resample); use at least "
+            f"{MIN_PATHS}, better hundreds"
+        )
     solver = resolve_solver(solver, problem)
     if problem.noise is not None:
         y0 = y0[torch.arange(n_paths, device=y0.device) % y0.shape[0]]
@@ -350,7 +358,7 @@ def weak_order(
     Weak errors are small: use step sizes where the bias stands well above its standard error
     (``fit.error_se``), typically coarse ones (``h`` from 1/2 to 1/16) and many paths.
     """
-    phi = phi or (lambda y: y)
+    phi = _per_path(phi or (lambda y: y))
     setup = _setup(solver, problem, y0, t0, t1, step_sizes, exact, n_paths, seed, path)
     if expectation is None:
         reference = phi(_target(setup, reference_solver, reference_dt, step_sizes))
@@ -362,6 +370,23 @@ def weak_order(
         per_path.append(diff.reshape(diff.shape[0], -1))
     stats = torch.stack(per_path, dim=1)  # (n, K, C): φ differences of each path
     return fit_order(step_sizes, stats, kind="weak", finish=_bias, confidence=confidence, seed=seed)
+
+
+def _per_path(phi: Callable[[torch.Tensor], torch.Tensor]) -> Callable:
+    """``phi`` checked to keep the paths' dimension: its values are averaged over paths here."""
+
+    def checked(y: torch.Tensor) -> torch.Tensor:
+        out = phi(y)
+        if not isinstance(out, torch.Tensor) or out.dim() == 0 or out.shape[0] != y.shape[0]:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise InputValueError(
+                f"phi returned {shape} for states of shape {tuple(y.shape)}: it must keep the "
+                f"paths' dimension, (n, *event) -> (n, ...), e.g. lambda y: y.sum(1) rather than "
+                f"y.sum(); the expectation over paths is taken here"
+            )
+        return out
+
+    return checked
 
 
 # --------------------------------------------------------------------------- stationary statistics

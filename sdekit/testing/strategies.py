@@ -37,7 +37,7 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 import sdekit as sk
-from sdekit.errors import InputError
+from sdekit.errors import InputError, InputValueError
 from sdekit.tableaux.butcher import ButcherTableau
 from sdekit.tableaux.stochastic import SRI1W1, SRI2W1, SRATableau, SRITableau
 
@@ -111,7 +111,13 @@ def _embedded(c: tuple, order: int, free: list[float]) -> tuple[float, ...]:
 def butcher_tableaux(draw, order: int | None = None, *, embedded: bool = False) -> ButcherTableau:
     """Explicit Runge–Kutta tableaux of classical ``order`` (1–4; drawn when ``None``) in
     ``order`` stages; with ``embedded``, lower-order weights (order 1, or 2 for order 3–4)."""
-    order = draw(st.integers(2 if embedded else 1, 4)) if order is None else order
+    lowest = 2 if embedded else 1
+    if order is not None and order not in range(lowest, 5):
+        raise InputValueError(
+            f"butcher_tableaux(order={order!r}{', embedded=True' if embedded else ''}): orders "
+            f"{lowest} to 4 are drawn (in as many stages)"
+        )
+    order = draw(st.integers(lowest, 4)) if order is None else order
     u = draw(_unit(0.15, 0.9))
     v = draw(_unit(0.2, 0.95))
     assume(order < 3 or abs(u - v) > 0.1)
@@ -161,6 +167,8 @@ def _drift_part(draw):
 @st.composite
 def sra_tableaux(draw, stages: int | None = None) -> SRATableau:
     """SRA tableaux of strong order 1.5 in 2 or 3 stages (module docstring)."""
+    if stages not in (None, 2, 3):
+        raise InputValueError(f"sra_tableaux(stages={stages!r}): 2 or 3 stages are drawn")
     stages = draw(st.sampled_from([2, 3])) if stages is None else stages
     if stages == 2:
         A0, B0, alpha = ((), (0.75,)), ((), (1.5,)), (1 / 3, 2 / 3)
@@ -186,6 +194,10 @@ def sra_tableaux(draw, stages: int | None = None) -> SRATableau:
 @st.composite
 def sri_tableaux(draw, strong_order: float | None = None) -> SRITableau:
     """SRI tableaux of strong order 1.0 or 1.5 (module docstring)."""
+    if strong_order not in (None, 1.0, 1.5):
+        raise InputValueError(
+            f"sri_tableaux(strong_order={strong_order!r}): strong orders 1.0 and 1.5 are drawn"
+        )
     strong_order = draw(st.sampled_from([1.0, 1.5])) if strong_order is None else strong_order
     if strong_order == 1.5:
         library = draw(st.sampled_from([SRI1W1, SRI2W1]))
@@ -325,6 +337,14 @@ def exact_sdes(
         and (noise is None or noise in noises)
         and (calculus is None or calculus in calculi)
     ]
+    if not names:
+        unknown = sorted(set(families or ()) - set(_FAMILIES))
+        raise InputValueError(
+            f"exact_sdes(calculus={calculus!r}, noise={noise!r}, families={families!r}): no "
+            f"family fits{f' ({unknown} unknown)' if unknown else ''}; the families and their "
+            f"noise kinds and calculi: "
+            + "; ".join(f"{n}: {'/'.join(k)}, {'/'.join(c)}" for n, (k, c) in _FAMILIES.items())
+        )
     name = draw(st.sampled_from(sorted(names)))
     noises, calculi = _FAMILIES[name]
     kind = noise or draw(st.sampled_from(noises))
