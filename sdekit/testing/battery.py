@@ -14,7 +14,10 @@ strong_order        the fitted strong order (classical order for an ODE solver) 
                     declared one, within :data:`~sdekit.testing.measure.DEFAULT_TOLERANCE` and
                     the bootstrap interval, on the two sharpest problems it accepts
 weak_order          the same for the weak order, when declared (``weak_order=`` or an attribute),
-                    from the first two moments on an additive-noise problem
+                    from the first two moments on an additive-noise problem (only: on
+                    multiplicative noise the battery's step sizes are pre-asymptotic for
+                    correct schemes; a scheme with a strong order that reads ``dW`` in the
+                    wrong calculus fails ``strong_order`` there)
 determinism         the same seed gives bitwise the same solution; another seed another one
 batch_invariance    with one generator per sample, a sample's solution does not depend on the
                     rest of the batch or its order (fixed steps, and per-sample adaptive steps
@@ -266,7 +269,13 @@ class _SolverBattery:
         )
         failure = fit.failure(declared, tolerance=self.tolerance, at_least=True)
         assert failure is None, f"on {problem.name}, moments E[Y] and E[Y²]: {failure}"
-        return f"declared {declared:g}; {problem.name}: {fit.slope:.3f}"
+        # Not on multiplicative noise: there h = 1/4 ... 1/32 is pre-asymptotic for correct
+        # schemes (on gbm sosri shows 1.43 of its 2, euler_heun 0.83 of 1), so a check would
+        # fail them; with a strong order declared, a wrong calculus shows in strong_order.
+        return (
+            f"declared {declared:g}; {problem.name}: {fit.slope:.3f} (checked on additive noise "
+            f"only)"
+        )
 
     def _solve(self, problem, y0, **kwargs):
         return sk.solve(problem, y0, 0.0, 1.0, solver=self.solver, **kwargs)
