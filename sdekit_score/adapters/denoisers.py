@@ -43,6 +43,8 @@ def from_denoiser(
 class DenoiserScore(torch.nn.Module):
     """``score(x, sigma) = (denoiser(x, sigma, **extra_args) - x) / sigma²``."""
 
+    wraps = "denoiser"  # the network, for the samplers (see sampling.samplers._layers)
+
     def __init__(self, denoiser: Callable, extra_args: dict | None = None):
         super().__init__()
         if not callable(denoiser):

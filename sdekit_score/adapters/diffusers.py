@@ -99,6 +99,8 @@ class DiffusersScore(torch.nn.Module):
     or the noise level ``sigma(t)`` of a VE process.
     """
 
+    wraps = "model"  # the network, for the samplers (see sampling.samplers._layers)
+
     def __init__(
         self,
         model: Callable,

@@ -104,6 +104,8 @@ class AutocastScore(torch.nn.Module):
             support it on the device (float16 on CPU; bfloat16 on a GPU without it).
     """
 
+    wraps = "score_fn"  # the network, for the samplers (see sampling.samplers._layers)
+
     def __init__(
         self,
         score_fn: ScoreFn,

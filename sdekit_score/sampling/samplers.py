@@ -41,7 +41,7 @@ from sdekit_score.sampling.processes import (
     reverse_sde,
 )
 from sdekit_score.sampling.schedules import time_grid
-from sdekit_score.sampling.scores import ScoreModel, check_score_output
+from sdekit_score.sampling.scores import check_score_output
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -1049,6 +1049,8 @@ class _Checked:
     evaluation is kept for the callback's denoised estimate.
     """
 
+    wraps = "score_fn"
+
     def __init__(self, score_fn: ScoreFn, process: ForwardProcess):
         if not callable(score_fn):
             raise InputTypeError(
@@ -1148,22 +1150,13 @@ class _Checked:
 
 
 def _layers(score_fn):
-    """``score_fn`` and the callables it wraps, outermost first: the sampler's check, autocast,
-    the adapters (``ScoreModel``, ``from_diffusers``, ``from_denoiser``), down to the network."""
-    from sdekit_score.adapters.denoisers import DenoiserScore  # the adapters import sampling
-    from sdekit_score.adapters.diffusers import DiffusersScore
-
-    inner = {
-        _Checked: "score_fn",
-        AutocastScore: "score_fn",
-        ScoreModel: "net",
-        DiffusersScore: "model",
-        DenoiserScore: "denoiser",
-    }
+    """``score_fn`` and the callables it wraps, outermost first, down to the network: a wrapper
+    (the sampler's check, autocast, ``ScoreModel``, the adapters) names the attribute holding
+    what it wraps in its class attribute ``wraps``."""
     while True:
         yield score_fn
-        name = inner.get(type(score_fn))
-        if name is None:
+        name = getattr(type(score_fn), "wraps", None)
+        if not isinstance(name, str):
             return
         score_fn = getattr(score_fn, name)
 

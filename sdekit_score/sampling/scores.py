@@ -90,6 +90,8 @@ class ScoreModel(torch.nn.Module):
     ``t`` may also be 0-d, in which case it is expanded to the batch.
     """
 
+    wraps = "net"  # the network, for the samplers (see sampling.samplers._layers)
+
     def __init__(
         self,
         net: Net,
