@@ -375,8 +375,13 @@ def _load_model(path: Path, device: str) -> tuple[ScoreModel, tuple[int, ...], l
     image_shape = info.get("image_shape")
     if isinstance(model.net, MLP):
         return model, (model.net.dim,), image_shape
+    if image_shape is None:  # trained in Python: the checkpoint knows its data's shape
+        image_shape = list(getattr(model, "event_shape", ())) or None
     if image_shape is None:
-        raise CLIError(f"{info_file} is missing: cannot tell the image size of {path}")
+        raise CLIError(
+            f"{info_file} is missing and the checkpoint is of an older version: cannot tell the "
+            f"image size of {path}; write {RUN_FILE} there as {{\"image_shape\": [C, H, W]}}"
+        )
     return model, tuple(image_shape), image_shape
 
 

@@ -1,5 +1,7 @@
 """Losses and training: DSM and hybrid objectives, checkpoints and exact resumption."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -8,9 +10,11 @@ from sdekit.errors import InputError
 from sdekit_score.evaluation.data import digits, toy2d
 from sdekit_score.sampling.processes import PROCESSES, VESDE, VPSDE, EDMProcess, make_process
 from sdekit_score.sampling.scores import ScoreModel
+from sdekit_score.training import trainer
 from sdekit_score.training.losses import dsm_loss, hybrid_loss, sample_times
 from sdekit_score.training.trainer import (
     TrainConfig,
+    build_model,
     build_process,
     latest_checkpoint,
     load_checkpoint,
@@ -275,6 +279,9 @@ def test_an_interrupted_run_resumes_exactly_like_an_uninterrupted_one(tmp_path, 
     assert resumed.step == whole.step == 10
     assert resumed.history == whole.history
     _assert_state_dicts_equal(resumed.score_fn.state_dict(), whole.score_fn.state_dict())
+    # what a checkpoint samples, without the CLI's run.json
+    items = data.tensors[0] if hasattr(data, "tensors") else data
+    assert load_checkpoint(tmp_path / "whole").event_shape == tuple(items.shape[1:])
 
 
 def test_training_leaves_the_global_rng_untouched():
@@ -293,3 +300,85 @@ def test_resuming_with_a_different_config_is_a_clear_error(tmp_path):
 def test_too_little_data_for_one_batch_is_a_clear_error():
     with pytest.raises(ValueError, match="fewer than batch_size"):
         train(_small_config(batch_size=64), toy2d("ring", 10, generator=0), progress=False)
+
+
+def test_the_ema_warms_up_so_a_short_run_is_not_its_initial_weights(tmp_path):
+    # With a fixed decay of 0.999, 600 CLI steps left 55% of the initial weights in the EMA
+    # (samples of std 6.9 for data of 0.6). At step k the decay is min(decay, (1 + k)/(10 + k)).
+    config = _small_config(steps=1, ema_decay=0.999)
+    initial = build_model(config).state_dict()
+    result = train(config, toy2d("ring", 128, generator=0), tmp_path, progress=False)
+    raw = torch.load(result.checkpoint, weights_only=True)["model"]
+    d = 2 / 11
+    for name, ema in result.score_fn.state_dict().items():
+        torch.testing.assert_close(ema, d * initial[name] + (1 - d) * raw[name])
+
+
+def test_resuming_on_other_data_is_a_clear_error(tmp_path):
+    train(_small_config(steps=4), toy2d("moons", 128, generator=0), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="trained on other data"):
+        train(_small_config(steps=8), toy2d("ring", 128, generator=0), tmp_path, progress=False)
+
+
+def test_a_non_finite_loss_stops_training_before_its_checkpoint(tmp_path, monkeypatch):
+    data = toy2d("ring", 128, generator=0)
+    real = trainer.dsm_loss
+    calls = []
+
+    def diverging(*args, **kwargs):
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return loss * math.nan if len(calls) == 3 else loss
+
+    monkeypatch.setattr(trainer, "dsm_loss", diverging)
+    with pytest.raises(ValueError, match=r"non-finite at step 3 .* checkpoint of step 2 is kept"):
+        train(_small_config(steps=8, checkpoint_every=2), data, tmp_path, progress=False)
+    assert latest_checkpoint(tmp_path).name == "checkpoint_000000002.pt"
+    points = data.tensors[0].clone()
+    points[5, 1] = math.nan
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        train(_small_config(), points, progress=False)
+
+
+class _WrappingDataset(torch.utils.data.Dataset):
+    """Indexing wraps around: iteration (which stops at an IndexError) never ends."""
+
+    def __init__(self, items, wrap=lambda x: x):
+        self.items, self.wrap = items, wrap
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.wrap(self.items[i % len(self.items)])
+
+
+def test_data_sets_are_read_by_index_and_odd_data_is_named():
+    data = toy2d("ring", 64, generator=0).tensors[0]
+    train(_small_config(steps=1), _WrappingDataset(data), progress=False)
+    train(_small_config(steps=1), _WrappingDataset(data.numpy(), lambda x: (x, 0)), progress=False)
+    with pytest.raises(TypeError, match="a data set item is dict"):
+        train(_small_config(steps=1), _WrappingDataset(data, lambda x: {"x": x}), progress=False)
+    with pytest.raises(TypeError, match="data is torch.uint8: .* data.float"):
+        train(_small_config(steps=1), (data * 100).to(torch.uint8), progress=False)
+    with pytest.raises(ValueError, match=r"data\[:, None\]"):
+        train(_small_config(steps=1), data[:, 0], progress=False)
+    with pytest.warns(UserWarning, match="scale the data into that range"):
+        train(_small_config(steps=1), 255 * data, progress=False)
+    with pytest.raises(TypeError, match="batch_size must be an int"):
+        _small_config(batch_size=4.0)
+
+
+def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path):
+    data = toy2d("ring", 128, generator=0)
+    train(_small_config(steps=4, checkpoint_every=2), data, tmp_path, progress=False)
+    (tmp_path / "checkpoint_000000006.pt").write_bytes(b"\x80\x02half a checkpoint")
+    (tmp_path / ".checkpoint-abc.tmp").write_bytes(b"left by a killed run")
+    message = (
+        r"cannot read checkpoint .*checkpoint_000000006.pt .* resume from checkpoint_000000004"
+    )
+    with pytest.raises(ValueError, match=message):
+        train(_small_config(steps=8, checkpoint_every=2), data, tmp_path, progress=False)
+    with pytest.raises(ValueError, match=message):
+        load_checkpoint(tmp_path)
+    assert not (tmp_path / ".checkpoint-abc.tmp").exists()

@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,7 @@ from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from sdekit.checks import one_of
+from sdekit.distributed import describe
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit_score.sampling.precision import AMP_DTYPES
 from sdekit_score.sampling.processes import PROCESSES, ForwardProcess, make_process
@@ -73,7 +76,9 @@ class TrainConfig:
 
     Optimisation: ``steps`` (total, counting those before a resume), ``batch_size``; ``lr`` and
     ``betas`` default by objective (see the module docstring); the critic's ``disc_lr`` and
-    ``disc_betas``; ``grad_clip`` (max global gradient norm, ``None`` for none); ``ema_decay``;
+    ``disc_betas``; ``grad_clip`` (max global gradient norm, ``None`` for none); ``ema_decay``
+    (warmed up: at step ``k`` the decay is ``min(ema_decay, (1 + k)/(10 + k))``, so that a short
+    run's EMA is not mostly its initial weights: 55% of them after 600 steps at 0.999 without);
     ``amp``: ``"bf16"``, ``"fp16"`` or ``"none"``, used on CUDA only (CPU trains in float32).
 
     Bookkeeping: ``seed``; a checkpoint every ``checkpoint_every`` steps and at the end, keeping
@@ -110,6 +115,10 @@ class TrainConfig:
         one_of("objective", self.objective, ("dsm", "hybrid"))
         one_of("weighting", self.weighting, WEIGHTINGS)
         one_of("amp", self.amp, AMP_DTYPES)
+        for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints", "seed"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InputTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < (0 if name == "steps" else 1):
                 raise InputValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -169,13 +178,51 @@ def _as_tensor(data: torch.Tensor | Dataset) -> torch.Tensor:
     if isinstance(data, TensorDataset):
         data = data.tensors[0]
     elif isinstance(data, Dataset):
-        data = torch.stack([item[0] if isinstance(item, tuple | list) else item for item in data])
-    if not isinstance(data, torch.Tensor) or not data.is_floating_point():
+        # by index, not by iteration: iterating a map-style data set stops only at an IndexError
+        # (one that wraps its index around never ends)
+        if not hasattr(data, "__len__"):
+            raise InputTypeError(
+                f"data {type(data).__name__} has no len(): pass a tensor (N, *event) or a "
+                f"map-style Dataset"
+            )
+        items = [_item(data[i]) for i in range(len(data))]
+        if not items:
+            raise InputValueError("data is empty")
+        data = torch.stack(items)
+    elif isinstance(data, np.ndarray):
+        data = torch.from_numpy(data)
+    if not isinstance(data, torch.Tensor):
         raise InputTypeError(
             "data must be a floating tensor (N, *event) or a Dataset of such items "
             f"(or of (item, label) pairs), got {type(data).__name__}"
         )
+    if not data.is_floating_point():
+        raise InputTypeError(
+            f"data is {data.dtype}: training needs floating data in the process's data range, "
+            f"e.g. images as data.float() / 127.5 - 1 for [-1, 1] (VP) or / 255 for [0, 1] (VE)"
+        )
+    if data.dim() < 2:
+        raise InputValueError(
+            f"data of shape {tuple(data.shape)}: it must be (N, *event), one row per item; for "
+            f"scalar data use data[:, None]"
+        )
+    if not bool(torch.isfinite(data).all()):
+        raise InputValueError("data holds NaN or Inf values: training on them gives a NaN loss")
     return data
+
+
+def _item(item) -> torch.Tensor:
+    """A data set's item as a tensor: the first of an ``(item, label)`` pair, numpy converted."""
+    if isinstance(item, tuple | list):
+        item = item[0]
+    if isinstance(item, np.ndarray):
+        item = torch.from_numpy(item)
+    if not isinstance(item, torch.Tensor):
+        raise InputTypeError(
+            f"a data set item is {type(item).__name__}: items must be tensors (or numpy arrays), "
+            f"or (item, label) pairs of them"
+        )
+    return item
 
 
 def _batches(data: torch.Tensor, batch_size: int, seed: int, step: int) -> Iterator[torch.Tensor]:
@@ -251,6 +298,7 @@ class _Run:
         ]
         self.step = 0
         self.history: dict[str, list[float]] = {}
+        self.data: dict[str, Any] | None = None  # what the run trains on: shape, dtype, SHA-256
 
     def modules(self) -> dict[str, Any]:
         """Everything with a ``state_dict``, by checkpoint key."""
@@ -271,6 +319,7 @@ class _Run:
         state["step"] = self.step
         state["history"] = self.history
         state["rng"] = {"noise": self.noise.get_state(), "default": self.rng_states}
+        state["data"] = self.data
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -283,6 +332,14 @@ class _Run:
                 f"the checkpoint was written by a run with a different config "
                 f"({', '.join(changed)} differ): resume with the same config, or train into a new "
                 "out_dir"
+            )
+        stored_data = state.get("data")  # absent from checkpoints of older versions
+        if stored_data is not None and self.data is not None and stored_data != self.data:
+            raise InputValueError(
+                f"the checkpoint was trained on other data (shape {stored_data['tensor']}, "
+                f"{stored_data['dtype']}, sha256 {stored_data['sha256'][:12]}…; now shape "
+                f"{self.data['tensor']}, sha256 {self.data['sha256'][:12]}…): resume with the same "
+                f"data, or train into a new out_dir"
             )
         for name, part in self.modules().items():
             part.load_state_dict(state[name])
@@ -322,7 +379,8 @@ class _Run:
                     "discriminator": terms.discriminator,
                 }
         self._optimise(parts)
-        _update_ema(self.ema, self.model, config.ema_decay)
+        done = self.step + 1
+        _update_ema(self.ema, self.model, min(config.ema_decay, (1 + done) / (10 + done)))
         return {name: value.item() for name, value in losses.items()}
 
     def _optimise(self, parts: list[tuple[torch.Tensor, torch.optim.Optimizer, nn.Module]]) -> None:
@@ -405,8 +463,10 @@ def train(
         data: a floating tensor ``(N, *event)`` or a data set of such items (or ``(item, label)``
             pairs, e.g. :func:`sdekit_score.evaluation.data.digits`), in ``process.data_range``. It is held in
             memory on ``device``.
-        out_dir: where checkpoints go. If it already holds checkpoints of the same config, training
-            resumes from the latest one.
+        out_dir: where checkpoints go. If it already holds checkpoints of the same config and
+            data, training resumes from the latest one (other data is refused: checkpoints record
+            the data's shape, dtype and SHA-256). A loss that turns non-finite stops training
+            before anything is written for that step.
         device: where to train; mixed precision (``config.amp``) is used on CUDA only.
         progress: show a tqdm progress bar with the loss.
         callback: ``callback(step, losses)`` after every step (and after its checkpoint, if any).
@@ -415,15 +475,20 @@ def train(
     Returns a :class:`TrainResult` with the EMA model as the score function.
     """
     device = torch.device(device)
-    data = _as_tensor(data).to(device)
+    data = _as_tensor(data)
     run = _Run(config, device)
+    _check_range(data, run.model.process)
     out = Path(out_dir) if out_dir is not None else None
     checkpoint = None
     if out is not None:
+        run.data = describe(data)
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".checkpoint-*.tmp"):  # of a run killed while writing
+            stale.unlink(missing_ok=True)
         checkpoint = latest_checkpoint(out)
         if checkpoint is not None:
-            run.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+            run.load_state_dict(_read_checkpoint(checkpoint))
+    data = data.to(device)
     levels = _levels(config, run.model.process, device)
     batches = _batches(data, config.batch_size, config.seed, run.step)
     generators = _default_generators(device)
@@ -434,6 +499,15 @@ def train(
         run.model.train()
         while run.step < config.steps:
             losses = run.train_step(next(batches), levels)
+            if not all(math.isfinite(value) for value in losses.values()):
+                kept = (
+                    f"the checkpoint of step {_step_of(checkpoint)} is kept" if checkpoint else ""
+                )
+                raise InputValueError(
+                    f"the loss became non-finite at step {run.step + 1} ({losses}): lower lr (now "
+                    f"{config.lr:g}) or check the data and options; nothing was written for this "
+                    f"step{'; ' + kept if kept else ''}"
+                )
             run.step += 1
             for name, value in losses.items():
                 run.history.setdefault(name, []).append(value)
@@ -457,7 +531,42 @@ def load_checkpoint(
     ``path`` is a checkpoint file or a training directory (its latest checkpoint). ``ema=True``
     loads the EMA weights (the ones to sample with), ``ema=False`` the raw weights.
     """
-    state = torch.load(checkpoint_file(path), map_location="cpu", weights_only=True)
+    state = _read_checkpoint(checkpoint_file(path))
     model = build_model(TrainConfig(**state["config"]))
     model.load_state_dict(state["ema" if ema else "model"])
+    if state.get("data") is not None:  # the shape of an item: what to sample
+        model.event_shape = tuple(state["data"]["tensor"][1:])
     return model.to(device).eval()
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged file fails anywhere in the unpickler
+        older = [p for p in sorted(path.parent.glob(_CHECKPOINT_GLOB)) if p != path]
+        advice = (
+            f"delete it to resume from {older[-1].name}" if older else "delete it (and train again)"
+        )
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise InputValueError(
+            f"cannot read checkpoint {path} ({reason}): it is damaged or not a checkpoint "
+            f"(a run killed while writing it?); {advice}"
+        ) from None
+
+
+def _step_of(checkpoint: Path) -> int:
+    return int(checkpoint.stem.split("_")[-1])
+
+
+def _check_range(data: torch.Tensor, process: ForwardProcess) -> None:
+    """Warn about data well outside the process's range: its prior, levels and the hybrid
+    objective's clamp assume it (images in [0, 255] give a loss of about 31)."""
+    low, high = process.data_range
+    margin = 0.1 * (high - low)
+    found = (float(data.min()), float(data.max()))
+    if found[0] < low - margin or found[1] > high + margin:
+        warnings.warn(
+            f"the data span [{found[0]:.3g}, {found[1]:.3g}] but the {type(process).__name__} "
+            f"process expects data in [{low:g}, {high:g}]: scale the data into that range",
+            stacklevel=3,
+        )
