@@ -63,6 +63,7 @@ from sdekit_score.training.nets import MLP
 from sdekit_score.training.trainer import (
     TrainConfig,
     checkpoint_file,
+    latest_checkpoint,
     load_checkpoint,
     train,
 )
@@ -339,9 +340,18 @@ def cmd_train(args: argparse.Namespace) -> None:
         data = data.flatten(1)
     config = _train_config(args, data)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / RUN_FILE).write_text(json.dumps(run_info, indent=2))
+    resuming = latest_checkpoint(args.out) is not None
+    if not resuming:  # a resumed run's is written once train has checked its config and data
+        (args.out / RUN_FILE).write_text(json.dumps(run_info, indent=2))
     start = time.perf_counter()
     result = train(config, data, args.out, device=args.device, progress=args.progress)
+    if resuming:
+        (args.out / RUN_FILE).write_text(json.dumps(run_info, indent=2))
+    if result.step > config.steps:
+        print(
+            f"{args.out} is already at step {result.step} (--steps {config.steps}): nothing to do"
+        )
+        return
     loss = result.history["loss"][-100:]
     print(
         f"trained {result.step} steps in {time.perf_counter() - start:.1f} s; "
@@ -380,7 +390,7 @@ def _load_model(path: Path, device: str) -> tuple[ScoreModel, tuple[int, ...], l
     if image_shape is None:
         raise CLIError(
             f"{info_file} is missing and the checkpoint is of an older version: cannot tell the "
-            f"image size of {path}; write {RUN_FILE} there as {{\"image_shape\": [C, H, W]}}"
+            f'image size of {path}; write {RUN_FILE} there as {{"image_shape": [C, H, W]}}'
         )
     return model, tuple(image_shape), image_shape
 

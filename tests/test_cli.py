@@ -79,6 +79,9 @@ def test_train_writes_checkpoints_and_resumes_to_more_steps(digits_run, capsys):
     status, out, _ = run([*argv, "--batch-size", 16, "--out", digits_run], capsys)
     assert status == 0 and "trained 6 steps" in out
     assert (digits_run / "checkpoint_000000006.pt").exists()
+    argv[argv.index("--steps") + 1] = 4  # fewer steps than done: said, not "trained 6 steps"
+    status, out, _ = run([*argv, "--batch-size", 16, "--out", digits_run], capsys)
+    assert status == 0 and "already at step 6 (--steps 4): nothing to do" in out
 
 
 def test_a_killed_training_process_resumes_from_its_last_checkpoint_exactly(tmp_path, capsys):
