@@ -338,7 +338,12 @@ def _check_y0(y0) -> torch.Tensor:
 def _step_size(dt) -> float:
     """``dt`` as a positive finite float (a Python or numpy number, or a one-element tensor)."""
     value = dt
-    if isinstance(dt, torch.Tensor) and dt.numel() == 1 and not dt.requires_grad:
+    if isinstance(dt, torch.Tensor) and dt.numel() == 1:
+        if dt.requires_grad:
+            raise InputValueError(
+                "dt requires grad, but solve does not differentiate with respect to the step "
+                "size: pass dt.detach() (or a float)"
+            )
         value = dt.item()
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = float(value)

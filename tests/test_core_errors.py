@@ -198,6 +198,8 @@ def test_a_time_that_requires_grad_is_refused_rather_than_silently_cut(name):
     }
     with pytest.raises(ValueError, match=f"{name} requires grad.*{name}.detach()"):
         sk.solve(_sde(), Y0, times["t0"], times["t1"], solver="euler", dt=0.1)
+    with pytest.raises(ValueError, match=r"dt requires grad.*dt.detach()"):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=torch.tensor(0.1, requires_grad=True))
 
 
 def test_missing_dt_and_controller_is_rejected():
