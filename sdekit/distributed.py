@@ -73,6 +73,7 @@ __all__ = [
     "run_chunks",
     "single",
     "solve_ensemble",
+    "write_atomically",
 ]
 
 MANIFEST = "manifest.json"
@@ -329,7 +330,7 @@ class _Shards:
             stale.unlink(missing_ok=True)
         if not isinstance(then, dict):
             text = json.dumps({"sha256": self.sha256, "config": self.config}, indent=2)
-            _write_atomically(manifest, lambda f: f.write(text.encode()))
+            write_atomically(manifest, lambda f: f.write(text.encode()))
         return None
 
     def write(self, chunk: Chunk, tensors: dict[str, torch.Tensor], info: dict) -> None:
@@ -345,7 +346,7 @@ class _Shards:
         torch.save({"meta": meta, "tensors": tensors}, buffer)
         payload = buffer.getvalue()
         header = SHARD_MAGIC + hashlib.sha256(payload).digest()
-        _write_atomically(self.path(chunk.index), lambda f: f.write(header + payload))
+        write_atomically(self.path(chunk.index), lambda f: f.write(header + payload))
 
     def read(self, chunk: Chunk) -> tuple[dict | None, str]:
         """``(shard, "")`` when chunk's shard is there and whole, else ``(None, why not)``."""
@@ -386,7 +387,7 @@ def load_shard(path: str | os.PathLike) -> dict:
     return shard
 
 
-def _write_atomically(path: Path, write: Callable) -> None:
+def write_atomically(path: Path, write: Callable) -> None:
     """``write(file)`` to a temporary file, ``fsync``, rename over ``path``, ``fsync`` the folder:
     after a crash at any moment ``path`` is either the old file or the whole new one."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")

@@ -1,6 +1,8 @@
 """Losses and training: DSM and hybrid objectives, checkpoints and exact resumption."""
 
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -382,3 +384,11 @@ def test_a_damaged_checkpoint_is_named_with_what_to_do(tmp_path):
     with pytest.raises(ValueError, match=message):
         load_checkpoint(tmp_path)
     assert not (tmp_path / ".checkpoint-abc.tmp").exists()
+
+
+def test_checkpoints_are_written_with_the_umasks_permissions(tmp_path):
+    # a private temporary file (mode 0600) renamed into place kept other users from reading it
+    umask = os.umask(0)
+    os.umask(umask)
+    result = train(_small_config(steps=2), toy2d("ring", 64, generator=0), tmp_path, progress=False)
+    assert stat.S_IMODE(result.checkpoint.stat().st_mode) == 0o666 & ~umask

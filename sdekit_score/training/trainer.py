@@ -22,7 +22,6 @@ import copy
 import dataclasses
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from torch.utils.data import Dataset, TensorDataset
 from tqdm.auto import tqdm
 
 from sdekit.checks import one_of
-from sdekit.distributed import describe
+from sdekit.distributed import describe, write_atomically
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit_score.sampling.precision import AMP_DTYPES
 from sdekit_score.sampling.processes import PROCESSES, ForwardProcess, make_process
@@ -424,16 +423,7 @@ def checkpoint_file(path: str | os.PathLike) -> Path:
 def _write_checkpoint(out_dir: Path, state: dict[str, Any], keep: int) -> Path:
     """Write ``checkpoint_<step>.pt`` atomically (temp file + ``os.replace``); prune old ones."""
     path = out_dir / f"checkpoint_{state['step']:09d}.pt"
-    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".checkpoint-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomically(path, lambda f: torch.save(state, f))  # with the umask's permissions
     for old in sorted(out_dir.glob(_CHECKPOINT_GLOB))[:-keep]:
         old.unlink()
     return path
@@ -483,7 +473,7 @@ def train(
     if out is not None:
         run.data = describe(data)
         out.mkdir(parents=True, exist_ok=True)
-        for stale in out.glob(".checkpoint-*.tmp"):  # of a run killed while writing
+        for stale in out.glob(".checkpoint*.tmp"):  # of a run killed while writing
             stale.unlink(missing_ok=True)
         checkpoint = latest_checkpoint(out)
         if checkpoint is not None:
