@@ -72,8 +72,10 @@ LOOP_BYTES = 2**20  # ... while what the loop carries, copied once per attempt, 
 # lands on it (rounding errors of t + h); more would stretch steps beyond what the error allows
 # where float32 times are coarse (64 units were 0.76 at t = 1e5: steps of 0.01 skipped time).
 LANDING_ULPS = 4
-LANDING_STRETCH = 1 / 16  # ... and by at most this fraction of the step;
-LANDING_RETRY = 0.9  # after a rejected landing, at most this fraction of it (then not stretched)
+# ... and by at most this fraction of the step: a step of 16/17 of the way or less is not
+# stretched, and every controller here retries a rejected step at 0.93 of it at most, so a
+# rejected landing is not stretched onto the stop again (on one Brownian path, forever).
+LANDING_STRETCH = 1 / 16
 
 
 def solve(
@@ -958,8 +960,6 @@ class _HostSteps:
             accept, h_next, state.controller_state = self.controller.adapt_host(
                 y, y_next, y_error, h_try, state.controller_state, err=self.err
             )
-            if clipped and not accept:  # short enough not to be stretched onto the stop again
-                h_next = min(h_next, LANDING_RETRY * h_try)
         if source is not None:
             source.commit(accept if self.bool_commit else self.decisions[accept])
         state.attempts += 1
@@ -1188,10 +1188,6 @@ class _AdaptiveSteps:
         )
         accept = accept & active
         landed = accept & clipped
-        # A rejected landing step: the next one short enough not to be stretched onto the stop.
-        h_next = torch.where(
-            clipped & ~accept, torch.minimum(h_next, LANDING_RETRY * h_try), h_next
-        )
         t = torch.where(accept, torch.where(clipped, next_stop, state.t + h), state.t)
         # A step shortened to land on a stop says little about the step size the error allows:
         # keep the longer proposal; a zero-length step (landing on t0) says nothing.

@@ -49,7 +49,6 @@ not only ``adjoint_params``.
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -58,7 +57,7 @@ import torch
 from sdekit.brownian import CallableBrownian
 from sdekit.controllers import StepTo
 from sdekit.errors import InputTypeError, InputValueError
-from sdekit.solve import solve
+from sdekit.solve import _step_size, solve
 from sdekit.solvers import SRK_SOLVERS, AbstractSolver, Euler, EulerHeun, Heun, Milstein
 
 from .controller import TorchsdeController
@@ -145,7 +144,7 @@ def sdeint(
         warnings.warn(f"`sdeint`: Unexpected arguments {unused_kwargs}", stacklevel=2)
     call = _Call(sde, y0, ts, bm, method, adaptive, options, names, logqp)
     _no_grad(ts=ts, dt=dt, rtol=rtol, atol=atol, dt_min=dt_min)
-    _positive_step(dt)
+    _step_size(dt)  # torchsde's grid loop never ends for dt <= 0, growing until memory runs out
     ys, state = call.integrate(dt, adaptive, rtol, atol, dt_min, extra_solver_state)
     return _parse_return(call.d, ys, state, extra, logqp)
 
@@ -485,19 +484,6 @@ def _check_ts(ts, y0: torch.Tensor) -> torch.Tensor:
     if not bool((ts[1:] > ts[:-1]).all()):
         raise InputValueError(f"Evaluation times `ts` must be strictly increasing, got {ts}")
     return ts
-
-
-def _positive_step(dt) -> None:
-    # torchsde's grid loop never ends for dt <= 0 (and grows its grid until memory runs out)
-    try:
-        ok = math.isfinite(float(dt)) and float(dt) > 0
-    except (TypeError, ValueError, RuntimeError):
-        ok = False
-    if not ok:
-        raise InputValueError(
-            f"dt={dt!r}: the step size must be a positive finite number (the fixed step, or the "
-            f"first step when adaptive=True)"
-        )
 
 
 def _no_grad(**values) -> None:

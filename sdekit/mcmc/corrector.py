@@ -31,8 +31,9 @@ class LangevinCorrector:
     ``h_i = 2 α_i (snr · ‖z_i‖ / ‖s_i‖)²``,  ``x_i ← x_i + h_i s_i + √(2 h_i) z_i``,
 
     norms over the event dims, so that the noise-to-drift ratio ‖√(2h) z‖ / ‖h s‖ is
-    ``1/(snr·√α)`` for every chain (``1/snr`` at ``α = 1``). The kernel's ``step_size`` argument is ``α`` (1 for variance-exploding
-    processes; the reference passes ``α_t = 1 − β_t`` for variance-preserving ones).
+    ``1/(snr·√α)`` for every chain (``1/snr`` at ``α = 1``). The kernel's ``step_size``
+    argument is ``α`` (1 for variance-exploding processes; the reference passes
+    ``α_t = 1 − β_t`` for variance-preserving ones).
 
     Args:
         snr: the target signal-to-noise ratio (0.16 in the reference configurations).

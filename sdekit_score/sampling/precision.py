@@ -56,6 +56,7 @@ gets its inputs converted only: convert its network with
 
 from __future__ import annotations
 
+import itertools
 import warnings
 from collections.abc import Callable
 
@@ -195,7 +196,7 @@ def weights_of(score_fn) -> torch.Tensor | None:
     module = module_of(score_fn)
     if module is None:
         return None
-    tensors = [*module.parameters(), *module.buffers()]
+    tensors = itertools.chain(module.parameters(), module.buffers())  # read up to the first only
     return next((p for p in tensors if p.is_floating_point()), None)
 
 

@@ -1105,8 +1105,8 @@ class _Checked:
                 f"the score function failed on {x.shape[0]} of the batch's {self.batch} rows "
                 f"({type(err).__name__}: {err}). Adaptive samplers evaluate only the samples "
                 f"not yet finished; a network that holds inputs per sample (class labels, "
-                f"embeddings) for the whole batch cannot follow: pass it as a plain function "
-                f"(lambda x, t: ...), which is evaluated on every row"
+                f"embeddings) for the whole batch cannot follow: pass compact=False, or give it "
+                f"as a plain function (lambda x, t: ...), which is evaluated on every row"
             ) from err
 
     def reporter(self, callback):
