@@ -200,11 +200,15 @@ def solve(
         )
     generator = as_generator(generator, y0.device)
     source = None
+    # general noise without noise_dim: the Brownian source's shape costs one evaluation of g
+    shape_probe = problem.noise is not None and getattr(problem, "noise_dim", 0) is None
     if problem.noise is not None:
         source = _brownian_source(brownian, problem, y0, generator, solver.levy_area, controller)
     general = source is not None and problem.layout == "general"
     # Fixed steps cannot step around a NaN: one at the first evaluation is the function's.
     checked = _CheckedProblem(problem, y0, general, finite=check_finite and not controller.adaptive)
+    if general and shape_probe and problem.noise_dim is not None:
+        checked.extra_diffusion_calls += 1
     stops = _stops(t0, t1, save_times, controller.stops)
     like = dict(dtype=y0.dtype, device=y0.device)
     if t0 == t1:

@@ -626,6 +626,22 @@ def test_reported_evaluations_match_the_calls(noise, calculus, solver):
     assert sol.stats["steps"] == sol.stats["accepted"] == 10
 
 
+def test_the_evaluation_that_finds_noise_dim_is_counted():
+    # general noise without noise_dim: the solve learns m from one evaluation of g
+    calls = []
+
+    def g(t, y):
+        calls.append(1)
+        return 0.3 * torch.ones(*y.shape, 3, dtype=y.dtype)
+
+    sde = sk.SDE(lambda t, y: -y, g, noise="general")
+    y0 = torch.ones(2, 2, dtype=torch.float64)
+    for _ in range(2):  # the second solve's problem knows its noise_dim: no probe
+        calls.clear()
+        sol = sk.solve(sde, y0, 0.0, 1.0, solver="euler", dt=0.1, generator=0)
+        assert sol.stats["nfe_diffusion"] == len(calls)
+
+
 # --------------------------------------------------------------------- generated problems
 
 
