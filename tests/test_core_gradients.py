@@ -155,3 +155,24 @@ def test_a_per_sample_adaptive_solve_differentiates_through_its_steps(compile):
     # steps per sample.)
     noisy = torch.autograd.grad(solve(0.4, 1e-4).sum(), (y0, a))
     assert all(torch.isfinite(g).all() for g in noisy)
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_milstein_with_a_learnable_diffusion_that_ignores_y_is_euler(grad):
+    """A diffusion with parameters but no dependence on y (declared diagonal, as torchsde users
+    do) has J_g g = 0: Milstein's step is Euler–Maruyama's, with or without a graph, and the
+    gradient flows into the parameter."""
+    sigma = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    y0 = torch.ones(4, 1, dtype=torch.float64)
+    for g in (lambda t, y: sigma * torch.ones_like(y), lambda t, y: sigma * t + 1 + 0 * y.detach()):
+        sde = sk.SDE(lambda t, y: -y, g, noise="diagonal")
+        with torch.set_grad_enabled(grad):
+            ys = [
+                sk.solve(sde, y0, 0.0, 1.0, solver=s, dt=0.1, generator=0).ys[-1]
+                for s in ("milstein", "euler")
+            ]
+        torch.testing.assert_close(ys[0], ys[1], rtol=1e-12, atol=1e-12)
+        if grad:
+            (d_sigma,) = torch.autograd.grad(ys[0].sum(), sigma)
+            (d_euler,) = torch.autograd.grad(ys[1].sum(), sigma)
+            torch.testing.assert_close(d_sigma, d_euler)

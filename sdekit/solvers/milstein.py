@@ -89,13 +89,16 @@ def _jvp(fn, y):
     if g.requires_grad:
         with fwAD.dual_level():
             tangent = fwAD.unpack_dual(fn(fwAD.make_dual(y, g))).tangent
-        return g, tangent
+        return g, torch.zeros_like(g) if tangent is None else tangent  # None: g ignores y
     with torch.enable_grad():
         y_leaf = y.detach().requires_grad_(True)
         out = fn(y_leaf)
         if not out.requires_grad:  # g does not depend on y
             return g, torch.zeros_like(g)
         u = torch.zeros_like(out, requires_grad=True)
-        (vjp,) = torch.autograd.grad(out, y_leaf, u, create_graph=True)
-        (jvp,) = torch.autograd.grad(vjp, u, g)
-    return g, jvp
+        # allow_unused: g may carry a graph (learnable parameters) without depending on y
+        (vjp,) = torch.autograd.grad(out, y_leaf, u, create_graph=True, allow_unused=True)
+        if vjp is None:
+            return g, torch.zeros_like(g)
+        (jvp,) = torch.autograd.grad(vjp, u, g, allow_unused=True)
+    return g, torch.zeros_like(g) if jvp is None else jvp
