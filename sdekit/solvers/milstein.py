@@ -36,6 +36,15 @@ class Milstein(AbstractSolver):
     independent of :math:`\Delta W^2` cancels it at no extra cost; a central difference would
     too, at one more evaluation.
 
+    With ``"autograd"``, Stratonovich steps take :math:`J_g(g \odot s) \odot s` with
+    :math:`s = \operatorname{sign}\Delta W` as well: equal to :math:`J_g g` where the noise is
+    diagonal as declared (:math:`g_i` depends on :math:`y_i` only), while for a diffusion that
+    couples components the cross terms :math:`\partial_j g_i\, g_j` (:math:`j \ne i`), which
+    a diagonal Stratonovich correction must not contain, average out instead of adding a drift
+    (measured: :math:`E|Y_1|^2` 3.58 for 1.90 with :math:`J_g g` on
+    :math:`\mathrm dY = 0.8\,\mathrm{flip}(Y) \circ \mathrm dW`). Itô's correction has mean
+    zero either way.
+
     A backward step (:math:`h < 0`) is the forward step of the time-reversed problem on the
     mirrored path, so the Itô correction is :math:`\Delta W^2 - |h|`.
     """
@@ -61,7 +70,11 @@ class Milstein(AbstractSolver):
         if problem.additive:
             return y + hb * drift + problem.g_prod(problem.g(t, y), dW), None, state
         stratonovich = problem.calculus == "stratonovich"
-        if self.derivative == "autograd":
+        if self.derivative == "autograd" and stratonovich:
+            sign = torch.copysign(torch.ones_like(dW), dW)
+            g, gdg = _jvp(lambda x: problem.g(t, x), y, sign)
+            gdg = gdg * sign
+        elif self.derivative == "autograd":
             g, gdg = _jvp(lambda x: problem.g(t, x), y)
         else:
             g = problem.g(t, y)
@@ -76,19 +89,21 @@ class Milstein(AbstractSolver):
         return y + hb * drift + g * dW + 0.5 * gdg * dW2, None, state
 
 
-def _jvp(fn, y):
-    """``(fn(y), J_fn(y) fn(y))``: the directional derivative of ``fn`` along its own value.
+def _jvp(fn, y, sign=None):
+    """``(fn(y), J_fn(y) fn(y))``: the directional derivative of ``fn`` along its own value
+    (along ``fn(y) * sign`` where a sign is given).
 
     When gradients flow (backpropagation through the solve), forward mode is used, which composes
     with reverse mode; compiled steps use ``torch.func.jvp``. Otherwise the cheaper double-vjp trick on a detached copy of ``y`` gives the
     same product: ``u -> J^T u`` is linear in ``u``, and its vjp with ``g`` is ``J g``.
     """
     g = fn(y)
+    direction = g if sign is None else g * sign
     if torch.compiler.is_compiling():  # inside solve(compile=True): functorch's jvp traces
-        return g, torch.func.jvp(fn, (y,), (g,))[1]
+        return g, torch.func.jvp(fn, (y,), (direction,))[1]
     if g.requires_grad:
         with fwAD.dual_level():
-            tangent = fwAD.unpack_dual(fn(fwAD.make_dual(y, g))).tangent
+            tangent = fwAD.unpack_dual(fn(fwAD.make_dual(y, direction))).tangent
         return g, torch.zeros_like(g) if tangent is None else tangent  # None: g ignores y
     with torch.enable_grad():
         y_leaf = y.detach().requires_grad_(True)
@@ -100,5 +115,5 @@ def _jvp(fn, y):
         (vjp,) = torch.autograd.grad(out, y_leaf, u, create_graph=True, allow_unused=True)
         if vjp is None:
             return g, torch.zeros_like(g)
-        (jvp,) = torch.autograd.grad(vjp, u, g, allow_unused=True)
+        (jvp,) = torch.autograd.grad(vjp, u, direction, allow_unused=True)
     return g, torch.zeros_like(g) if jvp is None else jvp
