@@ -46,7 +46,8 @@ def _problem(noise: str, calculus: str) -> sk.SDE:
 
 def _accepted(factory) -> dict[tuple[str, str], tuple]:
     """For every declared (calculus, noise) pair the scheme accepts: (nfe_drift, nfe_diffusion,
-    error_order) after ``check`` on such a problem, from a fresh instance each time."""
+    error_order, strong_order) after ``check`` on such a problem, from a fresh instance each
+    time."""
     declared = factory()
     out = {}
     for calculus in sorted(declared.calculus):
@@ -58,7 +59,12 @@ def _accepted(factory) -> dict[tuple[str, str], tuple]:
                 solver.check(_problem(noise, calculus))
             except ValueError:
                 continue
-            out[calculus, noise] = (solver.nfe_drift, solver.nfe_diffusion, solver.error_order)
+            out[calculus, noise] = (
+                solver.nfe_drift,
+                solver.nfe_diffusion,
+                solver.error_order,
+                solver.strong_order,
+            )
     return out
 
 
@@ -116,9 +122,10 @@ def sde_solver_table() -> str:
             {k: v[2] for k, v in by_noise.items()},
             lambda v: "none (fixed steps)" if v is None else _big_o(v),
         )
+        strong = _varying({k: v[3] for k, v in by_noise.items()}, _order)
         name = ", ".join(f"`{n}`" for n in names)
         rows.append(
-            f"| {name} | `{solver.name}` | {calculi} | {noise} | {_order(solver.strong_order)} "
+            f"| {name} | `{solver.name}` | {calculi} | {noise} | {strong} "
             f"| {_order(solver.weak_order)} | {cost} | {'yes' if solver.levy_area else 'no'} "
             f"| {error} |"
         )

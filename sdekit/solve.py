@@ -220,10 +220,16 @@ def solve(
         return Solution(ts, y0.unsqueeze(0).expand(n, *y0.shape).clone(), stats)
     if controller.adaptive:
         if solver.error_order is None:
+            adaptive = "'sosri', 'sosra' or 'improved_euler'" if problem.noise else "'dopri5'"
             raise InputValueError(
                 f"{solver.name} has no embedded error estimate, so it cannot be used with an "
                 f"adaptive controller; use fixed steps (dt=...) or an adaptive solver such as "
-                f"'dopri5', 'improved_euler', 'sosri' or 'sosra'"
+                f"{adaptive}"
+            )
+        if solver.fixed_steps_only:
+            raise InputValueError(
+                f"{solver.name} cannot be used with an adaptive controller "
+                f"here: {solver.fixed_steps_only}"
             )
         host = _decides_on_host(controller)
         if host:

@@ -379,11 +379,6 @@ def test_incompatible_solver_and_problem_is_a_value_error_naming_both(sde, solve
         assert name in str(info.value), f"{name!r} missing from: {info.value}"
 
 
-def test_solver_without_error_estimate_cannot_be_adaptive():
-    with pytest.raises(ValueError, match="has no embedded error estimate.*dopri5"):
-        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", controller=sk.PIController())
-
-
 # --------------------------------------------------------------------- problem construction
 
 
@@ -475,3 +470,49 @@ def test_a_saveat_of_more_than_one_dimension_is_refused():
     with pytest.raises(sk.InputValueError, match=r"1-D sequence of times, got a tensor of shape"):
         sk.solve(sk.ODE(lambda t, y: -y), Y0, 0.0, 1.0, solver="euler", dt=0.1,
                  saveat=torch.ones(2, 2) * 0.5)  # fmt: skip
+
+
+def test_an_adaptive_controller_without_an_estimate_names_solvers_for_the_problem():
+    with pytest.raises(
+        ValueError, match=r"no embedded error estimate.*'sosri', 'sosra' or"
+    ) as info:
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", controller=sk.PIController())
+    assert "dopri5" not in str(info.value)
+    with pytest.raises(ValueError, match=r"'dopri5'"):
+        sk.solve(sk.ODE(lambda t, y: -y), Y0, 0.0, 1.0, solver="rk4", controller=sk.PIController())
+
+
+def test_improved_euler_drift_only_is_refused_where_it_solves_another_equation():
+    # drift_only takes g at the step's start (Itô): on Stratonovich GBM it gave E[Y(1)] 1.65
+    # for e^0.625 = 1.87; under adaptive control the steps refined for large |dW| bias the
+    # Itô correction (per sample, E[log Y(1)] 0.42 for 0.375).
+    gbm = lambda calculus: _sde(  # noqa: E731
+        lambda t, y: 0.5 * y, lambda t, y: 0.5 * y, noise="diagonal", calculus=calculus
+    )
+    drift_only = sk.ImprovedEuler(drift_only=True)
+    y0 = torch.ones(4, 1, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"Itô interpretation.*ImprovedEuler\(\) .* or 'heun'"):
+        sk.solve(gbm("stratonovich"), y0, 0.0, 1.0, solver=drift_only, dt=0.1)
+    controller = sk.PIController(rtol=1e-2, atol=1e-2, per_sample=True)
+    with pytest.raises(ValueError, match=r"cannot be used with an adaptive controller.*'sosri'"):
+        sk.solve(gbm("ito"), y0, 0.0, 1.0, solver=drift_only, controller=controller)
+    assert drift_only.strong_order == 0.5
+    sk.solve(gbm("ito"), y0, 0.0, 1.0, solver=drift_only, dt=0.1)  # fixed steps: Itô
+    # additive noise: the pair is the paper's, adaptive and strong order 1
+    ou = _sde(noise="additive")
+    sol = sk.solve(ou, Y0, 0.0, 1.0, solver=drift_only, controller=controller, generator=0)
+    assert drift_only.strong_order == 1.0 and bool(torch.isfinite(sol.ys).all())
+
+
+@pytest.mark.parametrize("name", ["heun", "euler_heun", "improved_euler"])
+def test_heun_type_schemes_declare_strong_order_one_half_for_general_noise(name):
+    # Without Lévy areas non-commuting noise costs them half an order (measured slopes 0.50,
+    # 0.71, 0.50 on a linear system with three Brownian motions); commutative noise keeps 1.
+    solver = sk.solvers.resolve_solver(name, _sde(noise="diagonal", calculus="stratonovich"))
+    assert solver.strong_order == 1.0
+    general = _sde(
+        diffusion=lambda t, y: 0.1 * y[..., None].expand(*y.shape, 3),
+        noise="general",
+        calculus="stratonovich",
+    )
+    assert sk.solvers.resolve_solver(name, general).strong_order == 0.5

@@ -39,6 +39,8 @@ class AbstractSolver:
         noise: the noise kinds it supports (``()`` for ODE solvers).
         levy_area: whether it needs the space-time Lévy area.
         nfe_drift, nfe_diffusion: evaluations of ``f`` and ``g`` per attempted step.
+        fixed_steps_only: why the solver, on the problem it last checked, converges only with
+            fixed steps despite an error estimate (``None``: adaptive control is fine).
     """
 
     strong_order: float | None = None
@@ -51,6 +53,7 @@ class AbstractSolver:
     nfe_drift: int = 1
     nfe_diffusion: int = 1
     nfe_init: int = 0
+    fixed_steps_only: str | None = None
 
     @property
     def name(self) -> str:

@@ -24,6 +24,10 @@ class Heun(AbstractSolver):
     nfe_drift = 2
     nfe_diffusion = 2
 
+    def check(self, problem) -> None:
+        super().check(problem)
+        self.strong_order = _strong_order(problem)
+
     def step(self, problem, t, y, h, inc, state):
         hb = bcast(h, y)
         f0 = problem.f(t, y)
@@ -52,7 +56,16 @@ class EulerHeun(AbstractSolver):
     nfe_drift = 1
     nfe_diffusion = 2
 
+    def check(self, problem) -> None:
+        super().check(problem)
+        self.strong_order = _strong_order(problem)
+
     def step(self, problem, t, y, h, inc, state):
         gdW0 = problem.g_prod(problem.g(t, y), inc.dW)
         gdW1 = problem.g_prod(problem.g(t + h, y + gdW0), inc.dW)
         return y + bcast(h, y) * problem.f(t, y) + 0.5 * (gdW0 + gdW1), None, state
+
+
+def _strong_order(problem) -> float:
+    """1 where the noise commutes, 1/2 for general noise (the Lévy areas are left out)."""
+    return 0.5 if problem.noise == "general" else 1.0
