@@ -210,6 +210,7 @@ def solve(
     if general and shape_probe and problem.noise_dim is not None:
         checked.extra_diffusion_calls += 1
     stops = _stops(t0, t1, save_times, controller.stops)
+    _check_stage_span(solver, t0, t1, controller.stops)
     like = dict(dtype=y0.dtype, device=y0.device)
     if t0 == t1:
         n = len(save_times) if save_times is not None else 1
@@ -541,6 +542,18 @@ def _check_controller(controller, dt):
     return controller
 
 
+def _check_stage_span(solver, t0: float, t1: float, jump_ts) -> None:
+    """A step onto a jump time must not evaluate the problem past it."""
+    lo, hi = solver.stage_span
+    if (lo < 0 or hi > 1) and any(min(t0, t1) < s < max(t0, t1) for s in jump_ts):
+        raise InputValueError(
+            f"{solver.name} evaluates the problem at times from t + {lo:.3g} h to t + {hi:.3g} h "
+            f"within a step from t to t + h (its tableau's c), so a step that ends on a jump "
+            f"time sees past it; with jump_ts use a scheme whose stages stay within the step, "
+            f"such as 'sosri2' or 'sriw1'"
+        )
+
+
 def _stops(t0: float, t1: float, save_times, controller_stops) -> list[float]:
     """Times every step lands on, in the direction of integration: saves, jumps inside, ``t1``."""
     lo, hi = min(t0, t1), max(t0, t1)
@@ -575,7 +588,8 @@ class _FixedSteps:
         self.grid, self.t1, self.n, self.like = grid, grid[-1], len(grid) - 1, like
         self.time_tensor = torch.from_numpy(times).to(**like)
         restart = np.isin(times, list(jump_ts))
-        # A step onto a jump time ends just short of it, so that no stage sees past the jump.
+        # A step onto a jump time ends just short of it, so that no stage sees past the jump
+        # (schemes with stages outside the step are refused with jump times).
         ends = times[1:].copy()
         for k in np.flatnonzero(restart[1:]).tolist():
             ends[k] = math.nextafter(ends[k], times[k])
@@ -933,7 +947,7 @@ class _HostSteps:
             if clipped:
                 h = number.round(end - t)
         # t + h may round past the stop (as the stages compute it, in y0's dtype): step one ulp
-        # shorter so that no stage is evaluated beyond it.
+        # shorter so that no stage within the step is evaluated beyond it.
         while (number.round(t + h) - end) * self.direction > 0:
             h = number.nextafter(h, 0.0)
         state.attempt = (stop, clipped, h_try, h)
@@ -1153,7 +1167,7 @@ class _AdaptiveSteps:
         if self.any_jumps:  # a step onto a jump time ends just short of it: no stage sees past it
             end = torch.where(self.is_jump[index], torch.nextafter(stop, t), stop)
             h = torch.where(clipped & state.active & self.is_jump[index], end - t, h)
-        # t + h may round past the stop; step one ulp shorter so no stage is evaluated beyond it.
+        # t + h may round past the stop; one ulp shorter, so no stage within the step is beyond it.
         over = t + h > end if forward else t + h < end
         h = torch.where(over, torch.nextafter(h, self.zero), h)
         return t, h, (stop, clipped, h_try, h)

@@ -516,3 +516,18 @@ def test_heun_type_schemes_declare_strong_order_one_half_for_general_noise(name)
         calculus="stratonovich",
     )
     assert sk.solvers.resolve_solver(name, general).strong_order == 0.5
+
+
+def test_a_scheme_whose_stages_leave_the_step_is_refused_with_jump_times():
+    # SOSRI's drift stage at t + 3.75 h saw a drift switched on at a jump time: E[Y(1)] off by
+    # 1.7% at tolerance 1e-3 where sosri2 and sriw1 are within 1.6e-4.
+    sde = _sde(lambda t, y: -y, lambda t, y: 0.3 * y)
+    controller = sk.ClipStepSize(sk.PIController(rtol=1e-3, atol=1e-3), jump_ts=[0.5])
+    assert sk.solvers.resolve_solver("sosri", sde).stage_span[1] > 3.7
+    with pytest.raises(ValueError, match=r"t \+ 3.75 h.*jump time.*'sosri2' or 'sriw1'"):
+        sk.solve(sde, Y0 + 1, 0.0, 1.0, solver="sosri", controller=controller)
+    for name in ("sosri2", "sriw1"):
+        sk.solve(sde, Y0 + 1, 0.0, 1.0, solver=name, controller=controller, generator=0)
+    # a jump time outside the span is no jump of this solve
+    outside = sk.ClipStepSize(sk.PIController(rtol=1e-3, atol=1e-3), jump_ts=[2.0])
+    sk.solve(sde, Y0 + 1, 0.0, 1.0, solver="sosri", controller=outside, generator=0)

@@ -41,6 +41,8 @@ class AbstractSolver:
         nfe_drift, nfe_diffusion: evaluations of ``f`` and ``g`` per attempted step.
         fixed_steps_only: why the solver, on the problem it last checked, converges only with
             fixed steps despite an error estimate (``None``: adaptive control is fine).
+        stage_span: the range of the times at which a step from ``t`` to ``t + h`` evaluates
+            the problem, as fractions of ``h`` (``(0, 1)``: within the step).
     """
 
     strong_order: float | None = None
@@ -54,6 +56,7 @@ class AbstractSolver:
     nfe_diffusion: int = 1
     nfe_init: int = 0
     fixed_steps_only: str | None = None
+    stage_span: tuple[float, float] = (0.0, 1.0)
 
     @property
     def name(self) -> str:

@@ -240,6 +240,8 @@ class _StochasticRungeKutta(AbstractSolver):
         self.noise_error = one_of("noise_error", noise_error, NOISE_ERRORS)
         self.tableau = t = tableau
         self.strong_order, self.weak_order = t.strong_order, t.weak_order
+        times = [float(c) for c in (*t.c0, *t.c1)]
+        self.stage_span = (min(times), max(times))  # SOSRI's drift stages reach 3.75 h
         s = t.stages
         self._drift_rows = [(_pairs(a), _pairs(b)) for a, b in zip(t.A0, t.B0, strict=True)]
         self._diffusion = self._diffusion_rows(t)

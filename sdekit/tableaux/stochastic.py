@@ -62,6 +62,11 @@ Every tableau of the library declares weak order 2 (``weak_order``), the order m
 each on a linear problem (moments ``E[Y]``, ``E[Y²]``; ``skt.solver_properties``): SRA3 and SRI2W1
 measure 2.1 and 2.0 there, not the 3 that their third deterministic order might suggest.
 
+SOSRI's drift stages lie at ``t − 0.042 h`` and ``t + 3.75 h`` (its ``c0``), outside the step:
+its drift must be defined a little before and well after the interval it solves over, and
+``solve`` refuses it with jump times (``ClipStepSize(jump_ts=...)``); SOSRI2 and the other
+tableaux keep every stage within the step.
+
 ``SRIW1``/``SRIW2`` are the names StochasticDiffEq.jl and Rackauckas & Nie use for Rößler's
 SRI1W1/SRI2W1 ("W1": one Wiener process, i.e. scalar noise, applied component-wise to diagonal
 noise).
