@@ -360,6 +360,11 @@ def _step_size(dt) -> float:
         value = dt.item()
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         value = float(value)
+    if isinstance(value, float) and math.isfinite(value) and value < 0:
+        raise InputValueError(
+            f"dt={dt!r}: the step size must be positive; the direction comes from t0 and t1 "
+            f"(a backward solve has t1 < t0): pass dt={-value!r}"
+        )
     if not (isinstance(value, float) and math.isfinite(value) and value > 0):
         raise InputValueError(f"dt={dt!r}: the step size must be a positive finite number")
     return value

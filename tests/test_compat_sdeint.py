@@ -478,9 +478,9 @@ def test_invalid_calls_raise_torchsdes_exception_types(case):
 @pytest.mark.parametrize("adaptive", [False, True])
 def test_a_step_that_is_not_positive_is_refused(dt, adaptive):
     # torchsde's grid loop never ends for dt <= 0, growing its grid until memory runs out
-    with pytest.raises(ValueError, match=r"positive finite number"):
+    with pytest.raises(ValueError, match=r"must be (a )?positive"):
         sdeint(_module(), y0(), (0.0, 0.1), dt=dt, adaptive=adaptive)
-    with pytest.raises(ValueError, match=r"positive finite number"):
+    with pytest.raises(ValueError, match=r"must be (a )?positive"):
         sdeint_adjoint(_module(), y0(), (0.0, 0.1), dt=dt, adaptive=adaptive)
 
 
