@@ -274,9 +274,43 @@ def test_every_sampler_reports_k_diffusion_style_callbacks(sampler):
         callback=infos.append,
         **options,
     )
-    assert infos and {"i", "t", "x", "denoised"} <= set(infos[0])
+    assert infos and {"i", "t", "x", "accept", "denoised"} <= set(infos[0])
     assert infos[-1]["x"].shape == infos[-1]["denoised"].shape == (6, 2)
     assert [info["i"] for info in infos][:2] in ([0, 1], [0, 0])
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m", "em", "ode"])
+def test_the_callbacks_t_is_the_time_of_its_x(sampler):
+    # k-diffusion hands x with its own sigma; t was the step's start beside the state at its end
+    target = ss.GaussianMixture.ring2d()
+    process = ss.VPSDE()
+    infos = []
+    options = dict(steps=4) if sampler != "ode" else {}
+    x, stats = ss.sample(
+        target.score(process),
+        process,
+        (3, 2),
+        sampler=sampler,
+        generator=0,
+        callback=infos.append,
+        denoise=False,
+        dtype=torch.float64,
+        **options,
+    )
+    assert torch.equal(infos[-1]["x"], x)
+    t_last = torch.as_tensor(infos[-1]["t"]).reshape(-1)
+    torch.testing.assert_close(t_last, torch.full_like(t_last, process.eps))
+    if sampler == "dpmpp_2m":
+        grid = ss.sampling.schedules.time_grid(process, 4, "logsnr")
+        ts = torch.stack([torch.as_tensor(info["t"]).reshape(-1)[0] for info in infos])
+        torch.testing.assert_close(ts, grid[1:].to(ts.dtype))
+    if sampler == "ode":  # a rejected attempt leaves x, and t, where they were
+        for before, info in zip(infos[:-1], infos[1:], strict=True):
+            kept = ~torch.as_tensor(info["accept"])
+            assert torch.equal(info["x"][kept], before["x"][kept])
+            now, then = torch.as_tensor(info["t"]), torch.as_tensor(before["t"])
+            torch.testing.assert_close(now[kept], then[kept], rtol=1e-12, atol=1e-15)
+        assert int(stats["rejected"].sum()) > 0
 
 
 def test_pc_runs_as_one_solve_and_counts_its_evaluations_from_the_solve():

@@ -506,6 +506,14 @@ def test_score_of_the_wrong_shape_is_refused(ve_score, sampler):
         ss.sample(lambda x, t: score_fn(x, t)[:, :2], process, (4, 4), sampler=sampler)
 
 
+@pytest.mark.parametrize("wrap", [lambda s: s.numpy(), list, lambda s: (s,)])
+def test_a_score_that_is_not_a_tensor_is_a_type_error(ve_score, wrap):
+    # a numpy array, a list, a model's output tuple (read as .detach() before the check)
+    process, score_fn = ve_score
+    with pytest.raises(TypeError, match=r"the score function returned \w+; it must return a"):
+        ss.sample(lambda x, t: wrap(score_fn(x, t)), process, (4, 4), sampler="em", steps=5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sampler", ["adaptive", "dpm_adaptive"])
 def test_compiled_adaptive_sampling_takes_the_eager_steps(monkeypatch, sampler):

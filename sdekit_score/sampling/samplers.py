@@ -1066,6 +1066,7 @@ class _Checked:
         if self.total is None:
             self.batch = x.shape[0]
             out = self._first(x, t)
+            check_score_output(out, x, t)  # before anything reads it as a tensor
         elif x.shape[0] < self.batch:
             out = self._on_rows(x, t)
         else:
@@ -1073,7 +1074,6 @@ class _Checked:
         out_sum = out.detach().sum(dtype=torch.float32)
         failed = ~torch.isfinite(out_sum) & torch.isfinite(x.detach().sum(dtype=torch.float32))
         if self.total is None:
-            check_score_output(out, x, t)
             self.total, self.score_failed = out_sum, failed
         else:
             self.total, self.score_failed = self.total + out_sum, self.score_failed | failed
@@ -1110,17 +1110,27 @@ class _Checked:
             ) from err
 
     def reporter(self, callback):
-        """A solve-level callback that hands ``callback`` k-diffusion's fields."""
+        """A solve-level callback that hands ``callback`` k-diffusion's fields, with ``t`` the
+        time of ``x`` (the step's end where it was accepted, its start where it was not) and
+        ``accept``."""
         if callback is None:
             return None
 
         def report(info: dict) -> None:
             x, t, score = self.latest
+            accept = info.get("accept", True)
+            if "h" in info:
+                start = torch.as_tensor(info["t"])
+                end = start + torch.as_tensor(info["h"], dtype=start.dtype)
+                now = torch.where(torch.as_tensor(accept, device=start.device), end, start)
+            else:  # a noise level of an annealed schedule
+                now = info["t"]
             callback(
                 {
                     "i": info["i"],
-                    "t": info["t"],
+                    "t": now,
                     "x": info["y"],
+                    "accept": accept,
                     "denoised": self.denoised(x, t, score),
                 }
             )
