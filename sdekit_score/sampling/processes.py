@@ -40,6 +40,7 @@ from sdekit.random import GeneratorLike, as_generator, randn
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 __all__ = [
+    "EDMLogTime",
     "EDMProcess",
     "ForwardProcess",
     "PROCESSES",
@@ -356,7 +357,8 @@ class EDMProcess(ForwardProcess):
         dx = sqrt(2t) dW,    alpha = 1,    sigma(t) = t,    t in [sigma_min, sigma_max]
 
     So ``eps = sigma_min`` and ``T = sigma_max``. Prior ``N(0, sigma_max^2 I)``, data in
-    ``[-1, 1]``.
+    ``[-1, 1]``. :func:`~sdekit_score.sampling.samplers.sample` steps it in log noise level
+    (:class:`EDMLogTime`).
     """
 
     kind: ClassVar[str] = "edm"
@@ -398,6 +400,34 @@ class EDMProcess(ForwardProcess):
 
     def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
         return _as_time(sigma).clone()
+
+
+@dataclass(frozen=True)
+class EDMLogTime(VESDE):
+    """:class:`EDMProcess` on the time the samplers step in, ``u = log(σ/σ_min)/log(σ_max/σ_min)``.
+
+    Its marginals are EDM's (``α = 1``, ``σ(u) = σ_min (σ_max/σ_min)^u`` from ``σ_min`` at
+    ``u = eps = 0`` to ``σ_max`` at ``u = T = 1``), on a time in which equal steps are equal
+    ratios of noise level. EDM's own time is the noise level, which runs linearly over five
+    decades: adaptive steps in it went from ``σ = 42`` to ``0.002`` in one step (the data's variance
+    0.69 of the exact on narrow data) and equal steps left ``σ`` from 0.08 to 0.002 to a single
+    one (a variance 78 times the exact). :func:`~sdekit_score.sampling.samplers.sample` samples an
+    ``EDMProcess`` on this time, calling the score at ``σ(u)``.
+    """
+
+    eps: float = 0.0
+    data_range: tuple[float, float] = (-1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.sigma_min < self.sigma_max:
+            raise InputValueError(
+                f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
+                f"sigma_max={self.sigma_max}"
+            )
+
+    @classmethod
+    def of(cls, process: EDMProcess) -> EDMLogTime:
+        return cls(process.sigma_min, process.sigma_max, data_range=process.data_range)
 
 
 # The processes by name: the one list that the CLI's ``--process`` and ``TrainConfig.process`` use.

@@ -35,6 +35,8 @@ from sdekit_score.sampling.exponential_ode import (
 from sdekit_score.sampling.exponential_sde import ExponentialHeun, ExponentialMultistep
 from sdekit_score.sampling.precision import AutocastScore, module_of, weights_of
 from sdekit_score.sampling.processes import (
+    EDMLogTime,
+    EDMProcess,
     ForwardProcess,
     batch_time,
     probability_flow,
@@ -113,11 +115,15 @@ def sample(
     device, dtype = _placement(score_fn, device, dtype)
     if amp not in (None, "none") or channels_last:
         score_fn = AutocastScore(score_fn, amp, channels_last=channels_last, device=device)
+    user_time = None
+    if isinstance(process, EDMProcess):  # steps in log noise level (EDMLogTime)
+        process = EDMLogTime.of(process)
+        score_fn, user_time = _AtNoiseLevel(score_fn, process), process.sigma
     generator = as_generator(generator, device)
     run = SAMPLERS[sampler]
     init = options.pop("init", "uniform" if sampler in ("als", "cas") else "prior")
     _check_options(run, sampler, options)
-    checked = _Checked(score_fn, process)
+    checked = _Checked(score_fn, process, user_time)
     sigma_max = options.get("sigma_max")
     x = _initial_state(sampler, process, shape, init, generator, dtype, device, sigma_max)
     with torch.set_grad_enabled(grad):
@@ -1051,12 +1057,13 @@ class _Checked:
 
     wraps = "score_fn"
 
-    def __init__(self, score_fn: ScoreFn, process: ForwardProcess):
+    def __init__(self, score_fn: ScoreFn, process: ForwardProcess, user_time=None):
         if not callable(score_fn):
             raise InputTypeError(
                 f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}"
             )
         self.score_fn, self.process = score_fn, process
+        self.user_time = user_time  # the caller's time of a solve time, where they differ
         self.total: torch.Tensor | None = None
         self.score_failed: torch.Tensor | None = None  # non-finite output at finite input
         self.latest: tuple | None = None
@@ -1123,6 +1130,7 @@ class _Checked:
                 start = torch.as_tensor(info["t"])
                 end = start + torch.as_tensor(info["h"], dtype=start.dtype)
                 now = torch.where(torch.as_tensor(accept, device=start.device), end, start)
+                now = now if self.user_time is None else self.user_time(now)
             else:  # a noise level of an annealed schedule
                 now = info["t"]
             callback(
@@ -1191,6 +1199,18 @@ def _compacts(score_fn, callback, compact: bool | None) -> bool:
         if any(isinstance(value, torch.Tensor) for value in extra.values()):
             return False
     return module_of(layer) is not None
+
+
+class _AtNoiseLevel:
+    """An EDM score (time = noise level) called from the samplers' :class:`EDMLogTime`."""
+
+    wraps = "score_fn"
+
+    def __init__(self, score_fn: ScoreFn, log_time: EDMLogTime):
+        self.score_fn, self.log_time = score_fn, log_time
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.score_fn(x, self.log_time.sigma(t))
 
 
 def _check_process(score_fn, process: ForwardProcess) -> None:
