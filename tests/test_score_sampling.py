@@ -598,3 +598,10 @@ def test_edm_is_sampled_in_log_noise_level(sampler):
     assert abs(float(x.mean()) - mean) < 4 * std / math.sqrt(n)
     last = torch.as_tensor(times[-1]).reshape(-1)  # the callback's t is EDM's, a noise level
     torch.testing.assert_close(last, torch.full_like(last, process.sigma_min))
+
+
+@pytest.mark.parametrize("sampler", ["adaptive", "ggf", "dpm_adaptive"])
+def test_a_first_step_that_is_not_positive_is_named_h_init(ve_score, sampler):
+    process, score_fn = ve_score
+    with pytest.raises(ValueError, match=r"h_init must be a finite positive number, got -0.01"):
+        ss.sample(score_fn, process, (4, 4), sampler=sampler, h_init=-0.01)

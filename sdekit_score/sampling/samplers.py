@@ -559,7 +559,9 @@ def adaptive(
         saveat=_on_the_switch(problem, process),
         solver=ExponentialHeun(error_in_noise_units=True),
         controller=controller,
-        dt=h_init if h_init is not None else (process.T - process.eps) / 100,
+        dt=positive_float(h_init, "h_init")
+        if h_init is not None
+        else (process.T - process.eps) / 100,
         brownian="bridge",
         compact=_compacts(score_fn, callback, compact),
         generator=generator,
@@ -638,7 +640,7 @@ def ggf(
         process.eps,
         solver=sdekit.ImprovedEuler(extrapolate=extrapolate, drift_only=drift_only),
         controller=controller,
-        dt=h_init,
+        dt=positive_float(h_init, "h_init"),
         brownian=brownian,
         generator=generator,
         max_steps=max_steps,
