@@ -291,6 +291,13 @@ class SubVPSDE(_LinearBeta):
         return self._integral_beta_to_t(torch.log1p(0.5 * level * (level + (level**2 + 4).sqrt())))
 
 
+def _check_levels(sigma_min: float, sigma_max: float) -> None:
+    if not 0.0 < sigma_min < sigma_max:
+        raise InputValueError(
+            f"need 0 < sigma_min < sigma_max, got sigma_min={sigma_min}, sigma_max={sigma_max}"
+        )
+
+
 @dataclass(frozen=True)
 class VESDE(ForwardProcess):
     """Variance-exploding SDE (Song et al. 2021; continuous NCSN).
@@ -310,11 +317,7 @@ class VESDE(ForwardProcess):
     data_range: tuple[float, float] = (0.0, 1.0)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.sigma_min < self.sigma_max:
-            raise InputValueError(
-                f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
-                f"sigma_max={self.sigma_max}"
-            )
+        _check_levels(self.sigma_min, self.sigma_max)
         self._check_interval()
 
     @property
@@ -367,11 +370,7 @@ class EDMProcess(ForwardProcess):
     data_range: tuple[float, float] = (-1.0, 1.0)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.sigma_min < self.sigma_max:
-            raise InputValueError(
-                f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
-                f"sigma_max={self.sigma_max}"
-            )
+        _check_levels(self.sigma_min, self.sigma_max)
         self._check_interval()
 
     @property
@@ -419,11 +418,7 @@ class EDMLogTime(VESDE):
     data_range: tuple[float, float] = (-1.0, 1.0)
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.sigma_min < self.sigma_max:
-            raise InputValueError(
-                f"need 0 < sigma_min < sigma_max, got sigma_min={self.sigma_min}, "
-                f"sigma_max={self.sigma_max}"
-            )
+        _check_levels(self.sigma_min, self.sigma_max)
 
     @classmethod
     def of(cls, process: EDMProcess) -> EDMLogTime:
