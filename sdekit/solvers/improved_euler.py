@@ -72,7 +72,7 @@ class ImprovedEuler(AbstractSolver):
             "dW² over the steps to equal the time elapsed; its error estimate grows with |dW|, so "
             "an adaptive controller refines the steps with large increments and biases that sum "
             "(geometric Brownian motion per sample: E[log Y(1)] 0.42 for 0.375). Use fixed "
-            "steps, or an adaptive scheme of strong order 1 such as 'sosri'"
+            "steps, or an adaptive scheme of strong order 1 or more such as 'sosri'"
             if self.drift_only and multiplicative
             else None
         )
