@@ -39,8 +39,8 @@ class Solution:
     the calls of the drift and diffusion (each on every row still being stepped), and
     ``nfe_rows``, the rows those calls evaluated (``batch · nfe_batch`` unless
     ``solve(compact=True)`` dropped finished samples; at least ``nfe.sum()``). ``status`` is ``None`` unless a solve with ``throw=False``
-    stopped early: then a ``(batch,)`` tensor of :class:`Status` codes; ``ys`` holds the last
-    accepted states of unfinished samples.
+    stopped early: then a ``(batch,)`` tensor of :class:`Status` codes; ``ys[-1]`` holds the last
+    accepted states of unfinished samples, and the save times they did not reach hold NaN.
     """
 
     ts: torch.Tensor

@@ -1065,8 +1065,10 @@ class _HostSteps:
             )
         if not self.n_save:
             return Solution(torch.tensor([t1], **like), state.y.unsqueeze(0), stats, status)
-        # Save times a failed solve did not reach hold zeros.
-        saved = [torch.zeros_like(state.y) if y is None else y for y in state.saved]
+        # Save times a failed solve did not reach hold NaN; the last, its last accepted state.
+        saved = [torch.full_like(state.y, math.nan) if y is None else y for y in state.saved]
+        if status is not None:
+            saved[-1] = state.y
         return Solution(torch.tensor(save_times, **like), torch.stack(saved), stats, status)
 
 
@@ -1491,7 +1493,16 @@ class _AdaptiveSteps:
         status = state.status.expand(batch).clone() if failed else None
         if state.saved is None:
             return Solution(torch.tensor([t1], **like), state.y.unsqueeze(0), stats, status)
-        return Solution(torch.tensor(save_times, **like), state.saved, stats, status)
+        saved = state.saved
+        if failed:  # unreached save times hold NaN; the last, the last accepted state
+            stopped = state.status.expand(batch) != Status.OK
+            t = state.t.expand(batch)
+            ts = torch.tensor(save_times, dtype=t.dtype, device=t.device)
+            unreached = ((ts[:, None] - t) * self.direction > 0) & stopped
+            unreached = unreached.view(*unreached.shape, *(1,) * (saved.dim() - 2))
+            saved = torch.where(unreached, math.nan, saved)
+            saved[-1] = torch.where(bcast(stopped, state.y), state.y, saved[-1])
+        return Solution(torch.tensor(save_times, **like), saved, stats, status)
 
 
 def _detached(x: torch.Tensor | None) -> torch.Tensor | None:

@@ -168,7 +168,8 @@ def test_a_failed_solve_names_its_sample_in_the_batch_and_keeps_every_status():
     plain = _solve("ode bosh3", rates, compact=False, max_steps=10, throw=False)
     packed = _solve("ode bosh3", rates, compact=True, max_steps=10, throw=False)
     assert packed.status.tolist() == plain.status.tolist() == [0, 0, 0, 0, 2, 0]
-    assert torch.equal(packed.ys, plain.ys)
+    # save times the stopped sample did not reach hold NaN in both
+    torch.testing.assert_close(packed.ys, plain.ys, rtol=0, atol=0, equal_nan=True)
 
 
 def test_a_source_that_cannot_drop_rows_keeps_the_whole_batch():

@@ -921,3 +921,24 @@ def test_a_save_time_at_t0_is_landed_on_without_a_step(solver, per_sample, backw
     sol = sk.solve(gbm, y0, t0, t1, solver=solver, controller=controller, saveat=[t0, 0.5, t1],
                    generator=0, max_steps=500)  # fmt: skip
     assert torch.equal(sol.ys[0], y0) and torch.isfinite(sol.ys).all()
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_a_stopped_solve_saves_its_last_state_last_and_nan_where_it_did_not_reach(per_sample):
+    # ys[-1] held zeros (a valid state) for samples that ran out of steps, and their last
+    # accepted state was lost
+    f, y0 = _stiffness_batch()
+    controller = sk.PIController(rtol=1e-8, atol=1e-8, per_sample=per_sample)
+    options = dict(solver="dopri5", controller=controller, max_steps=30, throw=False)
+    plain = sk.solve(sk.ODE(f), y0, 0.0, 1.0, **options)
+    saved = sk.solve(sk.ODE(f), y0, 0.0, 1.0, saveat=[0.001, 0.5, 1.0], **options)
+    stopped = saved.status != 0
+    assert stopped[1]  # the stiff sample, which does not reach t = 0.5
+    assert torch.isnan(saved.ys[1, 1]).all() and torch.isnan(plain.ys[:, 1]).sum() == 0
+    last = saved.ys[-1]
+    assert torch.isfinite(last).all() and (last[stopped] != 0).all()
+    reached = ~torch.isnan(saved.ys[:, stopped])
+    assert (saved.ys[:, stopped][reached] != 0).all()  # no zeros standing in for states
+    if per_sample:  # the finished samples keep their results
+        torch.testing.assert_close(last[~stopped], plain.ys[-1][~stopped])
+        assert torch.isfinite(saved.ys[:, ~stopped]).all()

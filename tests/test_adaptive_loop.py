@@ -193,5 +193,6 @@ def test_shared_time_on_the_host_reports_failures_as_the_tensor_loop_does():
     (message, host), (message_tensor, tensor) = results
     assert message == message_tensor
     assert host.status.tolist() == tensor.status.tolist() == [1] * 6
-    assert torch.equal(host.ys[1], torch.zeros(6, 1, dtype=F64))
+    # the save at t1, not reached, holds the last accepted state (it held zeros)
+    assert torch.isfinite(host.ys[1]).all() and (host.ys[1] != 0).all()
     torch.testing.assert_close(host.ys, tensor.ys)
