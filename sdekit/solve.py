@@ -1466,6 +1466,13 @@ class _AdaptiveSteps:
         if self.index is None:
             return {name: getattr(state, name) for name in _RESULTS}
         done = dict(self.done)
+        rows = state.y.shape[0]
+        if rows != len(self.index):
+            raise InputValueError(
+                f"with compact=True the solve steps only the {len(self.index)} samples not yet "
+                f"finished, but the drift or diffusion returned {rows} rows for them: it holds "
+                f"something per sample for the whole batch; pass compact=False"
+            )
         for name in _RESULTS:
             if done[name] is not None:
                 dim = 1 if name == "saved" else 0

@@ -233,3 +233,20 @@ def test_adaptive_score_samplers_evaluate_only_running_samples(sampler):
     rows.clear()
     ss.sample(recorded, process, (16, 2), sampler=sampler, generator=generators(), dtype=F64)
     assert min(rows) == 16  # by default a function is evaluated on every row
+
+
+def test_a_drift_that_holds_the_whole_batch_is_named_under_compaction():
+    # a closure over (batch, 1) rates broadcast a compacted state back to the whole batch, and
+    # the bookkeeping failed with an IndexError
+    rates = torch.tensor([[1.0], [30.0], [2.0]], dtype=F64)
+    controller = sk.PIController(rtol=1e-8, atol=1e-8, per_sample=True)
+    with pytest.raises(ValueError, match=r"compact=True .* returned 3 rows .* compact=False"):
+        sk.solve(
+            sk.ODE(lambda t, y: -rates * y),
+            torch.ones(3, 1, dtype=F64),
+            0.0,
+            1.0,
+            solver="dopri5",
+            controller=controller,
+            compact=True,
+        )
