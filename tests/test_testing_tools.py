@@ -360,7 +360,10 @@ def test_random_butcher_tableaux_satisfy_their_conditions_and_no_more(tableau):
     assert not skt.check_tableau(tableau, order=tableau.order + 1).all_hold
 
 
-@settings(max_examples=10)
+# Derandomized even in CI: a random member with large error constants (|a| up to 2.7) can sit
+# pre-asymptotic over every step above round-off (a CI run drew one fitting 3.52 for order 4);
+# the drawn examples are fixed by this test's source, the explicit ones below are such members.
+@settings(max_examples=10, derandomize=True)
 @given(tableau=S.butcher_tableaux(embedded=True))
 @example(  # the slowest to reach its order found so far: 3.71 over h = 1/32 ... 1/128
     tableau=ButcherTableau(
