@@ -145,6 +145,12 @@ class ForwardProcess(abc.ABC):
         """The time at which :meth:`noise_level` is ``level``; with ``alpha = 1``, ``sigma_to_t``."""
         return self.sigma_to_t(level)
 
+    def sampling_view(self) -> ForwardProcess:
+        """The process the samplers step in: the same marginals on a time in which equal steps
+        suit a sampler. This process itself, except where its own time is badly scaled for steps
+        (:class:`EDMProcess`)."""
+        return self
+
     def noise_level_range(self) -> tuple[float, float]:
         """``(noise_level(eps), noise_level(T))``: the levels the score was trained on."""
         low, high = self.noise_level(torch.tensor([self.eps, self.T], dtype=torch.float64))
@@ -360,8 +366,7 @@ class EDMProcess(ForwardProcess):
         dx = sqrt(2t) dW,    alpha = 1,    sigma(t) = t,    t in [sigma_min, sigma_max]
 
     So ``eps = sigma_min`` and ``T = sigma_max``. Prior ``N(0, sigma_max^2 I)``, data in
-    ``[-1, 1]``. :func:`~sdekit_score.sampling.samplers.sample` steps it in log noise level
-    (:class:`EDMLogTime`).
+    ``[-1, 1]``. Samplers step it in log noise level (:meth:`sampling_view`).
     """
 
     kind: ClassVar[str] = "edm"
@@ -400,6 +405,9 @@ class EDMProcess(ForwardProcess):
     def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
         return _as_time(sigma).clone()
 
+    def sampling_view(self) -> EDMLogTime:
+        return EDMLogTime(self.sigma_min, self.sigma_max, data_range=self.data_range)
+
 
 @dataclass(frozen=True)
 class EDMLogTime(VESDE):
@@ -410,8 +418,8 @@ class EDMLogTime(VESDE):
     ratios of noise level. EDM's own time is the noise level, which runs linearly over five
     decades: adaptive steps in it went from ``σ = 42`` to ``0.002`` in one step (the data's variance
     0.69 of the exact on narrow data) and equal steps left ``σ`` from 0.08 to 0.002 to a single
-    one (a variance 78 times the exact). :func:`~sdekit_score.sampling.samplers.sample` samples an
-    ``EDMProcess`` on this time, calling the score at ``σ(u)``.
+    one (a variance 78 times the exact). It is ``EDMProcess``'s :meth:`sampling_view`:
+    :func:`~sdekit_score.sampling.samplers.sample` steps in it, calling the score at ``σ(u)``.
     """
 
     eps: float = 0.0
@@ -419,10 +427,6 @@ class EDMLogTime(VESDE):
 
     def __post_init__(self) -> None:
         _check_levels(self.sigma_min, self.sigma_max)
-
-    @classmethod
-    def of(cls, process: EDMProcess) -> EDMLogTime:
-        return cls(process.sigma_min, process.sigma_max, data_range=process.data_range)
 
 
 # The processes by name: the one list that the CLI's ``--process`` and ``TrainConfig.process`` use.

@@ -35,8 +35,6 @@ from sdekit_score.sampling.exponential_ode import (
 from sdekit_score.sampling.exponential_sde import ExponentialHeun, ExponentialMultistep
 from sdekit_score.sampling.precision import AutocastScore, module_of, weights_of
 from sdekit_score.sampling.processes import (
-    EDMLogTime,
-    EDMProcess,
     ForwardProcess,
     batch_time,
     probability_flow,
@@ -115,10 +113,10 @@ def sample(
     device, dtype = _placement(score_fn, device, dtype)
     if amp not in (None, "none") or channels_last:
         score_fn = AutocastScore(score_fn, amp, channels_last=channels_last, device=device)
-    user_time = None
-    if isinstance(process, EDMProcess):  # steps in log noise level (EDMLogTime)
-        process = EDMLogTime.of(process)
-        score_fn, user_time = _AtNoiseLevel(score_fn, process), process.sigma
+    user_time, view = None, process.sampling_view()
+    if view is not process:  # same marginals, on a time suited to steps (EDM's log σ)
+        score_fn = _AtOwnTime(score_fn, process, view)
+        user_time, process = score_fn.time, view
     generator = as_generator(generator, device)
     run = SAMPLERS[sampler]
     init = options.pop("init", "uniform" if sampler in ("als", "cas") else "prior")
@@ -1203,16 +1201,20 @@ def _compacts(score_fn, callback, compact: bool | None) -> bool:
     return module_of(layer) is not None
 
 
-class _AtNoiseLevel:
-    """An EDM score (time = noise level) called from the samplers' :class:`EDMLogTime`."""
+class _AtOwnTime:
+    """A score of ``process`` called at the times of its :meth:`sampling_view` (the same noise
+    levels, so the process's time of the view's ``u`` is the one at the same level)."""
 
     wraps = "score_fn"
 
-    def __init__(self, score_fn: ScoreFn, log_time: EDMLogTime):
-        self.score_fn, self.log_time = score_fn, log_time
+    def __init__(self, score_fn: ScoreFn, process: ForwardProcess, view: ForwardProcess):
+        self.score_fn, self.own, self.view = score_fn, process, view
 
-    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return self.score_fn(x, self.log_time.sigma(t))
+    def time(self, u: torch.Tensor) -> torch.Tensor:
+        return self.own.noise_level_to_t(self.view.noise_level(u))
+
+    def __call__(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return self.score_fn(x, self.time(u))
 
 
 def _check_process(score_fn, process: ForwardProcess) -> None:
