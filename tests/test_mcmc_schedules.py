@@ -341,3 +341,55 @@ def _run(**kw):
 def test_bad_input_gives_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+# ---------------------------------------------------------------------------------------------
+# autograd
+
+
+class _LinearLevelScore(torch.nn.Module):
+    """A network score: s(x, σ) = −w·x/(1 + σ²)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor(1.0, dtype=F64))
+
+    def forward(self, x, sigma):
+        return -self.weight * x / (1 + sigma[:, None] ** 2)
+
+
+SCHEDULES = {
+    "als": lambda score, x, **kw: annealed_langevin(score, x, [1.0, 0.5], 0.01, 3, **kw),
+    "cas": lambda score, x, **kw: consistent_annealed_sampling(score, x, [1.0, 0.5], 0.25, **kw),
+    "mala": lambda score, x, **kw: run_schedule(
+        MALA(), x, score, [1.0], 0.1, 3, log_prob=lambda x, s: -0.5 * (x * x).sum(1), **kw
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_schedules_keep_no_graph_of_a_network_unless_asked(name):
+    net = _LinearLevelScore()
+    x0 = torch.randn(16, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    plain = SCHEDULES[name](net, x0, generator=0)
+    assert plain.x.grad_fn is None and not plain.x.requires_grad
+    assert plain.score.grad_fn is None
+    kept = SCHEDULES[name](net, x0, generator=0, grad=True)
+    torch.testing.assert_close(kept.x.detach(), plain.x, rtol=0, atol=0)
+    kept.x.sum().backward()
+    assert net.weight.grad is not None and net.weight.grad != 0
+
+
+def test_a_score_that_differentiates_a_log_density_runs_in_a_schedule():
+    def score(x, sigma):  # the usual energy-based model's score: autograd of log π
+        x = x.detach().requires_grad_()
+        log_p = -0.5 * (x * x).sum(1) / (1 + sigma**2)
+        return torch.autograd.grad(log_p.sum(), x)[0]
+
+    x0 = torch.randn(16, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
+    result = annealed_langevin(score, x0, [1.0, 0.5], 0.01, 3, generator=0)
+    assert result.x.grad_fn is None
+    exact = annealed_langevin(
+        lambda x, s: -x / (1 + s[:, None] ** 2), x0, [1.0, 0.5], 0.01, 3, generator=0
+    )
+    torch.testing.assert_close(result.x, exact.x)

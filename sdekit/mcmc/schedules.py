@@ -113,6 +113,7 @@ def run_schedule(
     state: Any = None,
     callback: Callback | None = None,
     progress: bool = False,
+    grad: bool = False,
 ) -> ScheduleResult:
     """Run ``kernel`` for ``n_steps`` steps at each level in turn.
 
@@ -137,6 +138,11 @@ def run_schedule(
         callback: ``callback(level_index, x, info)`` after every step, with the step's
             :class:`~sdekit.mcmc.kernel.KernelInfo`.
         progress: show a tqdm bar that advances once per level.
+        grad: keep the autograd graph through the chains (to differentiate the result with
+            respect to ``x`` or the score's parameters). Off by default: every evaluation of
+            ``score`` and ``log_prob`` is detached, so a network's graph lives for one step and
+            memory does not grow with the steps. They still run in the caller's grad mode, so a
+            score that differentiates a log density (``torch.autograd.grad``) works either way.
     """
     if not callable(kernel):
         raise InputTypeError(f"kernel must be a callable MCMC kernel, got {type(kernel).__name__}")
@@ -145,6 +151,9 @@ def run_schedule(
     n_steps = positive_int(n_steps, "n_steps")
     per_level = _step_sizes(step_sizes, len(values), x)
     generator = as_generator(generator, x.device)
+    if not grad:
+        x, score = x.detach(), _detached(score)
+        log_prob = None if log_prob is None else _detached(log_prob)
 
     evaluations = count(x, 0)
     acceptance_sum: torch.Tensor | None = None
@@ -179,6 +188,7 @@ def annealed_langevin(
     generator: GeneratorLike = None,
     callback: Callback | None = None,
     progress: bool = False,
+    grad: bool = False,
 ) -> ScheduleResult:
     """Annealed Langevin sampling (ALS; Song & Ermon 2019).
 
@@ -190,7 +200,8 @@ def annealed_langevin(
     the exact score of the smoothed point mass leaves standard deviation
     ``√((1 − ε/σ_L²)² σ_i² + 2ε σ_i²/σ_L²)``, not ``σ_{i+1}``.
 
-    Returns a :class:`ScheduleResult`; its ``score``/``score_x`` give the final denoising
+    ``generator``, ``callback``, ``progress`` and ``grad`` are :func:`run_schedule`'s. Returns a
+    :class:`ScheduleResult`; its ``score``/``score_x`` give the final denoising
     ``score_x + σ_L² score`` for free.
     """
     sigmas = _levels(sigmas, positive=True)
@@ -206,6 +217,7 @@ def annealed_langevin(
         generator=generator,
         callback=callback,
         progress=progress,
+        grad=grad,
     )
 
 
@@ -219,6 +231,7 @@ def consistent_annealed_sampling(
     generator: GeneratorLike = None,
     callback: Callback | None = None,
     progress: bool = False,
+    grad: bool = False,
 ) -> ScheduleResult:
     r"""Consistent annealed sampling (CAS; Jolicoeur-Martineau et al., ICLR 2021).
 
@@ -238,6 +251,7 @@ def consistent_annealed_sampling(
 
     Args:
         sigmas: strictly decreasing positive levels ``σ_1 > … > σ_L``, ``L ≥ 2``.
+        generator, callback, progress, grad: as :func:`run_schedule`'s.
 
     Raises:
         ValueError: when ``step_size`` is outside the valid interval; the message gives it.
@@ -273,6 +287,8 @@ def consistent_annealed_sampling(
         )
     betas = [math.sqrt(1 - ((1 - eta) / g) ** 2) for g in gammas]
     generator = as_generator(generator, x.device)
+    if not grad:
+        x, score = x.detach(), _detached(score)
 
     ones = count(x, 1)
     bar = tqdm(total=len(sigmas), disable=not progress, desc="levels")
@@ -288,6 +304,17 @@ def consistent_annealed_sampling(
             bar.update()
     bar.close()
     return ScheduleResult(x, s, score_x, fine[-1], ones * len(fine))
+
+
+def _detached(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """``fn`` with its result detached from the autograd graph (non-tensors pass through, for
+    the shape checks to name)."""
+
+    def detached(*args):
+        value = fn(*args)
+        return value.detach() if isinstance(value, torch.Tensor) else value
+
+    return detached
 
 
 def _at_level(fn: LevelScore, level: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:

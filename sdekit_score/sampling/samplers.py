@@ -737,6 +737,7 @@ def _annealed(run, score_fn, process, x, generator, callback, progress):
         generator=generator,
         callback=report,
         progress=progress,
+        grad=torch.is_grad_enabled(),  # sample()'s grad
     )
     return result.x, {"nfe": result.evaluations}, (result.score_x, result.score, result.level)
 
