@@ -358,7 +358,7 @@ class _LinearLevelScore(torch.nn.Module):
         return -self.weight * x / (1 + sigma[:, None] ** 2)
 
 
-SCHEDULES = {
+NETWORK_RUNS = {
     "als": lambda score, x, **kw: annealed_langevin(score, x, [1.0, 0.5], 0.01, 3, **kw),
     "cas": lambda score, x, **kw: consistent_annealed_sampling(score, x, [1.0, 0.5], 0.25, **kw),
     "mala": lambda score, x, **kw: run_schedule(
@@ -367,14 +367,14 @@ SCHEDULES = {
 }
 
 
-@pytest.mark.parametrize("name", SCHEDULES)
+@pytest.mark.parametrize("name", NETWORK_RUNS)
 def test_schedules_keep_no_graph_of_a_network_unless_asked(name):
     net = _LinearLevelScore()
     x0 = torch.randn(16, 2, dtype=F64, generator=torch.Generator().manual_seed(0))
-    plain = SCHEDULES[name](net, x0, generator=0)
+    plain = NETWORK_RUNS[name](net, x0, generator=0)
     assert plain.x.grad_fn is None and not plain.x.requires_grad
     assert plain.score.grad_fn is None
-    kept = SCHEDULES[name](net, x0, generator=0, grad=True)
+    kept = NETWORK_RUNS[name](net, x0, generator=0, grad=True)
     torch.testing.assert_close(kept.x.detach(), plain.x, rtol=0, atol=0)
     kept.x.sum().backward()
     assert net.weight.grad is not None and net.weight.grad != 0
