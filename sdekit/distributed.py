@@ -710,8 +710,8 @@ def solve_ensemble(
     Returns:
         On rank 0, ``(solution, report)``: the solution of all paths in path order, on the CPU,
         with ``ys`` of shape ``(len(ts), n_paths, *event)``, ``stats`` as ``(n_paths,)`` tensors
-        and ``status`` ``None`` unless a path stopped early (``throw=False``); ``None`` on the
-        other ranks.
+        and ``status`` and ``t_stopped`` ``None`` unless a path stopped early (``throw=False``);
+        ``None`` on the other ranks.
     """
     if "generator" in options:
         raise InputValueError(
@@ -736,7 +736,11 @@ def solve_ensemble(
         sol = solve(problem, start, t0, t1, generator=generator, progress=False, **options)
         per_item = {f"stats.{k}": torch.as_tensor(v).expand(m) for k, v in sol.stats.items()}
         status = sol.status if sol.status is not None else torch.full((m,), Status.OK)
-        tensors = {"ys": sol.ys.movedim(1, 0), "status": status, **per_item}
+        t_stopped = sol.t_stopped
+        if t_stopped is None:
+            t_stopped = torch.full((m,), float(t1), dtype=sol.ts.dtype)
+        tensors = {"ys": sol.ys.movedim(1, 0), "status": status, "t_stopped": t_stopped}
+        tensors |= per_item
         return tensors, {"ts": sol.ts.tolist(), "ts_dtype": str(sol.ts.dtype)}
 
     config = {"problem": problem, "y0": y0, "t0": t0, "t1": t1, "options": options, "tag": tag}
@@ -756,12 +760,14 @@ def solve_ensemble(
         return None
     tensors, infos, report = result
     dtype = getattr(torch, infos[0]["ts_dtype"].removeprefix("torch."))
-    status = tensors.pop("status")
+    status, t_stopped = tensors.pop("status"), tensors.pop("t_stopped", None)  # None: older runs
     stats = {k.removeprefix("stats."): v for k, v in tensors.items() if k.startswith("stats.")}
+    stopped = not bool((status == Status.OK).all())
     solution = Solution(
         ts=torch.tensor(infos[0]["ts"], dtype=dtype),
         ys=tensors["ys"].movedim(0, 1),
         stats=stats,
-        status=None if bool((status == Status.OK).all()) else status,
+        status=status if stopped else None,
+        t_stopped=t_stopped if stopped else None,
     )
     return solution, report

@@ -113,14 +113,15 @@ class SDE:
             return torch.einsum("b...m,bm->b...", g, dW)
         return g * dW
 
-    def noise_shape(self, y0: torch.Tensor) -> tuple[int, ...]:
-        """Shape of a Brownian increment for states shaped like ``y0``."""
+    def noise_shape(self, y0: torch.Tensor, t0: float = 0.0) -> tuple[int, ...]:
+        """Shape of a Brownian increment for states shaped like ``y0``. General noise without
+        ``noise_dim`` evaluates ``g(t0, y0)`` once to find ``m`` (and remembers it)."""
         if self.layout == "diagonal":
             return tuple(y0.shape)
         if self.layout == "scalar":
             return (y0.shape[0],) + (1,) * (y0.dim() - 1)
         if self.noise_dim is None:
-            g0 = self.g(torch.zeros((), dtype=y0.dtype, device=y0.device), y0)
+            g0 = self.g(torch.full((), t0, dtype=y0.dtype, device=y0.device), y0)
             if g0.shape[:-1] != y0.shape:
                 raise InputValueError(
                     f"general noise: diffusion must return shape (*y.shape, m) = "

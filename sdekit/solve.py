@@ -47,7 +47,7 @@ from .brownian.bridge import store as store_point
 from .brownian.gaussian import increment_from_normals
 from .checks import one_of
 from .controllers import AbstractStepSizeController, ConstantStepSize
-from .controllers.base import snap
+from .controllers.base import merge_grid, snap
 from .errors import InputTypeError, InputValueError
 from .problems import as_problem
 from .random import as_generator
@@ -202,6 +202,10 @@ def solve(
     source = None
     # general noise without noise_dim: the Brownian source's shape costs one evaluation of g
     shape_probe = problem.noise is not None and getattr(problem, "noise_dim", 0) is None
+    if shape_probe:
+        problem.noise_shape(y0, t0)  # at the solve's first time: g may not be defined before it
+    if isinstance(brownian, str):
+        one_of("brownian", brownian, BROWNIAN_NAMES)
     if problem.noise is not None:
         source = _brownian_source(brownian, problem, y0, generator, solver.levy_area, controller)
     general = source is not None and problem.layout == "general"
@@ -250,6 +254,9 @@ def solve(
                 )
     else:
         grid = controller.grid(t0, t1, dt, stops)
+        # Times closer than the precision they came in are one time (a float32 linspace of save
+        # times against the float64 grid t0 + k·dt): no step of a few ulps between them.
+        grid = merge_grid(grid, stops, t1, _time_resolution(t0, t1, y0, saveat, controller))
         nfe_per_step = solver.nfe_drift + solver.nfe_diffusion
         policy = _FixedSteps(grid, save_times, controller.stops, source, y0, nfe_per_step)
         if isinstance(source, GaussianIncrements) and (brownian is None or brownian == "redraw"):
@@ -389,6 +396,15 @@ def _as_time(t, name: str) -> float:
     return float(t)
 
 
+def _time_resolution(t0: float, t1: float, y0: torch.Tensor, saveat, controller) -> float:
+    """Four ulps, at the larger end's magnitude, of the coarsest dtype the times came in: the
+    state's (which the stages compute times in), a tensor of save times', a ``StepTo`` grid's."""
+    dtypes = [y0.dtype, getattr(controller, "dtype", None)]
+    dtypes.append(saveat.dtype if isinstance(saveat, torch.Tensor) else None)
+    eps = max(torch.finfo(d).eps for d in dtypes if d is not None and d.is_floating_point)
+    return 4 * eps * max(abs(t0), abs(t1))
+
+
 def _check_saveat(saveat, t0: float, t1: float) -> list[float] | None:
     if saveat is None:
         return None
@@ -444,8 +460,19 @@ class _CheckedProblem:
 
     def _first_call(self, fn, what: str, expected: tuple[int, ...], attr: str):
         def checked(t, y):
-            out = fn(t, y)
-            _check_output(out, what, expected, self._y0)
+            per_sample = isinstance(t, torch.Tensor) and t.dim() == 1
+            try:
+                out = fn(t, y)
+                _check_output(out, what, expected, self._y0)
+            except (RuntimeError, InputValueError) as err:
+                if not per_sample or "shape" not in str(err) and "size" not in str(err):
+                    raise
+                raise InputValueError(
+                    f"{err}. In a per-sample solve the {what} gets t of shape (batch,) = "
+                    f"{tuple(t.shape)}, one time per sample: broadcast it against y as "
+                    f"t.view(-1, {', '.join(['1'] * (y.dim() - 1))}) (t[:, None] * y for a (batch, "
+                    f"d) state), or solve with one step size for the batch (per_sample=False)"
+                ) from err
             if attr == "g" and self.additive:
                 self.extra_diffusion_calls += 1
                 _check_additive(fn, t, y, out)
@@ -495,6 +522,7 @@ def _check_output(out, what: str, expected: tuple[int, ...], y0: torch.Tensor) -
 
 
 def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controller):
+    """The Brownian source of a solve; ``brownian``, if a name, is one of ``BROWNIAN_NAMES``."""
     shape = problem.noise_shape(y0)
     kwargs = dict(dtype=y0.dtype, device=y0.device, generator=generator, levy_area=levy_area)
     if brownian is None:  # one path: rejection needs the bridge, fixed steps never reject
@@ -505,8 +533,6 @@ def _brownian_source(brownian, problem, y0, generator, levy_area: bool, controll
         return _one_path_bridge(controller)(shape, **kwargs)
     if isinstance(brownian, BrownianSource):
         return brownian
-    if isinstance(brownian, str):
-        one_of("brownian", brownian, BROWNIAN_NAMES)
     if controller.per_sample:
         raise InputValueError(
             "a torchsde-style Brownian object gives one path for the whole batch and cannot serve "
@@ -1058,18 +1084,21 @@ class _HostSteps:
     def solution(self, state, solver, save_times, t1, like):
         stats = _stats(solver, state.attempts, state.accepted, state.restarts)
         batch = state.y.shape[0]
-        status = None
+        status = t_stopped = None
         if state.status != Status.OK:
             status = torch.full(
                 (batch,), int(state.status), dtype=torch.int8, device=like["device"]
             )
+            t_stopped = torch.full((batch,), state.t, **like)
         if not self.n_save:
-            return Solution(torch.tensor([t1], **like), state.y.unsqueeze(0), stats, status)
+            ys = state.y.unsqueeze(0)
+            return Solution(torch.tensor([t1], **like), ys, stats, status, t_stopped)
         # Save times a failed solve did not reach hold NaN; the last, its last accepted state.
         saved = [torch.full_like(state.y, math.nan) if y is None else y for y in state.saved]
         if status is not None:
             saved[-1] = state.y
-        return Solution(torch.tensor(save_times, **like), torch.stack(saved), stats, status)
+        ts = torch.tensor(save_times, **like)
+        return Solution(ts, torch.stack(saved), stats, status, t_stopped)
 
 
 # What a compacting solve carries per sample (along dim 0; ``saved`` along dim 1), and what of
@@ -1498,8 +1527,10 @@ class _AdaptiveSteps:
         batch = state.y.shape[0]
         failed = bool((state.status != Status.OK).any())
         status = state.status.expand(batch).clone() if failed else None
+        t_stopped = state.t.expand(batch).clone() if failed else None
         if state.saved is None:
-            return Solution(torch.tensor([t1], **like), state.y.unsqueeze(0), stats, status)
+            ys = state.y.unsqueeze(0)
+            return Solution(torch.tensor([t1], **like), ys, stats, status, t_stopped)
         saved = state.saved
         if failed:  # unreached save times hold NaN; the last, the last accepted state
             stopped = state.status.expand(batch) != Status.OK
@@ -1509,7 +1540,7 @@ class _AdaptiveSteps:
             unreached = unreached.view(*unreached.shape, *(1,) * (saved.dim() - 2))
             saved = torch.where(unreached, math.nan, saved)
             saved[-1] = torch.where(bcast(stopped, state.y), state.y, saved[-1])
-        return Solution(torch.tensor(save_times, **like), saved, stats, status)
+        return Solution(torch.tensor(save_times, **like), saved, stats, status, t_stopped)
 
 
 def _detached(x: torch.Tensor | None) -> torch.Tensor | None:

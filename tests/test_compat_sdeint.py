@@ -323,6 +323,20 @@ def test_without_bm_the_draws_come_from_torchs_global_generator():
     assert not torch.equal(first, sdeint(sde, x0, ts, dt=0.01))
 
 
+@pytest.mark.parametrize("method", ["euler", "srk"])  # step doubling, embedded estimate
+def test_adaptive_steps_without_bm_are_reproducible_under_torchs_seed(method):
+    # step doubling builds a BrownianInterval, which torchsde seeds from NumPy's generator
+    sde, x0, ts = Module("diagonal", "ito"), y0(), torch.linspace(0, 1, 3, dtype=DTYPE)
+    runs = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # adaptive Euler on multiplicative noise
+            runs.append(sdeint(sde, x0, ts, method=method, dt=0.05, adaptive=True))
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+    assert not torch.equal(runs[0], runs[2])
+
+
 # --------------------------------------------------------------------------- adaptive steps
 
 

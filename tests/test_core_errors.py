@@ -535,3 +535,57 @@ def test_a_scheme_whose_stages_leave_the_step_is_refused_with_jump_times():
     # a jump time outside the span is no jump of this solve
     outside = sk.ClipStepSize(sk.PIController(rtol=1e-3, atol=1e-3), jump_ts=[2.0])
     sk.solve(sde, Y0 + 1, 0.0, 1.0, solver="sosri", controller=outside, generator=0)
+
+
+# --------------------------------------------------------------------- review fixes
+
+
+def test_a_per_sample_drift_that_does_not_broadcast_its_times_names_the_fix():
+    sde = _sde(drift=lambda t, y: -t * y, noise="additive")  # t (batch,) against y (batch, 2)
+    controller = sk.PIController(rtol=1e-3, atol=1e-3, per_sample=True)
+    with pytest.raises(sk.InputValueError, match=r"t of shape \(batch,\).*t.view\(-1, 1\)"):
+        sk.solve(sde, Y0[:3], 0.0, 1.0, solver="sosra", controller=controller, generator=0)
+    # the same drift with one time for the batch is fine
+    sk.solve(sde, Y0[:3], 0.0, 1.0, solver="sosra", controller=sk.PIController(), generator=0)
+
+
+def test_an_unknown_brownian_name_is_refused_for_an_ode_too():
+    with pytest.raises(sk.InputValueError, match="brownian='bogus'.*bridge, redraw"):
+        sk.solve(sk.ODE(lambda t, y: -y), Y0, 0.0, 1.0, solver="rk4", dt=0.1, brownian="bogus")
+
+
+def test_general_noise_finds_its_dimension_at_t0():
+    # a diffusion defined only on [t0, t1] (a schedule lookup) was probed at t = 0
+    def diffusion(t, y):
+        if not 1.0 <= float(t.reshape(-1)[0]) <= 2.0:
+            raise ValueError(f"t={float(t)} outside [1, 2]")
+        return torch.ones(*y.shape, 3, dtype=y.dtype)
+
+    sde = sk.SDE(lambda t, y: -y, diffusion, noise="general")
+    sol = sk.solve(sde, Y0, 1.0, 2.0, solver="euler", dt=0.1, generator=0)
+    assert sol.ys.shape == (1, *Y0.shape)
+
+
+@pytest.mark.parametrize(
+    ("rtol", "atol", "match"),
+    [
+        (torch.tensor(-1e-3), 1e-3, "rtol=.*finite and non-negative"),
+        (torch.tensor(math.nan), 1e-3, "rtol=.*finite and non-negative"),
+        (1e-3, torch.tensor([1e-3, math.inf]), "atol=.*finite and non-negative"),
+        (torch.tensor(0.0), torch.tensor(0.0), "both 0"),
+        (torch.tensor([1e-3, 0.0]), torch.tensor([1e-3, 0.0]), "both 0"),
+        (torch.tensor(1), 1e-3, "floating"),
+    ],
+)
+def test_tensor_tolerances_are_checked_as_floats_are(rtol, atol, match):
+    with pytest.raises((sk.InputValueError, sk.InputTypeError), match=match):
+        sk.PIController(rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_a_tolerance_that_does_not_broadcast_to_the_state_says_how_to_shape_it(per_sample):
+    controller = sk.PIController(rtol=torch.full((4,), 1e-3), atol=1e-3, per_sample=per_sample)
+    with pytest.raises(sk.InputValueError, match=r"shape \(4,\).*give shape \(4, 1\)"):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="sosri", controller=controller, generator=0)
+    per_sample_tol = sk.PIController(rtol=torch.full((4, 1), 1e-3), atol=1e-3, per_sample=True)
+    sk.solve(_sde(), Y0, 0.0, 1.0, solver="sosri", controller=per_sample_tol, generator=0)

@@ -746,3 +746,32 @@ def test_a_generator_on_another_device_than_the_state_is_refused_naming_both(man
     with pytest.raises(ValueError, match=r"Generator on cpu cannot draw .* on cuda.*device='cuda'"):
         sk.random.as_generator(generator, "cuda")
     assert sk.random.as_generator(generator, "cpu") is not None
+
+
+@pytest.mark.parametrize("backward", [False, True])
+def test_float32_save_times_on_the_grid_add_no_steps(backward):
+    # a float32 linspace's 0.1 is 1.5e-9 from the grid's 0.1: it made a step of that length
+    sde = sk.SDE(lambda t, y: -y, lambda t, y: 0.5 * y)
+    t0, t1 = (1.0, 0.0) if backward else (0.0, 1.0)
+    ts = torch.linspace(t0, t1, 11)
+    hs = []
+    sol = sk.solve(sde, torch.ones(4, 2), t0, t1, solver="euler", dt=0.1, generator=0,
+                   saveat=ts, callback=lambda info: hs.append(float(info["h"])))  # fmt: skip
+    assert sol.stats["steps"] == 10 and min(map(abs, hs)) > 0.099
+    assert sol.ts.tolist() == ts.tolist()
+    stepped = sk.solve(sde, torch.ones(4, 2), t0, t1, solver="euler", controller=sk.StepTo(ts),
+                       saveat=[t0 + (t1 - t0) * k / 10 for k in (3, 7, 10)])  # fmt: skip
+    assert stepped.stats["steps"] == 10
+
+
+def test_milstein_under_inference_mode_is_milstein():
+    # autograd records nothing there: the correction read as zero, and Milstein became Euler
+    gbm = sk.SDE(lambda t, y: 0.5 * y, lambda t, y: 0.8 * y)
+    y0 = torch.ones(64, 1, dtype=torch.float64)
+    options = dict(solver="milstein", dt=0.1, generator=0)
+    plain = sk.solve(gbm, y0, 0.0, 1.0, **options).ys
+    with torch.inference_mode():
+        inferred = sk.solve(gbm, y0.clone(), 0.0, 1.0, **options).ys
+    euler = sk.solve(gbm, y0, 0.0, 1.0, solver="euler", dt=0.1, generator=0).ys
+    torch.testing.assert_close(inferred, plain, rtol=1e-12, atol=1e-12)
+    assert (plain - euler).abs().max() > 0.01

@@ -38,7 +38,8 @@ interpolating there. Results are close to torchsde's, not equal (step times diff
 **Brownian motion.** ``bm`` is used as given. Without it, fixed steps draw independent Gaussian
 increments from torch's global generator (``torch.manual_seed`` makes a call reproducible) instead
 of building a ``BrownianInterval``; adaptive steps keep one path under rejection (sdekit's bridge,
-or a ``BrownianInterval`` built as torchsde does when step doubling needs midpoints).
+or a ``BrownianInterval`` built as torchsde does when step doubling needs midpoints, but seeded
+from torch's global generator). Either way ``torch.manual_seed`` makes a call reproducible.
 
 **Gradients.** :func:`sdeint_adjoint` backpropagates through the solve: exact gradients of the
 discretised solution, with memory that grows with the number of steps. It does **not** solve the
@@ -441,10 +442,13 @@ class _Call:
         return torch.cat([self.y0.unsqueeze(0), sol.ys])
 
     def _interval(self, levy_area: bool):
-        """A ``BrownianInterval`` over ``[ts[0], ts[-1]]``, as torchsde builds one."""
+        """A ``BrownianInterval`` over ``[ts[0], ts[-1]]``, as torchsde builds one, seeded from
+        torch's global generator (torchsde seeds it from NumPy's): ``torch.manual_seed`` makes
+        the call reproducible, as without one."""
         import torchsde
 
         return torchsde.BrownianInterval(
+            entropy=int(torch.randint(2**31 - 1, ())),
             t0=float(self.ts[0]),
             t1=float(self.ts[-1]),
             size=(self.y0.shape[0], self.m),

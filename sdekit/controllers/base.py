@@ -68,19 +68,18 @@ class AbstractStepSizeController:
         raise NotImplementedError
 
 
-def merge_grid(grid: list[float], stops: list[float], t1: float, scale: float) -> list[float]:
+def merge_grid(grid: list[float], stops: list[float], t1: float, tiny: float) -> list[float]:
     """``grid`` (starting at ``t0``, ending at ``t1``) merged with ``stops``.
 
-    A grid time within ``1e-9·scale`` of a stop, of ``t0`` or of ``t1`` is dropped in its
-    favour, so that rounding never creates a near-empty step; every stop is landed on exactly,
-    even two stops that close together (then with a step that short).
+    A grid time within ``tiny`` of a stop, of ``t0`` or of ``t1`` is dropped in its favour, so
+    that rounding never creates a near-empty step; every stop is landed on exactly, even two
+    stops that close together (then with a step that short).
     """
     direction = 1.0 if t1 >= grid[0] else -1.0
     exact = set(stops) | {grid[0], t1}
     times = np.union1d(np.asarray(grid, dtype=np.float64), sorted(exact))  # sorted, unique
     if direction < 0:
         times = times[::-1]
-    tiny = 1e-9 * scale
     if not (np.abs(np.diff(times)) <= tiny).any():
         return times.tolist()
     times = times.tolist()

@@ -12,12 +12,18 @@ from .base import AbstractStepSizeController, check_times
 
 
 class ClipStepSize(AbstractStepSizeController):
-    """``controller`` with ``dt_min <= |h| <= dt_max`` and steps that land on ``jump_ts``.
+    """``controller`` with steps of at most ``dt_max``, a floor ``dt_min`` and steps that land
+    on ``jump_ts``.
+
+    ``dt_max`` clips every proposed step. ``dt_min`` is not a clip: a sample whose step is
+    rejected and would shrink below it ends the solve with a
+    :class:`~sdekit.errors.SolveError` (with ``throw=False``, that sample stops with status
+    ``DT_MIN``), so a step is never accepted with an error above the tolerance.
 
     ``jump_ts`` are times where the problem changes abruptly (a drift switched on, a dose
     given): no step straddles one, and a solver that carries state across steps (first same as
     last) starts afresh after landing there. Bounds combine with the wrapped controller's own:
-    the tighter wins. Like diffrax's ``ClipStepSizeController``.
+    the tighter wins.
     """
 
     def __init__(

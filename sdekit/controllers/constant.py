@@ -27,7 +27,7 @@ class ConstantStepSize(AbstractStepSizeController):
         direction = 1.0 if t1 > t0 else -1.0
         n = math.ceil(abs(t1 - t0) / dt0 - 1e-9)
         grid = np.append(t0 + direction * np.arange(n) * dt0, t1)  # the same floats as t0 + k·dt0
-        return merge_grid(grid, stops, t1, dt0)
+        return merge_grid(grid, stops, t1, 1e-9 * dt0)
 
 
 class StepTo(AbstractStepSizeController):
@@ -64,4 +64,4 @@ class StepTo(AbstractStepSizeController):
                 f"{t1!r}: its first and last times must be t0 and t1"
             )
         scale = min(abs(b - a) for a, b in zip(ts, ts[1:], strict=False))
-        return merge_grid(ts, stops, t1, scale)
+        return merge_grid(ts, stops, t1, 1e-9 * scale)

@@ -68,7 +68,7 @@ import torch
 
 from sdekit.batching import bcast
 from sdekit.checks import one_of
-from sdekit.errors import InputValueError
+from sdekit.errors import InputTypeError, InputValueError
 
 from .base import AbstractStepSizeController
 
@@ -138,13 +138,21 @@ class PIDController(AbstractStepSizeController):
         per_sample: bool = False,
     ):
         for name, value in (("rtol", rtol), ("atol", atol)):
-            if not isinstance(value, torch.Tensor) and not (value >= 0 and math.isfinite(value)):
+            if isinstance(value, torch.Tensor):
+                if not value.is_floating_point():
+                    raise InputTypeError(
+                        f"{name}: a tensor tolerance must be floating, got {value.dtype}"
+                    )
+                bad = not bool(torch.isfinite(value).all() and (value >= 0).all())
+            else:
+                bad = not (value >= 0 and math.isfinite(value))
+            if bad:
                 raise InputValueError(f"{name}={value!r}: must be finite and non-negative")
-        if not isinstance(rtol, torch.Tensor) and not isinstance(atol, torch.Tensor):
-            if rtol == 0 and atol == 0:
-                raise InputValueError(
-                    "rtol and atol are both 0: give at least one positive tolerance"
-                )
+        if not bool((torch.as_tensor(rtol) + torch.as_tensor(atol) > 0).all()):
+            raise InputValueError(
+                "rtol and atol are both 0 (for some element, where tensors): give at least one "
+                "positive tolerance for every element"
+            )
         if exponent is not None and not exponent > 0:
             raise InputValueError(f"exponent={exponent!r}: must be positive")
         if not 0 < safety <= 1:
@@ -177,6 +185,7 @@ class PIDController(AbstractStepSizeController):
     def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
         """Initial ``|h|`` (a tensor of the decision's shape; ``dt0``, or without it the start-up
         probe ``|t1 − t0|/100``, at most ``dt_max``) and controller state."""
+        self._check_tolerance_shapes(y0)
         h0 = self._start(solver, t0, t1, dt0)
         shape = (y0.shape[0],) if self.per_sample else ()
         ones = torch.ones(shape, dtype=y0.dtype, device=y0.device)
@@ -187,9 +196,27 @@ class PIDController(AbstractStepSizeController):
     def init_host(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
         """:meth:`init` for one decision per batch taken on the host: ``|h|`` and the memory
         are Python floats."""
+        self._check_tolerance_shapes(y0)
         h0 = self._start(solver, t0, t1, dt0)
         reference = y0.abs() if self.reference == "previous_proposal" else None
         return h0, ControllerState(1.0, 1.0, reference, True if dt0 is None else None)
+
+    def _check_tolerance_shapes(self, y0: torch.Tensor) -> None:
+        """Tensor tolerances must broadcast to the state's shape without changing it."""
+        for name, value in (("rtol", self.rtol), ("atol", self.atol)):
+            if not isinstance(value, torch.Tensor) or value.dim() == 0:
+                continue
+            try:
+                fits = torch.broadcast_shapes(value.shape, y0.shape) == y0.shape
+            except RuntimeError:
+                fits = False
+            if not fits:
+                raise InputValueError(
+                    f"{name} of shape {tuple(value.shape)} does not broadcast to the state's shape "
+                    f"{tuple(y0.shape)}: tensors broadcast against its trailing dimensions (one "
+                    f"per element of the event: shape {tuple(y0.shape[1:])}); for one tolerance "
+                    f"per sample give shape ({y0.shape[0]}{', 1' * (y0.dim() - 1)})"
+                )
 
     def _start(self, solver, t0: float, t1: float, dt0: float | None) -> float:
         """The exponents for ``solver``, and the first ``|h|``."""

@@ -94,12 +94,15 @@ def _jvp(fn, y, sign=None):
     (along ``fn(y) * sign`` where a sign is given).
 
     When gradients flow (backpropagation through the solve), forward mode is used, which composes
-    with reverse mode; compiled steps use ``torch.func.jvp``. Otherwise the cheaper double-vjp trick on a detached copy of ``y`` gives the
+    with reverse mode; compiled steps and steps under ``torch.inference_mode()`` use
+    ``torch.func.jvp``. Otherwise the cheaper double-vjp trick on a detached copy of ``y`` gives the
     same product: ``u -> J^T u`` is linear in ``u``, and its vjp with ``g`` is ``J g``.
     """
     g = fn(y)
     direction = g if sign is None else g * sign
-    if torch.compiler.is_compiling():  # inside solve(compile=True): functorch's jvp traces
+    # Inside solve(compile=True) functorch's jvp traces; under torch.inference_mode() autograd
+    # records nothing (the product below would read as zero), functorch's jvp still works.
+    if torch.compiler.is_compiling() or torch.is_inference_mode_enabled():
         return g, torch.func.jvp(fn, (y,), (direction,))[1]
     if g.requires_grad:
         with fwAD.dual_level():
