@@ -237,16 +237,21 @@ class _TinyScore(torch.nn.Module):
         return -self.weight * x + 0.01 * self.shift(t[:, None])
 
 
-@pytest.mark.parametrize("sampler", ["em", "ggf", "pc", "ode", "als", "cas"])
+SAMPLERS_WITH_STEPS = ("em", "pc", "dpmpp_2m", "dpmpp_3m", "unipc", "dpmpp_2m_sde")
+
+
+@pytest.mark.parametrize("sampler", sorted(ss.SAMPLERS))
 def test_sampling_a_network_records_no_graph_unless_asked(sampler):
+    # and the graph, when asked for, gives finite gradients (dpmpp_3m's first steps gave NaN)
     net = _TinyScore().double()
-    options = dict(steps=50) if sampler in ("em", "pc") else {}
+    options = dict(steps=20) if sampler in SAMPLERS_WITH_STEPS else {}
     x, _ = ss.sample(net, ss.VPSDE(), (8, 2), sampler=sampler, generator=0, **options)
     assert not x.requires_grad and x.grad_fn is None
     x, _ = ss.sample(net, ss.VPSDE(), (8, 2), sampler=sampler, generator=0, grad=True, **options)
     assert x.requires_grad
     x.sum().backward()
     assert net.weight.grad is not None
+    assert all(bool(torch.isfinite(p.grad).all()) for p in net.parameters())
 
 
 def test_samples_follow_the_models_dtype_and_explicit_arguments_win():

@@ -499,6 +499,30 @@ def test_pc_on_vp_refuses_steps_its_discretisation_cannot_take(steps):
     assert torch.isfinite(x).all()
 
 
+@pytest.mark.parametrize("schedule", ["karras", "logsnr"])
+def test_pc_on_a_graded_grid_in_float32_steps_as_in_float64(schedule):
+    # the corrector looked its step up on the grid by searchsorted: a time one float32 ulp above
+    # its grid point found the step before (about twice as long), and at 21 steps α < 0 gave NaN
+    process, score = ss.VPSDE(), lambda x, t: -x  # N(0, I) data keep their law
+    options = dict(sampler="pc", steps=21, schedule=schedule, generator=0)
+    x32, _ = ss.sample(score, process, (4000, 2), dtype=torch.float32, **options)
+    x64, _ = ss.sample(score, process, (4000, 2), dtype=torch.float64, **options)
+    v32, v64 = x32.double().var().item(), x64.var().item()
+    se = v64 * math.sqrt(2 / x64.numel()) * math.sqrt(2)  # of the difference of two variances
+    assert abs(v32 - v64) < 5 * se, (v32, v64, se)
+
+
+def test_grid_steps_are_found_from_times_an_ulp_off_the_grid():
+    from sdekit_score.sampling.samplers import _step_from, _step_to
+
+    grid = ss.time_grid(ss.VPSDE(), 21, "karras")
+    t = grid[1:-1].float()
+    for off in (torch.nextafter(t, t + 1), torch.nextafter(t, t - 1), t):
+        before, after = grid[:-2].float() - t, t - grid[2:].float()
+        torch.testing.assert_close(_step_to(grid, off), before, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(_step_from(grid, off), after, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("sampler", ["em", "ggf", "cas"])
 def test_score_of_the_wrong_shape_is_refused(ve_score, sampler):
     process, score_fn = ve_score

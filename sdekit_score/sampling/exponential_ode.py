@@ -161,13 +161,15 @@ class DPMSolverPP3M(_ExponentialODESolver):
         lam_t, alpha_t, sigma_t = self._at(process, t + h, y)
         h_lam = lam_t - lam_s
         denoised = problem.denoiser(t, y)
-        r_1, r_2 = bcast(h_1 / h_lam, y), bcast(h_2 / h_lam, y)
+        # Without history the divided differences are 0/0: finite stand-ins for the ratios keep
+        # them (and their gradients) finite, and where() keeps what is defined.
+        has_1, has_2 = bcast(h_1 > 0, y), bcast(h_2 > 0, y)
+        r_1 = torch.where(has_1, bcast(h_1 / h_lam, y), 1.0)
+        r_2 = torch.where(has_2, bcast(h_2 / h_lam, y), 1.0)
         delta_0 = (denoised - denoised_1) / r_1
         delta_1 = (denoised_1 - denoised_2) / r_2
         first_derivative = delta_0 + (delta_0 - delta_1) * r_1 / (r_1 + r_2)
         second_derivative = 2 * (delta_0 - delta_1) / (r_1 + r_2)
-        # Without history the divided differences are 0/0: where() keeps what is defined.
-        has_1, has_2 = bcast(h_1 > 0, y), bcast(h_2 > 0, y)
         first_derivative = torch.where(has_2, first_derivative, torch.where(has_1, delta_0, 0.0))
         second_derivative = torch.where(has_2, second_derivative, 0.0)
         phi_1 = torch.expm1(-h_lam)

@@ -933,7 +933,13 @@ def _step_from(dt: float | torch.Tensor, t: torch.Tensor):
     if not isinstance(dt, torch.Tensor):
         return dt
     ascending = dt.flip(0).to(t)
-    return t - ascending[torch.searchsorted(ascending, t.contiguous()).clamp(min=1) - 1]
+    return t - ascending[(_nearest(ascending, t) - 1).clamp(min=0)]
+
+
+def _nearest(ascending: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """The index of the grid time nearest to each ``t``: the solve's times are the grid's up to
+    rounding (an ulp above or below), so a search for ``t`` itself may land a point off."""
+    return torch.searchsorted((ascending[1:] + ascending[:-1]) / 2, t.contiguous())
 
 
 def _step_to(dt: float | torch.Tensor, t: torch.Tensor):
@@ -941,8 +947,7 @@ def _step_to(dt: float | torch.Tensor, t: torch.Tensor):
     if not isinstance(dt, torch.Tensor):
         return dt
     ascending = dt.flip(0).to(t)
-    index = torch.searchsorted(ascending, t.contiguous()) + 1
-    return ascending[index.clamp(max=len(ascending) - 1)] - t
+    return ascending[(_nearest(ascending, t) + 1).clamp(max=len(ascending) - 1)] - t
 
 
 def _corrector_alpha(process: ForwardProcess, t: torch.Tensor, dt) -> torch.Tensor:
