@@ -36,6 +36,7 @@ from typing import Any
 import torch
 
 from sdekit import SolveError
+from sdekit.distributed import describe
 from sdekit.errors import InputError
 from sdekit_score.adapters import is_diffusers_directory, load_pretrained
 from sdekit_score.app.demo import (
@@ -137,14 +138,38 @@ def parse_value(text: str) -> Any:
     return text
 
 
+# sample()'s own arguments that `sdekit-score sample` sets from its flags and arguments
+SET_BY_THE_COMMAND = {
+    "denoise": "--no-denoise",
+    "generator": "--seed",
+    "device": "--device",
+    "progress": "--progress",
+    "sampler": "--sampler",
+    "shape": "--n, with the shape of the checkpoint or target",
+    "score_fn": "--checkpoint or --target",
+    "process": "--process",
+    "callback": "nothing: the command takes no callback",
+}
+
+
 def parse_options(items: Sequence[str]) -> dict[str, Any]:
-    """``["eps_rel=0.05", "brownian=bridge"]`` -> ``{"eps_rel": 0.05, "brownian": "bridge"}``."""
+    """``["eps_rel=0.05", "brownian=bridge"]`` -> ``{"eps_rel": 0.05, "brownian": "bridge"}``;
+    ``dtype=float64`` becomes ``torch.float64``."""
     options = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.isidentifier() or not value:
             raise CLIError(f"malformed --option {item!r}: expected key=value, e.g. eps_rel=0.05")
+        if key in SET_BY_THE_COMMAND:
+            raise CLIError(
+                f"--option {item!r}: {key} is set by the command; use {SET_BY_THE_COMMAND[key]}"
+            )
         options[key] = parse_value(value)
+        if key == "dtype":
+            dtype = getattr(torch, value, None)
+            if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+                raise CLIError(f"--option {item!r}: expected a floating dtype such as float64")
+            options[key] = dtype
     return options
 
 
@@ -457,7 +482,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
     if drawn is None:
         return  # this rank's chunks are in OUT/shards; rank 0 merges them and writes the output
     x, nfe, report = drawn
-    stats = source | {"sampler": run.sampler, "options": run.options, "n": args.n}
+    stats = source | {"sampler": run.sampler, "options": describe(run.options), "n": args.n}
     stats |= {"seed": args.seed, "denoise": not args.no_denoise, "wall_s": report.wall_s}
     stats |= {"chunk_size": args.chunk_size, "chunks_generated": len(report.generated)}
     stats |= {"world_size": report.world_size, "samples_per_s": report.items_per_s}

@@ -62,3 +62,24 @@ def test_a_denoiser_returning_the_wrong_shape_is_named():
     score_fn, _ = from_denoiser(lambda x, sigma: x[:, :1], 0.01, 1.0)
     with pytest.raises(ValueError, match="the denoiser returned"):
         score_fn(torch.zeros(2, 3), torch.ones(2))
+
+
+def test_a_bfloat16_denoiser_runs_in_its_dtype_on_a_float32_state():
+    # the state reached the network in float32: "mat1 and mat2 must have the same dtype"
+    class Linear(torch.nn.Module):
+        sigma_min, sigma_max = 0.002, 80.0
+
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+
+        def forward(self, x, sigma):
+            assert x.dtype == torch.bfloat16 and sigma.dtype == torch.float32
+            return self.lin(x)
+
+    score_fn, process = from_denoiser(Linear().to(torch.bfloat16))
+    x = torch.randn(4, 2)
+    score = score_fn(x, torch.full((4,), 0.5))
+    assert score.dtype == torch.float32
+    samples, _ = ss.sample(score_fn, process, (4, 2), sampler="unipc", steps=5, generator=0)
+    assert samples.dtype == torch.float32 and torch.isfinite(samples).all()

@@ -217,6 +217,13 @@ def test_threads_default_to_one_and_the_callers_count_is_restored(command, monke
 SAMPLE_GMM = ["sample", "--target", "gmm2d", "--sampler", "em", "--option", "steps=5", "--n", 10]
 
 
+def test_a_dtype_option_samples_in_that_dtype(tmp_path, capsys):
+    status, out, err = run([*SAMPLE_GMM, "--option", "dtype=float64", "--out", tmp_path], capsys)
+    assert status == 0, err
+    assert torch.load(tmp_path / "samples.pt").dtype == torch.float64
+    assert json.loads((tmp_path / "stats.json").read_text())["options"]["dtype"] == "torch.float64"
+
+
 @pytest.mark.parametrize("error", [ValueError, TypeError])
 def test_an_internal_error_is_not_reported_as_bad_input(error, tmp_path, capsys, monkeypatch):
     def broken(*args, **kwargs):
@@ -246,6 +253,14 @@ BAD_INPUT = [
     (["sample", "--target", "gmm2d", "--n", "-5", "--out", "o"], "positive integer"),
     (["sample", "--target", "gmm2d", "--option", "eps_rel", "--out", "o"], "malformed --option"),
     (["sample", "--target", "gmm2d", "--option", "bogus=1", "--out", "o"], "unknown option"),
+    *(  # sample()'s own arguments gave a TypeError traceback
+        (
+            ["sample", "--target", "gmm2d", "--option", f"{key}=1", "--out", "o"],
+            "set by the command",
+        )
+        for key in ("denoise", "generator", "device", "progress", "shape", "process")
+    ),
+    (["sample", "--target", "gmm2d", "--option", "dtype=int8", "--out", "o"], "floating dtype"),
     (["sample", "--target", "nope", "--out", "o"], "unknown target"),
     (["sample", "--target", "gmm2d", "--process", "xx", "--out", "o"], "invalid choice"),
     (["sample", "--target", "gmm2d", "--device", "gpu0", "--out", "o"], "not a torch device"),

@@ -160,6 +160,14 @@ def test_config_defaults_follow_the_objective_and_bad_values_are_rejected():
         TrainConfig(objective="gan")
     with pytest.raises(ValueError, match="ema_decay"):
         TrainConfig(ema_decay=1.0)
+    # grad_clip=0 froze the model; a negative value climbed the loss to 5e9
+    for grad_clip in (0.0, -1.0, math.inf, "1"):
+        with pytest.raises(ValueError, match="grad_clip must be a positive"):
+            TrainConfig(grad_clip=grad_clip)
+    assert TrainConfig(grad_clip=None).grad_clip is None
+    for name in ("lr", "disc_lr"):
+        with pytest.raises(ValueError, match=f"{name} must be a positive"):
+            TrainConfig(**{name: -1e-3})
 
 
 def test_train_config_takes_every_process_of_the_registry_and_only_those():

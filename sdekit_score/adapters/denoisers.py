@@ -8,6 +8,7 @@ import torch
 
 from sdekit.batching import bcast
 from sdekit.errors import InputTypeError, InputValueError
+from sdekit_score.sampling.precision import in_network_dtype
 from sdekit_score.sampling.processes import EDMProcess, batch_time
 
 __all__ = ["DenoiserScore", "from_denoiser"]
@@ -53,13 +54,14 @@ class DenoiserScore(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         sigma = batch_time(sigma, x)
-        denoised = self.denoiser(x, sigma, **self.extra_args)
+        # A float16/bfloat16 network runs in its own dtype; the state and σ stay in x's.
+        denoised = self.denoiser(in_network_dtype(self.denoiser, x), sigma, **self.extra_args)
         if not isinstance(denoised, torch.Tensor) or denoised.shape != x.shape:
             raise InputValueError(
                 f"the denoiser returned {getattr(denoised, 'shape', type(denoised).__name__)} "
                 f"for x of shape {tuple(x.shape)}: it must return the denoised x"
             )
-        return (denoised - x) / bcast(sigma, x) ** 2
+        return (denoised.to(x.dtype) - x) / bcast(sigma, x) ** 2
 
 
 def _level(denoiser, name: str, value: float | None) -> float:

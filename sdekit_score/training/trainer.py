@@ -123,6 +123,17 @@ class TrainConfig:
                 raise InputValueError(f"{name} must be positive, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise InputValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.grad_clip is not None and not (
+            isinstance(self.grad_clip, int | float) and 0 < self.grad_clip < math.inf
+        ):
+            raise InputValueError(
+                f"grad_clip must be a positive finite gradient norm, or None for no clipping, "
+                f"got {self.grad_clip!r} (0 would freeze the model, a negative value reverse it)"
+            )
+        for name in ("lr", "disc_lr"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
+                raise InputValueError(f"{name} must be a positive learning rate, got {value!r}")
         if self.levels is not None and self.levels < 1:
             raise InputValueError(f"levels must be None or a positive count, got {self.levels}")
         adversarial = self.objective == "hybrid"
