@@ -99,7 +99,10 @@ def sample(
 
     Returns:
         ``(x, stats)``; ``stats["nfe"]`` is a ``(batch,)`` tensor of score evaluations per sample,
-        rejected attempts and the denoising evaluation included.
+        rejected attempts and the denoising evaluation included. ``stats["nfe_batch"]`` counts
+        the calls of the score (each on the whole batch, or on the samples still being stepped)
+        and ``stats["nfe_rows"]`` the rows they evaluated: the network's work, which exceeds
+        ``nfe.sum()`` where adaptive samplers evaluate finished samples (ints).
     """
     one_of("sampler", sampler, SAMPLERS)
     if not isinstance(process, ForwardProcess):
@@ -138,6 +141,7 @@ def sample(
             if denoise:
                 x, extra = _denoise(checked, process, x, last)
                 stats["nfe"] = stats["nfe"] + extra
+            stats.update(checked.counts())
         except sdekit.SolveError as err:
             checked.raise_if_nonfinite(sampler, err)
             if err.status == sdekit.Status.MAX_STEPS:
@@ -1074,6 +1078,10 @@ class _Checked:
         self.score_failed: torch.Tensor | None = None  # non-finite output at finite input
         self.latest: tuple | None = None
         self.batch = 0  # rows of the first evaluation: the whole batch
+        # Calls and the rows they evaluated, as tensors (an int would be a constant of a
+        # compiled attempt, recompiled at every new value).
+        self.calls: torch.Tensor | None = None
+        self.rows: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         if self.total is None:
@@ -1088,10 +1096,19 @@ class _Checked:
         failed = ~torch.isfinite(out_sum) & torch.isfinite(x.detach().sum(dtype=torch.float32))
         if self.total is None:
             self.total, self.score_failed = out_sum, failed
+            self.calls = torch.ones((), dtype=torch.int64, device=x.device)
+            self.rows = torch.full((), x.shape[0], dtype=torch.int64, device=x.device)
         else:
             self.total, self.score_failed = self.total + out_sum, self.score_failed | failed
+            self.calls, self.rows = self.calls + 1, self.rows + x.shape[0]
         self.latest = (x, t, out)
         return out
+
+    def counts(self) -> dict[str, int]:
+        """``nfe_batch`` (calls of the score) and ``nfe_rows`` (the rows they evaluated)."""
+        if self.calls is None:
+            return {"nfe_batch": 0, "nfe_rows": 0}
+        return {"nfe_batch": int(self.calls), "nfe_rows": int(self.rows)}
 
     def _first(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The first evaluation; a network of another dtype than the samples' is named."""
