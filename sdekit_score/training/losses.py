@@ -13,7 +13,8 @@ is minimised by the true score of ``p_t``. Two weightings:
 
 Each sample's loss is summed over its dimensions; the batch is averaged.
 
-Times ``t`` are drawn uniformly on ``[eps, T]``. For a discrete set of noise levels
+Times ``t`` are drawn uniformly on ``[eps, T]`` (for EDM, in log noise level:
+:func:`sample_times`). For a discrete set of noise levels
 ``sigma_1 > ... > sigma_L`` (annealed Langevin, Jolicoeur-Martineau et al. 2021) pass ``levels``:
 the time is then uniform over ``process.sigma_to_t(levels)``, so the score function keeps its
 ``score_fn(x, t)`` signature and a network conditioned on ``sigma`` (``ScoreModel(...,
@@ -64,14 +65,21 @@ def sample_times(
     levels: torch.Tensor | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Training times of shape ``(batch,)``: ``U(eps, T)``, or uniform over ``sigma_to_t(levels)``.
+    """Training times of shape ``(batch,)``: uniform on ``[eps, T]`` in the time of the
+    process's :meth:`~ForwardProcess.sampling_view`, where the samplers step, or uniform over
+    ``sigma_to_t(levels)``.
 
-    ``levels`` is a 1-D tensor of noise levels ``sigma(t)`` of ``process``.
+    The view is the process itself but for :class:`EDMProcess`, whose time is the noise level:
+    there the levels are log-uniform (as VE's), where uniform ``σ`` on ``[0.002, 80]`` put 1.3%
+    of the draws below ``σ = 1``. ``levels`` is a 1-D tensor of noise levels ``sigma(t)`` of
+    ``process``.
     """
     gen = as_generator(generator, device)
     u = rand((batch,), gen, torch.get_default_dtype(), torch.device(device))
     if levels is None:
-        return process.eps + (process.T - process.eps) * u
+        view = process.sampling_view()
+        t = view.eps + (view.T - view.eps) * u
+        return t if view is process else process.noise_level_to_t(view.noise_level(t)).to(u)
     levels = torch.as_tensor(levels, device=device)
     if levels.ndim != 1 or levels.numel() == 0:
         raise InputValueError(
