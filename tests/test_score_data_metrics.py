@@ -93,6 +93,18 @@ def test_sliced_wasserstein_detects_a_shift():
     assert shifted == pytest.approx(0.6 / 2**0.5, abs=0.08)
 
 
+def test_metrics_refuse_non_finite_samples_and_no_projections():
+    # n_projections=0 returned NaN; NaN samples failed inside eigh
+    a, b = torch.randn(20, 2), torch.randn(20, 2)
+    for n in (0, -3):
+        with pytest.raises(ValueError, match="n_projections"):
+            sliced_wasserstein(a, b, n_projections=n)
+    a[3, 1] = float("nan")
+    for metric in (sliced_wasserstein, gaussian_frechet):
+        with pytest.raises(ValueError, match=r"a holds non-finite values \(NaN/Inf\) in 1 of"):
+            metric(a, b)
+
+
 def test_the_cache_is_sdekit_cache_dir_else_xdg_cache_home_else_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SDEKIT_CACHE_DIR", raising=False)

@@ -323,6 +323,13 @@ def test_sample_rejects_zero_or_negative_sizes(ve_score, shape):
         ss.sample(score_fn, process, shape, sampler="em", steps=2)
 
 
+@pytest.mark.parametrize("sampler", ["em", "adaptive"])
+def test_a_shape_without_event_dimensions_is_refused_by_every_sampler(sampler):
+    # em took (batch,), the adaptive samplers failed in their error norm with an IndexError
+    with pytest.raises(ValueError, match=r"no event dimensions: .* pass \(8, 1\)"):
+        ss.sample(lambda x, t: -x, ss.VPSDE(), (8,), sampler=sampler)
+
+
 def test_unknown_sampler_error_lists_the_valid_samplers(ve_score):
     process, score_fn = ve_score
     with pytest.raises(ValueError, match="sampler='heun': choose one of") as info:
@@ -651,3 +658,42 @@ def test_the_network_work_is_counted_as_calls_and_rows(sampler):
     x, stats = ss.sample(score, ss.VPSDE(), (16, 2), sampler=sampler, generator=0, **options)
     assert (stats["nfe_batch"], stats["nfe_rows"]) == (score.calls, score.rows)
     assert stats["nfe_rows"] >= int(stats["nfe"].sum())
+
+
+def test_a_network_in_training_mode_with_dropout_is_named_before_sampling():
+    class WithDropout(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = torch.nn.Dropout(0.1)
+
+        def forward(self, x, t):
+            return -self.drop(x)
+
+    net = WithDropout()
+    with pytest.warns(UserWarning, match=r"training mode with Dropout active.*\.eval\(\)"):
+        ss.sample(net, ss.VPSDE(), (4, 2), sampler="em", steps=5, generator=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ss.sample(net.eval(), ss.VPSDE(), (4, 2), sampler="em", steps=5, generator=0)
+        ss.sample(_CountedScore().train(), ss.VPSDE(), (4, 2), sampler="em", steps=5)
+
+
+@pytest.mark.parametrize(
+    ("options", "name"),
+    [
+        (dict(sampler="ode", per_sample="no"), "per_sample"),
+        (dict(sampler="adaptive", compact="yes"), "compact"),
+        (dict(sampler="em", steps=5, denoise="no"), "denoise"),
+        (dict(sampler="em", steps=5, grad="yes"), "grad"),
+    ],
+)
+def test_a_flag_that_is_not_a_bool_is_refused(options, name):
+    # "no" is truthy: per_sample="no" ran per sample and denoise="no" denoised
+    with pytest.raises(TypeError, match=f"{name}.* must be True or False, got '"):
+        ss.sample(lambda x, t: -x, ss.VPSDE(), (4, 2), generator=0, **options)
+
+
+def test_the_ode_sampler_names_the_fixed_step_samplers_for_a_solver_without_an_estimate():
+    # the solve's message asked for dt=..., which the ode sampler does not take
+    with pytest.raises(ValueError, match=r"solver='euler' has no error estimate.*'unipc'"):
+        ss.sample(lambda x, t: -x, ss.VPSDE(), (4, 2), sampler="ode", solver="euler")

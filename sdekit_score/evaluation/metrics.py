@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from sdekit.checks import positive_int
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator
 from sdekit_score.evaluation.data import digits
@@ -192,7 +193,11 @@ def _flat(x: torch.Tensor, name: str) -> torch.Tensor:
         raise InputValueError(
             f"{name} must have shape (N, *event) with N >= 2, got {tuple(x.shape)}"
         )
-    return x.detach().flatten(1).to(torch.float64)
+    flat = x.detach().flatten(1).to(torch.float64)
+    if not bool(torch.isfinite(flat).all()):
+        bad = int((~torch.isfinite(flat)).any(dim=1).sum())
+        raise InputValueError(f"{name} holds non-finite values (NaN/Inf) in {bad} of its samples")
+    return flat
 
 
 def _features(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -290,6 +295,7 @@ def sliced_wasserstein(
     a, b = _flat(a, "a"), _flat(b, "b")
     if a.shape[1] != b.shape[1]:
         raise InputValueError(f"dimensions differ: {a.shape[1]} and {b.shape[1]}")
+    n_projections = positive_int(n_projections, "n_projections")
     gen = as_generator(generator)
     if isinstance(gen, list):
         raise InputTypeError("sliced_wasserstein takes one generator or seed, not a list of them")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from collections.abc import Callable
 
 import torch
@@ -112,7 +113,11 @@ def sample(
     if callback is not None and not callable(callback):
         raise InputTypeError(f"callback must be None or callable(info: dict), got {callback!r}")
     shape = _check_shape(shape)
+    flags = dict(denoise=denoise, grad=grad, progress=progress, channels_last=channels_last)
+    for name, flag in flags.items():
+        _check_bool(name, flag)
     _check_process(score_fn, process)
+    _warn_if_training(score_fn)
     device, dtype = _placement(score_fn, device, dtype)
     if amp not in (None, "none") or channels_last:
         score_fn = AutocastScore(score_fn, amp, channels_last=channels_last, device=device)
@@ -280,6 +285,13 @@ def ode(
     attempted steps per sample before a :class:`sdekit.SolveError` (None: no limit), as for
     every adaptive sampler.
     """
+    resolved = sdekit.solvers.resolve_solver(solver, sdekit.ODE(lambda t, y: y))
+    if resolved.error_order is None:
+        raise InputValueError(
+            f"sampler 'ode' steps adaptively, and solver={solver!r} has no error estimate: "
+            f"choose a Runge–Kutta pair (dopri5, bosh3, ...), or for fixed steps on the "
+            f"probability flow use sampler='unipc', 'dpmpp_3m' or 'dpmpp_2m' (steps=...)"
+        )
     sol = sdekit.solve(
         probability_flow(process, score_fn),
         x,
@@ -541,7 +553,8 @@ def adaptive(
 
     ``compile``: run each attempted step (both score evaluations, the bridge, the controller and
     the bookkeeping) as one ``torch.compile``d call (:func:`sdekit.solve`'s ``compile``): the
-    same steps per sample, for a first call that compiles the score network with the step. It
+    same steps per sample in float64 (in float32 rounding may turn a decision at the
+    tolerance's edge), for a first call that compiles the score network with the step. It
     pays where the sampler's own work is a large part of an attempt (small networks; on a GPU,
     the launches of about 150 small kernels per attempt). Not with ``callback``.
 
@@ -1034,7 +1047,8 @@ def _initial_state(sampler, process, shape, init, generator, dtype, device, sigm
 
 
 def _check_options(run, sampler: str, options: dict) -> None:
-    known = [p for p in inspect.signature(run).parameters if p not in ("score_fn", "process", "x")]
+    parameters = inspect.signature(run).parameters
+    known = [p for p in parameters if p not in ("score_fn", "process", "x")]
     known = [p for p in known if p not in ("generator", "progress", "callback")]
     unknown = sorted(set(options) - set(known))
     if unknown:
@@ -1042,6 +1056,16 @@ def _check_options(run, sampler: str, options: dict) -> None:
             f"unknown option(s) {', '.join(unknown)} for sampler {sampler!r}; its options are "
             f"{', '.join(known + (['init'] if sampler in ('als', 'cas') else []))}"
         )
+    for name, value in options.items():
+        default = parameters[name].default
+        if isinstance(default, bool) or (name == "compact" and value is not None):
+            _check_bool(f"{name} (an option of {sampler!r})", value)
+
+
+def _check_bool(name: str, value) -> None:
+    """Refuse a non-bool flag: ``"no"`` is truthy, and was taken as True."""
+    if not isinstance(value, bool):
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
 
 
 def _denoise(checked, process, x, last):
@@ -1190,6 +1214,32 @@ class _Checked:
         ) from cause
 
 
+# Layers that act differently in training mode: a sample's noise and the running statistics.
+_TRAINING_MODE_LAYERS = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._NormBase)
+
+
+def _warn_if_training(score_fn) -> None:
+    """Warn where the score's network is in training mode with dropout or batch norm active:
+    sampling would then draw dropout masks (seeded samples differ) or update running
+    statistics. torch leaves the mode to the caller, so it is not switched here."""
+    for layer in _layers(score_fn):
+        module = layer if isinstance(layer, torch.nn.Module) else getattr(layer, "__self__", None)
+        if isinstance(module, torch.nn.Module):
+            active = {
+                type(m).__name__
+                for m in module.modules()
+                if m.training and isinstance(m, _TRAINING_MODE_LAYERS)
+            }
+            if active:
+                warnings.warn(
+                    f"the score network is in training mode with {', '.join(sorted(active))} "
+                    f"active: sampling draws dropout masks and updates batch statistics; call "
+                    f".eval() on it first",
+                    stacklevel=3,
+                )
+            return
+
+
 def _layers(score_fn):
     """``score_fn`` and the callables it wraps, outermost first, down to the network: a wrapper
     (the sampler's check, autocast, ``ScoreModel``, the adapters) names the attribute holding
@@ -1305,6 +1355,11 @@ def _check_shape(shape) -> tuple[int, ...]:
         raise InputTypeError(f"shape must be a tuple of ints (batch, *event_shape), got {shape!r}")
     if any(s < 1 for s in shape):
         raise InputValueError(f"shape must have positive sizes, got {tuple(shape)}")
+    if len(shape) == 1:  # the adaptive samplers' error norms run over each sample's elements
+        raise InputValueError(
+            f"shape {tuple(shape)} has no event dimensions: for scalar samples pass "
+            f"({shape[0]}, 1), and write the score for x of that shape"
+        )
     return tuple(shape)
 
 
