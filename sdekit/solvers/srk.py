@@ -385,8 +385,8 @@ class SRI(_StochasticRungeKutta):
             if problem.layout == "general":
                 raise InputValueError(
                     f"{self.name} handles scalar and diagonal noise; this problem's additive "
-                    f"noise is matrix-valued (noise_dim given): use an SRA scheme such as 'sosra' "
-                    f"or 'sra1'"
+                    f"noise is matrix-valued (g of shape (*y.shape, m): noise_dim given, or a torchsde "
+                    f"module's additive noise): use an SRA scheme such as 'sosra' or 'sra1'"
                 )
             return  # Itô and Stratonovich coincide for additive noise.
         if problem.calculus == "stratonovich":
