@@ -23,7 +23,10 @@ from sdekit_score.sampling.schedules import time_grid
 
 U = 2.0**-8  # bfloat16's unit roundoff
 BF16_ERROR = (1.0 * U, 4.5 * U)  # mean 2.83 U ± 6 sd (0.26 U), see the module docstring
-CHANNELS_LAST_RTOL = 1e-5  # float32 reordering of the convolutions' sums: measured 1e-6
+# Channels-last reorders the convolutions' float32 sums: its error against a float64 evaluation
+# is of the size of the contiguous float32 evaluation's own (1.0–1.3x, three seeds). An absolute
+# 1e-5 held on one machine's kernels; on another the contiguous float32 error alone is 1.2e-5.
+CHANNELS_LAST_ROUNDING = 4.0
 
 
 def unet_model(seed: int = 0, channels: int = 3, width: int = 16) -> ss.ScoreModel:
@@ -41,6 +44,17 @@ def inputs(seed: int = 0, batch: int = 8, channels: int = 3, size: int = 16):
 
 def rel_rms(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm())
+
+
+def assert_float32_rounding(got: torch.Tensor, model, x: torch.Tensor, t: torch.Tensor) -> None:
+    """``got`` is ``model(x, t)`` up to float32 rounding: its largest and RMS errors against a
+    float64 evaluation are within ``CHANNELS_LAST_ROUNDING`` times those of the contiguous
+    float32 evaluation."""
+    with torch.no_grad():
+        exact = copy.deepcopy(model).double()(x.double(), t.double())
+        plain = model(x, t).double()
+    for norm in (lambda e: e.abs().max(), lambda e: e.norm()):
+        assert norm(got.double() - exact) <= CHANNELS_LAST_ROUNDING * norm(plain - exact)
 
 
 class Recorder:
@@ -116,7 +130,6 @@ def test_channels_last_gives_the_contiguous_numbers_and_converts_the_parameters(
     model = unet_model()
     x, t = inputs()
     with torch.no_grad():
-        exact = model(x, t)
         converted = copy.deepcopy(model)
         wrapped = AutocastScore(converted, "none", channels_last=True)
         recorder = Recorder(converted)
@@ -126,8 +139,7 @@ def test_channels_last_gives_the_contiguous_numbers_and_converts_the_parameters(
     assert sum(not p.is_contiguous() for p in weights) > len(weights) // 2  # truly converted
     assert recorder.channels_last and all(recorder.channels_last)  # every conv saw NHWC input
     assert got.dtype == x.dtype and got.shape == x.shape and got.is_contiguous()
-    assert rel_rms(got, exact) < CHANNELS_LAST_RTOL
-    torch.testing.assert_close(got, exact, rtol=CHANNELS_LAST_RTOL, atol=CHANNELS_LAST_RTOL)
+    assert_float32_rounding(got, model, x, t)
 
 
 def test_channels_last_input_gets_a_channels_last_score_back():
@@ -136,9 +148,8 @@ def test_channels_last_input_gets_a_channels_last_score_back():
     x_cl = x.contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
         got = AutocastScore(copy.deepcopy(model), "none", channels_last=True)(x_cl, t)
-        exact = model(x, t)
     assert not got.is_contiguous() and got.is_contiguous(memory_format=torch.channels_last)
-    torch.testing.assert_close(got, exact, rtol=CHANNELS_LAST_RTOL, atol=CHANNELS_LAST_RTOL)
+    assert_float32_rounding(got, model, x, t)
 
 
 def test_bf16_and_channels_last_together_stay_within_the_bf16_error():
