@@ -1143,7 +1143,7 @@ class _AdaptiveSteps:
         self.is_jump = torch.tensor([s in jumps for s in stops], device=y0.device)
         self.rows = torch.arange(y0.shape[0], device=y0.device)
         self.zero = torch.zeros((), **like)
-        self.lagged = y0.device.type == "cuda" or LAGGED_FLAGS
+        self.lagged = y0.device.type != "cpu" or LAGGED_FLAGS
         self.pending = None  # with lagged flags: the last attempt's, on their way to the host
         self.recorded_graph = False  # whether the last eager attempt recorded an autograd graph
         self.progress_total = abs(t1 - t0)
@@ -1228,11 +1228,16 @@ class _AdaptiveSteps:
         if not self.any_jumps:
             return
         restart = landed & self.is_jump[state.stop_index.clamp(max=len(self.stops) - 1)]
-        if bool(restart.any()):  # a host read only for problems that have jump times
+        rows["restarts"] = state.restarts + restart
+        # A solver whose fresh state costs evaluations (first same as last) starts afresh only
+        # where a row landed, which the host reads; one whose fresh state is free (a multistep
+        # history of zeros) starts afresh on those rows without the read.
+        if solver.nfe_init and not bool(restart.any()):
+            return
+        if solver.nfe_init:
             self._count(solver.nfe_init, state.y.shape[0])
-            fresh = solver.init(problem, rows["t"], rows["y"])
-            rows["solver_state"] = tree_where(restart, fresh, rows["solver_state"])
-            rows["restarts"] = state.restarts + restart
+        fresh = solver.init(problem, rows["t"], rows["y"])
+        rows["solver_state"] = tree_where(restart, fresh, rows["solver_state"])
 
     def _settle(self, state, attempt, y_next, y_error, solver_state, in_place=True):
         """Tensor work only: ``(accept, underflow, landed, rows)`` for the proposal ``attempt``,

@@ -45,7 +45,8 @@ class CallableBrownian(BrownianSource):
                 "a torchsde-style Brownian object gives one path for the whole batch and cannot "
                 "serve per-sample step sizes; use brownian='bridge' with a per-sample controller"
             )
-        ta, tb = float(t), float(t) + float(h)
+        ta = float(t)
+        tb = ta + float(h)
         lo, hi = min(ta, tb), max(ta, tb)
         if self.span is not None:
             start, end = self.span

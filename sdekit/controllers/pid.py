@@ -164,6 +164,7 @@ class PIDController(AbstractStepSizeController):
         if not 0 <= dt_min < dt_max:
             raise InputValueError(f"dt_min={dt_min}, dt_max={dt_max}: need 0 <= dt_min < dt_max")
         self.rtol, self.atol = rtol, atol
+        self._tolerances = (rtol, atol)  # in the state's dtype and device once a solve starts
         self.pcoeff, self.icoeff, self.dcoeff = pcoeff, icoeff, dcoeff
         self.exponent = exponent
         self.norm = one_of("norm", norm, NORMS)
@@ -202,7 +203,12 @@ class PIDController(AbstractStepSizeController):
         return h0, ControllerState(1.0, 1.0, reference, True if dt0 is None else None)
 
     def _check_tolerance_shapes(self, y0: torch.Tensor) -> None:
-        """Tensor tolerances must broadcast to the state's shape without changing it."""
+        """Tensor tolerances must broadcast to the state's shape without changing it; the error
+        norm reads them in the state's dtype and device (a CPU tolerance for a CUDA state)."""
+        self._tolerances = tuple(
+            v.to(dtype=y0.dtype, device=y0.device) if isinstance(v, torch.Tensor) else v
+            for v in (self.rtol, self.atol)
+        )
         for name, value in (("rtol", self.rtol), ("atol", self.atol)):
             if not isinstance(value, torch.Tensor) or value.dim() == 0:
                 continue
@@ -237,9 +243,10 @@ class PIDController(AbstractStepSizeController):
         """Scaled error ``E`` per sample, ``(batch,)``; non-finite values give ``inf``."""
         ref = y.abs() if state.reference is None else state.reference
         cand = (y_next - y_error if self.candidate == "embedded" else y_next).abs()
+        rtol, atol = self._tolerances
         # In place only where autograd keeps no operand: the errors may carry a graph.
-        scale = torch.maximum(ref, cand).mul_(self.rtol)
-        scale = scale.add_(self.atol) if self.combine == "sum" else scale.clamp(min=self.atol)
+        scale = torch.maximum(ref, cand).mul_(rtol)
+        scale = scale.add_(atol) if self.combine == "sum" else scale.clamp(min=atol)
         # + 0·y_next, NaN exactly where y_next is not finite: a non-finite state is rejected.
         ratio = torch.div(y_error, scale).add_(y_next, alpha=0).flatten(1)
         if self.norm == "rms":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -68,6 +68,8 @@ class UnderdampedLangevin:
     friction: float = 1.0
     mass: float | torch.Tensor = 1.0
     scheme: Literal["baoab", "obabo"] = "baoab"
+    # a tensor mass in each (dtype, device) it has been used in
+    _mass_like: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         positive_float(self.friction, "friction")
@@ -139,7 +141,9 @@ class UnderdampedLangevin:
         device, shaped to broadcast over ``x``."""
         if not isinstance(self.mass, torch.Tensor):
             return 1 / self.mass
-        mass = self.mass.to(dtype=x.dtype, device=x.device)
+        mass = self._mass_like.get((x.dtype, x.device))
+        if mass is None:  # converted once per dtype and device, not copied at every step
+            mass = self._mass_like[(x.dtype, x.device)] = self.mass.to(x.device, x.dtype)
         event = x.shape[1:]
         try:
             fits = mass.dim() <= len(event) and torch.broadcast_shapes(mass.shape, event) == event

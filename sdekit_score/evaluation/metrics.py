@@ -299,7 +299,10 @@ def sliced_wasserstein(
     gen = as_generator(generator)
     if isinstance(gen, list):
         raise InputTypeError("sliced_wasserstein takes one generator or seed, not a list of them")
-    theta = torch.randn(a.shape[1], n_projections, generator=gen, dtype=torch.float64)
+    device = gen.device if gen is not None else torch.device("cpu")  # draws on the generator's
+    theta = torch.randn(
+        a.shape[1], n_projections, generator=gen, dtype=torch.float64, device=device
+    )
     theta = (theta / theta.norm(dim=0)).to(a.device)
     levels = (torch.arange(max(len(a), len(b)), device=a.device) + 0.5) / max(len(a), len(b))
     qa = (a @ theta).sort(dim=0).values[(levels * len(a)).long()]

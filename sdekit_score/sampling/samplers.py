@@ -1176,7 +1176,8 @@ class _Checked:
             if "h" in info:
                 start = torch.as_tensor(info["t"])
                 end = start + torch.as_tensor(info["h"], dtype=start.dtype)
-                now = torch.where(torch.as_tensor(accept, device=start.device), end, start)
+                # fixed steps report a Python True: no tensor made (a host-to-device copy)
+                now = end if accept is True else torch.where(accept, end, start)
                 now = now if self.user_time is None else self.user_time(now)
             else:  # a noise level of an annealed schedule
                 now = info["t"]
