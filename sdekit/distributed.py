@@ -21,10 +21,13 @@ one rank of a job started by ``torchrun``):
    ``rename``, ``fsync`` of the directory): a header with the SHA-256 of the rest, then its
    tensors and metadata; so a shard is either absent or whole, and one damaged on disk afterwards
    fails its check and is made again;
-5. ranks send heartbeats through the process group's store; rank 0 waits until every rank is done,
-   or notices within ``dead_after`` seconds a rank that failed or stopped beating, and stops after
-   its current chunk with a message (the others, watching rank 0, then stop too): nothing hangs,
-   and the finished chunks stay for a rerun;
+5. ranks send heartbeats through the process group's store, from a thread of their own; rank 0
+   waits until every rank is done, or notices within ``dead_after`` seconds a rank that failed or
+   stopped beating (its process died, froze or lost the store), and stops after its current chunk
+   with a message (the others, watching rank 0, then stop too); the finished chunks stay for a
+   rerun. The beat does not measure a job's progress (a chunk may rightly take an hour): a job
+   that blocks while its process lives (on I/O, a lock, a device) keeps its rank beating, and only
+   collectives time out (``init``'s ``timeout``);
 6. rank 0 merges the shards in chunk order, with one progress bar over all chunks (items per
    second).
 
@@ -149,12 +152,15 @@ def chunks(n: int, chunk_size: int, seed: int) -> list[Chunk]:
 def describe(value: Any, _depth: int = 0) -> Any:
     """A JSON description of ``value`` that is the same in every process and every run.
 
-    Numbers, strings, lists and dicts describe themselves; a tensor is its shape, dtype and
-    SHA-256; an ``nn.Module`` its type, the SHA-256 of its state and its public attributes; a
-    function or a class its qualified name; any other object (a problem, solver, controller,
-    process) its type and its attributes. A function's name says nothing of what it computes or of the values it closes
-    over: a job whose functions change between runs should say so in its configuration (a tag).
+    Numbers (a float with an integer value as that int), strings, lists and dicts describe
+    themselves; a tensor is its shape, dtype and SHA-256; an ``nn.Module`` its type, the
+    SHA-256 of its state and its public attributes; a function or a class its qualified name;
+    any other object (a problem, solver, controller, process) its type and its attributes. A
+    function's name says nothing of what it computes or of the values it closes over: a job
+    whose functions change between runs should say so in its configuration (a tag).
     """
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # t1=1 and t1=1.0 are one configuration (JSON would tell them apart)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, torch.dtype | torch.device):
@@ -199,10 +205,15 @@ def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): config}
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
 def _differences(then: dict, now: dict, limit: int = 4) -> str:
     """``key: old -> new`` for the (first ``limit``) entries where two configurations differ."""
     old, new = _flatten(then), _flatten(now)
-    keys = [k for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    # as the hash sees them: 1 and 1.0 differ there (a manifest written before they were one)
+    keys = [k for k in sorted(old.keys() | new.keys()) if _json(old.get(k)) != _json(new.get(k))]
     text = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys[:limit])
     return text + (f"; and {len(keys) - limit} more" if len(keys) > limit else "")
 
@@ -302,7 +313,7 @@ class _Shards:
     def __init__(self, directory: Path, config: dict):
         self.directory = directory
         self.config = config
-        self.sha256 = hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+        self.sha256 = hashlib.sha256(_json(config).encode()).hexdigest()
 
     def path(self, k: int) -> Path:
         return self.directory / f"chunk_{k:06d}.pt"
@@ -446,7 +457,7 @@ class _Ranks:
                         elif now - heard[r][1] > group.dead_after:
                             self._fail(
                                 f"rank {r} stopped responding (no heartbeat for "
-                                f"{group.dead_after:g} s): it died or hangs"
+                                f"{group.dead_after:g} s): its process died or froze"
                             )
             except dist.DistError as err:
                 self._fail(_store_gone(err))
@@ -733,6 +744,14 @@ def solve_ensemble(
             start = y0.to(group.device).expand(m, *y0.shape).clone()
         else:
             start = y0(m, generator)
+            if not isinstance(start, torch.Tensor) or start.dim() < 1 or start.shape[0] != m:
+                got = (
+                    tuple(start.shape) if isinstance(start, torch.Tensor) else type(start).__name__
+                )
+                raise InputValueError(
+                    f"y0(m, generator) must return a tensor of m = {m} initial states, shape "
+                    f"({m}, *event), got {got}"
+                )
         sol = solve(problem, start, t0, t1, generator=generator, progress=False, **options)
         per_item = {f"stats.{k}": torch.as_tensor(v).expand(m) for k, v in sol.stats.items()}
         status = sol.status if sol.status is not None else torch.full((m,), Status.OK)

@@ -166,6 +166,16 @@ def test_a_rerun_with_other_arguments_is_refused_and_leaves_the_shards(tmp_path)
     assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == before
 
 
+def test_integer_and_float_numbers_of_one_value_are_one_configuration(tmp_path):
+    # t1=1 after t1=1.0 was refused as "another run ()", naming no difference
+    first = run(tmp_path, counting_job([]), config={"t1": 1.0, "dt": 0.5})[0]
+    calls = []
+    again = run(tmp_path, counting_job(calls), config={"t1": 1, "dt": 0.5})[0]
+    assert calls == [] and torch.equal(first["x"], again["x"])
+    with pytest.raises(skd.ConfigurationError, match=r"another run \(job.dt: 0.5 -> 0.25\)"):
+        run(tmp_path, counting_job([]), config={"t1": 1, "dt": 0.25})
+
+
 def test_a_run_that_wrote_no_shard_does_not_block_a_corrected_rerun(tmp_path):
     def failing(chunk):
         raise RuntimeError("a typo in the job")
@@ -181,6 +191,15 @@ def test_a_run_that_wrote_no_shard_does_not_block_a_corrected_rerun(tmp_path):
 def test_the_job_must_return_one_row_per_item(tmp_path):
     with pytest.raises(sk.InputValueError, match="first axis is the chunk's 8 items"):
         run(tmp_path, lambda chunk: {"x": torch.zeros(3)})
+
+
+def test_a_solve_ensemble_names_a_y0_function_that_returns_another_count(tmp_path):
+    # the solve's message spoke of generators per sample
+    with pytest.raises(sk.InputValueError, match=r"y0\(m, generator\) must return .* m = 8"):
+        skd.solve_ensemble(
+            ou_problem(), lambda m, generator: torch.zeros(m + 1, 3), 0.0, 1.0, n_paths=N,
+            chunk_size=CHUNK, seed=SEED, solver="euler", dt=0.05, directory=tmp_path,
+        )  # fmt: skip
 
 
 def test_a_solve_ensemble_refuses_a_generator(tmp_path):

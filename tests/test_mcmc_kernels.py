@@ -416,6 +416,11 @@ X = torch.zeros(3, 2)
         (lambda: ULA()(X, GOOD, -0.1), ValueError, "positive"),
         (lambda: ULA()(X, GOOD, True), TypeError, "positive float"),
         (lambda: ULA()(X, GOOD, torch.ones(2)), ValueError, r"shape \(batch,\) = \(3,\)"),
+        (  # chain 1 froze under MALA, ULA returned NaN there
+            lambda: MALA()(X, GOOD, torch.tensor([0.5, -0.5, 0.0])),
+            ValueError,
+            r"finite positive step sizes, got \[0.5, -0.5, 0.0\]",
+        ),
         (lambda: ULA()(X, Target(score=lambda x: x[:, 0]), 0.1), ValueError, "shaped like x"),
         (lambda: MALA()(X, Target(score=lambda x: -x), 0.1), ValueError, "log density"),
         (
@@ -441,3 +446,14 @@ X = torch.zeros(3, 2)
 def test_bad_input_gives_a_clear_error(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("kernel", [ULA(), MALA(), UnderdampedLangevin(), LangevinCorrector()])
+@pytest.mark.parametrize("shape", [(0, 2), (5,)])
+def test_every_kernel_takes_an_empty_batch_and_chains_without_event_dims(kernel, shape):
+    # MALA and the corrector reshaped (0, -1): "cannot reshape tensor of 0 elements"
+    target = Target(
+        score=lambda x: -x, log_prob=lambda x: -0.5 * (x * x).reshape(len(x), -1).sum(1)
+    )
+    x, info, _ = kernel(torch.zeros(shape), target, 0.1, torch.Generator().manual_seed(0))
+    assert x.shape == shape and info.evaluations.shape == shape[:1]

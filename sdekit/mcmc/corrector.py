@@ -17,6 +17,7 @@ from sdekit.mcmc.kernel import (
     StepSize,
     begin_step,
     count,
+    rows,
 )
 from sdekit.mcmc.target import Target
 from sdekit.random import randn
@@ -69,8 +70,8 @@ class LangevinCorrector:
         )
         s = target.eval_score(x)
         z = randn(x.shape, generator, x.dtype, x.device)
-        s_norm = torch.linalg.vector_norm(s.reshape(x.shape[0], -1), dim=1)
-        z_norm = torch.linalg.vector_norm(z.reshape(x.shape[0], -1), dim=1)
+        s_norm = torch.linalg.vector_norm(rows(s), dim=1)
+        z_norm = torch.linalg.vector_norm(rows(z), dim=1)
         if self.batch_mean_norms:
             s_norm, z_norm = s_norm.mean(), z_norm.mean()
         h = 2 * alpha * (self.snr * z_norm / s_norm) ** 2

@@ -9,8 +9,8 @@ Calling it advances every chain of a batch by one step::
   follows.
 - ``target``: a :class:`~sdekit.mcmc.target.Target`.
 - ``step_size``: a positive float, or a tensor of shape ``(batch,)`` (one step size per chain; it
-  broadcasts over the event dims). Tensor step sizes are not checked for positivity, as that would
-  cost a device synchronisation every step.
+  broadcasts over the event dims). Tensor step sizes on the CPU are checked (finite, positive);
+  on another device they are not, as that would cost a device synchronisation every step.
 - ``generator``: ``None``, a ``torch.Generator``, or a list with one generator per chain (then
   chain ``i`` draws only from ``generator[i]``, so its path does not depend on the rest of the
   batch). Not an ``int`` seed: a call draws its noise once, so a seed would make a fresh generator
@@ -29,6 +29,7 @@ state tensor in place.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
@@ -117,6 +118,14 @@ def per_chain(step_size: StepSize, x: torch.Tensor, name: str = "step_size") -> 
                 f"{name} must be a float or a tensor of shape (batch,) = ({batch},), "
                 f"got shape {tuple(step_size.shape)}"
             )
+        # Checked where the values are on the host already; on a device the check would wait
+        # for it at every step.
+        if step_size.device.type == "cpu" and not bool(
+            (torch.isfinite(step_size) & (step_size > 0)).all()
+        ):
+            raise InputValueError(
+                f"{name} must hold finite positive step sizes, got {step_size.tolist()}"
+            )
         return step_size.to(dtype=x.dtype, device=x.device)
     value = positive_float(step_size, name)
     return torch.full((batch,), value, dtype=x.dtype, device=x.device)
@@ -155,7 +164,12 @@ def begin_step(
 
 def sum_event(v: torch.Tensor) -> torch.Tensor:
     """Sum over every dim but the batch dim: ``(batch, *event) -> (batch,)``."""
-    return v.reshape(v.shape[0], -1).sum(dim=1)
+    return rows(v).sum(dim=1)
+
+
+def rows(v: torch.Tensor) -> torch.Tensor:
+    """``(batch, *event) -> (batch, prod(event))``, also for an empty batch or event."""
+    return v.reshape(v.shape[0], math.prod(v.shape[1:]))
 
 
 def count(x: torch.Tensor, n: int) -> torch.Tensor:
