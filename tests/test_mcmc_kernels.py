@@ -452,8 +452,9 @@ def test_bad_input_gives_a_clear_error(call, error, match):
 @pytest.mark.parametrize("shape", [(0, 2), (5,)])
 def test_every_kernel_takes_an_empty_batch_and_chains_without_event_dims(kernel, shape):
     # MALA and the corrector reshaped (0, -1): "cannot reshape tensor of 0 elements"
-    target = Target(
-        score=lambda x: -x, log_prob=lambda x: -0.5 * (x * x).reshape(len(x), -1).sum(1)
-    )
+    def log_prob(x):
+        return -0.5 * (x * x if x.dim() == 1 else (x * x).flatten(1).sum(1))
+
+    target = Target(score=lambda x: -x, log_prob=log_prob)
     x, info, _ = kernel(torch.zeros(shape), target, 0.1, torch.Generator().manual_seed(0))
     assert x.shape == shape and info.evaluations.shape == shape[:1]
