@@ -552,6 +552,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
         f"GGF vs EM-1000: {check['confident']:.1%} of GGF samples classified with confidence "
         f">= 0.9 (target 80%), FD ratio {check['fd_ratio']:.3f} (target <= 1.1), NFE ratio "
         f"{check['nfe_ratio']:.3f} (target < 0.5): {'met' if check['met'] else 'NOT met'}"
+        + (
+            " (a smoke run: a briefly trained model, few samples; the targets are the full demo's)"
+            if args.quick
+            else ""
+        )
     )
     print(
         f"training {results['train_s']:.0f} s, total {results['total_s']:.0f} s; "

@@ -158,6 +158,7 @@ def test_demo_writes_a_grid_per_sampler_a_plot_and_a_table(tmp_path, capsys, mon
     # Progress bars on stderr, also when it is not a terminal: training, then each sampler's.
     assert "train: 100%" in err and err.count("100%") > len(config.runs)
     assert_png(tmp_path / "quality_vs_nfe.png")
+    assert "(a smoke run: a briefly trained model, few samples" in out
     results = json.loads((tmp_path / "results.json").read_text())
     assert {r["label"] for r in results["rows"]} == {r.label for r in config.runs}
 
