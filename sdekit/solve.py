@@ -256,7 +256,7 @@ def solve(
         grid = controller.grid(t0, t1, dt, stops)
         # Times closer than the precision they came in are one time (a float32 linspace of save
         # times against the float64 grid t0 + k·dt): no step of a few ulps between them.
-        grid = merge_grid(grid, stops, t1, _time_resolution(t0, t1, y0, saveat, controller))
+        grid = merge_grid(grid, stops, t1, _time_resolution(t0, t1, saveat, controller))
         nfe_per_step = solver.nfe_drift + solver.nfe_diffusion
         policy = _FixedSteps(grid, save_times, controller.stops, source, y0, nfe_per_step)
         if isinstance(source, GaussianIncrements) and (brownian is None or brownian == "redraw"):
@@ -396,13 +396,13 @@ def _as_time(t, name: str) -> float:
     return float(t)
 
 
-def _time_resolution(t0: float, t1: float, y0: torch.Tensor, saveat, controller) -> float:
-    """Four ulps, at the larger end's magnitude, of the coarsest dtype the times came in: the
-    state's (which the stages compute times in), a tensor of save times', a ``StepTo`` grid's."""
-    dtypes = [y0.dtype, getattr(controller, "dtype", None)]
+def _time_resolution(t0: float, t1: float, saveat, controller) -> float:
+    """Four ulps, at the larger end's magnitude, of the coarsest dtype that times were given in
+    (a tensor of save times, a ``StepTo`` grid); 0 where none was a tensor."""
+    dtypes = [getattr(controller, "dtype", None)]
     dtypes.append(saveat.dtype if isinstance(saveat, torch.Tensor) else None)
-    eps = max(torch.finfo(d).eps for d in dtypes if d is not None and d.is_floating_point)
-    return 4 * eps * max(abs(t0), abs(t1))
+    eps = [torch.finfo(d).eps for d in dtypes if d is not None and d.is_floating_point]
+    return 4 * max(eps) * max(abs(t0), abs(t1)) if eps else 0.0
 
 
 def _check_saveat(saveat, t0: float, t1: float) -> list[float] | None:

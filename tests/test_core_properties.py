@@ -764,6 +764,16 @@ def test_float32_save_times_on_the_grid_add_no_steps(backward):
     assert stepped.stats["steps"] == 10
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_grid_of_dt_keeps_its_steps_where_dt_is_a_few_ulps_of_t(dtype):
+    # a resolution of the state's dtype merged grid points with one another: 20 steps of 5e-4
+    # for dt=1e-4 at t = 1000 in float32
+    sde = sk.SDE(lambda t, y: -y, lambda t, y: 0.5 * y)
+    y0 = torch.ones(2, 1, dtype=dtype)
+    sol = sk.solve(sde, y0, 1000.0, 1000.01, solver="euler", dt=1e-4, generator=0)
+    assert sol.stats["steps"] == 100
+
+
 def test_milstein_under_inference_mode_is_milstein():
     # autograd records nothing there: the correction read as zero, and Milstein became Euler
     gbm = sk.SDE(lambda t, y: 0.5 * y, lambda t, y: 0.8 * y)
