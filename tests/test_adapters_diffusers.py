@@ -286,6 +286,23 @@ def test_sampling_a_small_unet_runs_end_to_end(model, sampler, options):
     assert stats["nfe"].shape == (3,) and (stats["nfe"] > 1).all()
 
 
+def test_a_learned_time_embedding_is_called_at_the_nearest_training_timestep():
+    # nn.Embedding of the timesteps: fractional timesteps failed with "float indices"
+    model = unet(time_embedding_type="learned", num_train_timesteps=50)
+    scheduler = diffusers.DDPMScheduler(num_train_timesteps=50)
+    score_fn, process = from_diffusers(model, scheduler)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(args[1]))
+    x, _ = ss.sample(score_fn, process, (2, 1, 8, 8), sampler="unipc", steps=7, generator=0)
+    assert torch.isfinite(x).all() and all(t.dtype == torch.long for t in seen)
+    n = torch.cat(seen)
+    assert n.min() >= 0 and n.max() <= 49 and n.max() == 49  # T = 1 is timestep N - 1
+    seen.clear()
+    for t in (0.5, 0.505, 0.515):  # timesteps 24, 24.25 and 24.75
+        score_fn(x[:1], torch.tensor([t]))
+    assert [int(n) for n in seen] == [24, 24, 25]
+
+
 def test_a_learned_variance_model_is_scored_from_the_first_half_of_its_channels():
     scheduler = diffusers.DDPMScheduler(variance_type="learned_range")
     exact = ExactGaussian(scheduler.alphas_cumprod, "epsilon")

@@ -26,6 +26,9 @@ __all__ = ["DiffusersScore", "from_diffusers", "is_diffusers_directory", "load_p
 
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 TIMESTEP_TYPES = ("discrete", "continuous")
+# and "integer": a model with a learned time embedding (an nn.Embedding of the N training
+# timesteps) is called at the nearest timestep, as DiscreteVPProcess's times map to them
+CONDITIONINGS = (*TIMESTEP_TYPES, "integer")
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
@@ -41,7 +44,9 @@ def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardP
             :class:`~sdekit_score.adapters.DiscreteVPProcess`, exact at its timesteps (time
             ``t = (n + 1)/N`` for timestep ``n``; with ``timestep_type="continuous"`` and
             v-prediction the model is conditioned on ``0.25 log σ``, as diffusers'
-            ``EulerDiscreteScheduler`` does); a ``ScoreSdeVeScheduler`` gives a
+            ``EulerDiscreteScheduler`` does; a model with a learned time embedding,
+            ``time_embedding_type="learned"``, is called at the nearest training timestep);
+            a ``ScoreSdeVeScheduler`` gives a
             :class:`~sdekit_score.sampling.VESDE` with its ``sigma_min``, ``sigma_max`` and
             ``sampling_eps`` (the model is called with ``sigma(t)`` and returns the score).
 
@@ -61,6 +66,8 @@ def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardP
         if timesteps == "continuous" and prediction != "v_prediction":
             timesteps = "discrete"  # as diffusers' EulerDiscreteScheduler: continuous v only
         learned = config.get("variance_type") in ("learned", "learned_range")
+        if timesteps == "discrete" and _model_config(model).get("time_embedding_type") == "learned":
+            timesteps = "integer"  # an nn.Embedding of the training timesteps
         return DiffusersScore(model, process, prediction, timesteps, learned), process
     if {"sigma_min", "sigma_max", "sampling_eps"} <= set(config):
         process = VESDE(
@@ -95,8 +102,9 @@ class DiffusersScore(torch.nn.Module):
     model's output has twice x's channels and the first half is the prediction. The
     model sees ``x`` unscaled and the timestep ``N t - 1`` of a
     :class:`~sdekit_score.adapters.DiscreteVPProcess` (with ``timesteps="continuous"``, the
-    ``0.25 log(sigma/alpha)`` of diffusers' ``EulerDiscreteScheduler(timestep_type="continuous")``),
-    or the noise level ``sigma(t)`` of a VE process.
+    ``0.25 log(sigma/alpha)`` of diffusers' ``EulerDiscreteScheduler(timestep_type="continuous")``;
+    with ``timesteps="integer"``, for a learned time embedding, the nearest of the ``N`` training
+    timesteps as an index), or the noise level ``sigma(t)`` of a VE process.
     """
 
     wraps = "model"  # the network, for the samplers (see sampling.samplers._layers)
@@ -114,7 +122,7 @@ class DiffusersScore(torch.nn.Module):
             raise InputTypeError(f"model must be callable as model(x, t), got {model!r}")
         self.model, self.process = model, process
         self.prediction = one_of("prediction", prediction, (*PREDICTION_TYPES, "score"))
-        self.timesteps = one_of("timesteps", timesteps, TIMESTEP_TYPES)
+        self.timesteps = one_of("timesteps", timesteps, CONDITIONINGS)
         # a learned-variance model (improved DDPM) outputs twice x's channels, the second half
         # a variance for DDPM's sampler: the score takes the first half
         self.learned_variance = bool(learned_variance)
@@ -127,6 +135,9 @@ class DiffusersScore(torch.nn.Module):
             condition = 0.25 * torch.log(self.process.noise_level(t))
         elif isinstance(self.process, DiscreteVPProcess):
             condition = self.process.t_to_timestep(t)
+            if self.timesteps == "integer":  # the nearest training timestep, as an index
+                top = self.process.num_timesteps - 1
+                condition = condition.round().clamp(0, top).long()
         else:
             condition = self.process.sigma(t)
         out = self.model(in_network_dtype(self.model, x), condition)
@@ -167,6 +178,15 @@ def _tensor(out, x: torch.Tensor, learned_variance: bool = False) -> torch.Tenso
             f"tensor shaped like x (or an output with .sample){hint}"
         )
     return out
+
+
+def _model_config(model) -> dict:
+    """A diffusers model's config (empty for a plain callable)."""
+    config = getattr(model, "config", None)
+    try:
+        return dict(config) if config is not None else {}
+    except (TypeError, ValueError):
+        return {}
 
 
 def _config(scheduler) -> dict:
