@@ -1215,8 +1215,11 @@ class _Checked:
         ) from cause
 
 
-# Layers that act differently in training mode: a sample's noise and the running statistics.
-_TRAINING_MODE_LAYERS = (torch.nn.modules.dropout._DropoutNd, torch.nn.modules.batchnorm._NormBase)
+def _acts_in_training(layer: torch.nn.Module) -> bool:
+    """Whether ``layer`` differs in training mode: dropout that drops, batch norm's statistics."""
+    if isinstance(layer, torch.nn.modules.dropout._DropoutNd):
+        return layer.training and layer.p > 0
+    return layer.training and isinstance(layer, torch.nn.modules.batchnorm._BatchNorm)
 
 
 def _warn_if_training(score_fn) -> None:
@@ -1226,11 +1229,7 @@ def _warn_if_training(score_fn) -> None:
     for layer in _layers(score_fn):
         module = layer if isinstance(layer, torch.nn.Module) else getattr(layer, "__self__", None)
         if isinstance(module, torch.nn.Module):
-            active = {
-                type(m).__name__
-                for m in module.modules()
-                if m.training and isinstance(m, _TRAINING_MODE_LAYERS)
-            }
+            active = {type(m).__name__ for m in module.modules() if _acts_in_training(m)}
             if active:
                 warnings.warn(
                     f"the score network is in training mode with {', '.join(sorted(active))} "
