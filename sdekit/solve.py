@@ -173,7 +173,8 @@ def solve(
             ``stats["nfe_rows"]`` counts the rows evaluated. With ``callback``, finished samples
             are scattered back into the batch for every call (a cost).
         progress: show a tqdm progress bar.
-        check_finite: raise if the state becomes NaN/Inf (checked at save points and at the end).
+        check_finite: raise if the state becomes NaN/Inf (the saved states and the final one,
+            read once at the end; the error names the save times around the first non-finite one).
         throw: with ``False`` an adaptive solve that cannot finish returns with ``status`` set
             instead of raising.
     """
@@ -303,6 +304,8 @@ class LoopState:
     restarts: torch.Tensor | int = 0
     saved: Any = None
     t_checked: float = 0.0
+    # fixed steps: (finite, time) of each saved state, on the device until the end of the solve
+    save_checks: list = field(default_factory=list)
     running: bool = True
     attempt: Any = field(default=None, repr=False)
 
@@ -320,6 +323,8 @@ def _integrate(problem, solver, policy, source, state, callback, bar, throw, che
             callback(policy.callback_info(state, t, h, accept))
         policy.report(state, bar, throw)
     if check_finite:
+        if isinstance(policy, _FixedSteps):
+            policy.check_saved(state)
         _check_finite(state.y, state.t_checked, policy.t1)
 
 
@@ -677,9 +682,8 @@ class _FixedSteps:
         as due."""
         state.i, state.t, state.y, state.solver_state = i, t, y, solver_state
         if self.save[i]:
-            if check_finite:
-                _check_finite(y, state.t_checked, self.grid[i])
-                state.t_checked = self.grid[i]
+            if check_finite:  # read once at the end: no host synchronisation per save time
+                state.save_checks.append((torch.isfinite(y).all(), self.grid[i]))
             state.saved.append(y)
         if self.restart[i]:
             state.solver_state = solver.init(problem, state.t, y)
@@ -736,7 +740,21 @@ class _FixedSteps:
             )
             bar.update(j - i)
         if check_finite:
+            self.check_saved(state)
             _check_finite(state.y, state.t_checked, self.t1)
+
+    def check_saved(self, state) -> None:
+        """Raise for the first saved state that is not finite, naming the save times around it
+        (one host read for the whole solve); ``state.t_checked`` becomes the last save time."""
+        if not state.save_checks:
+            return
+        finite = torch.stack([ok for ok, _ in state.save_checks])
+        times = [state.t_checked] + [t for _, t in state.save_checks]
+        if not bool(finite.all()):
+            k = int((~finite).nonzero()[0])
+            saved = state.saved[len(state.saved) - len(state.save_checks) + k]
+            _check_finite(saved, times[k], times[k + 1])
+        state.t_checked = times[-1]
 
     def solution(self, state, solver, save_times, t1, like):
         stats = _stats(solver, self.n, self.n, state.restarts)
