@@ -26,6 +26,13 @@ def one_of(name: str, value: T, options: Iterable) -> T:
     return value
 
 
+def flag(value, name: str) -> bool:
+    """``value`` if it is a bool: ``"no"`` is truthy, and would be taken as True."""
+    if not isinstance(value, bool):
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def positive_int(value, name: str, *, allow_zero: bool = False) -> int:
     """``value`` if it is an int ``> 0`` (``>= 0`` with ``allow_zero``); bools are refused."""
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):

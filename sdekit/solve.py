@@ -45,7 +45,7 @@ from .brownian.bridge import commit as commit_points
 from .brownian.bridge import draw as draw_increment
 from .brownian.bridge import store as store_point
 from .brownian.gaussian import increment_from_normals
-from .checks import one_of
+from .checks import flag, one_of
 from .controllers import AbstractStepSizeController, ConstantStepSize
 from .controllers.base import merge_grid, snap
 from .errors import InputTypeError, InputValueError
@@ -190,10 +190,8 @@ def solve(
         raise InputValueError(f"max_steps={max_steps!r}: must be a positive int")
     if callback is not None and not callable(callback):
         raise InputTypeError(f"callback must be None or callable(info: dict), got {callback!r}")
-    if not isinstance(compile, bool):
-        raise InputTypeError(f"compile must be True or False, got {compile!r}")
-    if not isinstance(compact, bool):
-        raise InputTypeError(f"compact must be True or False, got {compact!r}")
+    flag(compile, "compile")
+    flag(compact, "compact")
     if compile and callback is not None:
         raise InputValueError(
             "callback needs the state after every step, which compiled steps do not keep: "
@@ -303,7 +301,6 @@ class LoopState:
     accepted: torch.Tensor | int = 0
     restarts: torch.Tensor | int = 0
     saved: Any = None
-    t_checked: float = 0.0
     # fixed steps: (finite, time) of each saved state, on the device until the end of the solve
     save_checks: list = field(default_factory=list)
     running: bool = True
@@ -323,9 +320,7 @@ def _integrate(problem, solver, policy, source, state, callback, bar, throw, che
             callback(policy.callback_info(state, t, h, accept))
         policy.report(state, bar, throw)
     if check_finite:
-        if isinstance(policy, _FixedSteps):
-            policy.check_saved(state)
-        _check_finite(state.y, state.t_checked, policy.t1)
+        _check_states(state, policy.t0, policy.t1)
 
 
 def _attempt_eagerly(problem, solver, policy, source, state, check_finite):
@@ -609,6 +604,23 @@ def _check_finite(y: torch.Tensor, t_prev: float, t: float) -> None:
         )
 
 
+def _check_states(state, t0: float, t1: float) -> None:
+    """At the end of a solve from ``t0`` to ``t1``: raise for the first saved state that is not
+    finite, naming the save times around it (``state.save_checks``, one host read for the whole
+    solve), else for a final state that is not."""
+    t_prev = t0
+    if state.save_checks:
+        finite = torch.stack([ok for ok, _ in state.save_checks])
+        times = [t_prev] + [t for _, t in state.save_checks]
+        if not bool(finite.all()):
+            k = int((~finite).nonzero()[0])
+            _check_finite(
+                state.saved[len(state.saved) - len(times) + 1 + k], times[k], times[k + 1]
+            )
+        t_prev = times[-1]
+    _check_finite(state.y, t_prev, t1)
+
+
 # --------------------------------------------------------------------------- step policies
 
 
@@ -621,7 +633,8 @@ class _FixedSteps:
         # Built with numpy: a solve of many small steps spends little per step on its grid.
         like = dict(dtype=y0.dtype, device=y0.device)
         times = np.asarray(grid, dtype=np.float64)
-        self.grid, self.t1, self.n, self.like = grid, grid[-1], len(grid) - 1, like
+        self.grid, self.t0, self.t1 = grid, grid[0], grid[-1]
+        self.n, self.like = len(grid) - 1, like
         self.time_tensor = torch.from_numpy(times).to(**like)
         restart = np.isin(times, list(jump_ts))
         # A step onto a jump time ends just short of it, so that no stage sees past the jump
@@ -660,7 +673,7 @@ class _FixedSteps:
         saved = [y0] if self.save[0] and self.n else []
         t0 = self.time_tensor[0]
         state0 = solver.init(problem, t0, y0)
-        return LoopState(t0, y0, state0, saved=saved, t_checked=self.grid[0], running=self.n > 0)
+        return LoopState(t0, y0, state0, saved=saved, running=self.n > 0)
 
     def propose(self, state):
         return self.times[state.i], self.hs[state.i]
@@ -740,21 +753,7 @@ class _FixedSteps:
             )
             bar.update(j - i)
         if check_finite:
-            self.check_saved(state)
-            _check_finite(state.y, state.t_checked, self.t1)
-
-    def check_saved(self, state) -> None:
-        """Raise for the first saved state that is not finite, naming the save times around it
-        (one host read for the whole solve); ``state.t_checked`` becomes the last save time."""
-        if not state.save_checks:
-            return
-        finite = torch.stack([ok for ok, _ in state.save_checks])
-        times = [state.t_checked] + [t for _, t in state.save_checks]
-        if not bool(finite.all()):
-            k = int((~finite).nonzero()[0])
-            saved = state.saved[len(state.saved) - len(state.save_checks) + k]
-            _check_finite(saved, times[k], times[k + 1])
-        state.t_checked = times[-1]
+            _check_states(state, self.t0, self.t1)
 
     def solution(self, state, solver, save_times, t1, like):
         stats = _stats(solver, self.n, self.n, state.restarts)
@@ -979,7 +978,6 @@ class _HostSteps:
             stop_index=0,
             status=Status.OK,
             saved=[None] * self.n_save,
-            t_checked=self.t0,
         )
 
     def propose(self, state):
@@ -1200,7 +1198,6 @@ class _AdaptiveSteps:
             accepted=counter,
             restarts=counter,
             saved=y0.new_zeros((self.n_save, *y0.shape)) if self.n_save else None,
-            t_checked=self.t0,
         )
 
     def propose(self, state):
@@ -1250,9 +1247,9 @@ class _AdaptiveSteps:
         # A solver whose fresh state costs evaluations (first same as last) starts afresh only
         # where a row landed, which the host reads; one whose fresh state is free (a multistep
         # history of zeros) starts afresh on those rows without the read.
-        if solver.nfe_init and not bool(restart.any()):
-            return
         if solver.nfe_init:
+            if not bool(restart.any()):
+                return
             self._count(solver.nfe_init, state.y.shape[0])
         fresh = solver.init(problem, rows["t"], rows["y"])
         rows["solver_state"] = tree_where(restart, fresh, rows["solver_state"])
@@ -1331,7 +1328,7 @@ class _AdaptiveSteps:
                 flags = None
             self.report(state, bar, throw, flags)
         if check_finite:
-            _check_finite(state.y, state.t_checked, self.t1)
+            _check_states(state, self.t0, self.t1)
 
     def _compiled_attempt(self, state, problem, solver, source, shown):
         """One attempt through :func:`_per_sample_attempt`: its flags for :meth:`report`, or

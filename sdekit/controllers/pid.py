@@ -186,7 +186,7 @@ class PIDController(AbstractStepSizeController):
     def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
         """Initial ``|h|`` (a tensor of the decision's shape; ``dt0``, or without it the start-up
         probe ``|t1 − t0|/100``, at most ``dt_max``) and controller state."""
-        self._check_tolerance_shapes(y0)
+        self._prepare_tolerances(y0)
         h0 = self._start(solver, t0, t1, dt0)
         shape = (y0.shape[0],) if self.per_sample else ()
         ones = torch.ones(shape, dtype=y0.dtype, device=y0.device)
@@ -197,14 +197,15 @@ class PIDController(AbstractStepSizeController):
     def init_host(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
         """:meth:`init` for one decision per batch taken on the host: ``|h|`` and the memory
         are Python floats."""
-        self._check_tolerance_shapes(y0)
+        self._prepare_tolerances(y0)
         h0 = self._start(solver, t0, t1, dt0)
         reference = y0.abs() if self.reference == "previous_proposal" else None
         return h0, ControllerState(1.0, 1.0, reference, True if dt0 is None else None)
 
-    def _check_tolerance_shapes(self, y0: torch.Tensor) -> None:
-        """Tensor tolerances must broadcast to the state's shape without changing it; the error
-        norm reads them in the state's dtype and device (a CPU tolerance for a CUDA state)."""
+    def _prepare_tolerances(self, y0: torch.Tensor) -> None:
+        """The tolerances in the state's dtype and device, as the error norm reads them (a CPU
+        tolerance for a CUDA state); a tensor one must broadcast to the state's shape without
+        changing it."""
         self._tolerances = tuple(
             v.to(dtype=y0.dtype, device=y0.device) if isinstance(v, torch.Tensor) else v
             for v in (self.rtol, self.atol)

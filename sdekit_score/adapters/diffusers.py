@@ -66,7 +66,10 @@ def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardP
         if timesteps == "continuous" and prediction != "v_prediction":
             timesteps = "discrete"  # as diffusers' EulerDiscreteScheduler: continuous v only
         learned = config.get("variance_type") in ("learned", "learned_range")
-        if timesteps == "discrete" and _model_config(model).get("time_embedding_type") == "learned":
+        if (
+            timesteps == "discrete"
+            and _config(model, required=False).get("time_embedding_type") == "learned"
+        ):
             timesteps = "integer"  # an nn.Embedding of the training timesteps
         return DiffusersScore(model, process, prediction, timesteps, learned), process
     if {"sigma_min", "sigma_max", "sampling_eps"} <= set(config):
@@ -180,21 +183,16 @@ def _tensor(out, x: torch.Tensor, learned_variance: bool = False) -> torch.Tenso
     return out
 
 
-def _model_config(model) -> dict:
-    """A diffusers model's config (empty for a plain callable)."""
-    config = getattr(model, "config", None)
-    try:
-        return dict(config) if config is not None else {}
-    except (TypeError, ValueError):
+def _config(obj, required: bool = True) -> dict:
+    """A diffusers object's config as a dict; not ``required`` (a model, which may be a plain
+    callable), ``{}`` where it has none."""
+    config = getattr(obj, "config", None)
+    if config is None and not required:
         return {}
-
-
-def _config(scheduler) -> dict:
-    config = getattr(scheduler, "config", None)
     if config is None:
         raise InputTypeError(
             f"from_diffusers: the scheduler must be a diffusers scheduler with a config, got "
-            f"{type(scheduler).__name__}"
+            f"{type(obj).__name__}"
         )
     return dict(config)
 

@@ -62,6 +62,7 @@ from collections.abc import Callable
 
 import torch
 
+from sdekit.checks import flag
 from sdekit.errors import InputTypeError, InputValueError
 
 __all__ = ["AMP_DTYPES", "AutocastScore", "in_network_dtype"]
@@ -120,8 +121,7 @@ class AutocastScore(torch.nn.Module):
             raise InputTypeError(
                 f"score_fn must be callable as score_fn(x, t), got {type(score_fn).__name__}"
             )
-        if not isinstance(channels_last, bool):
-            raise InputTypeError(f"channels_last must be True or False, got {channels_last!r}")
+        flag(channels_last, "channels_last")
         self.amp = _amp_name(amp)
         self.autocast_dtype = AMP_DTYPES[self.amp]
         self.channels_last = channels_last

@@ -24,7 +24,7 @@ import torch
 import sdekit
 from sdekit import mcmc
 from sdekit.batching import bcast
-from sdekit.checks import one_of, positive_float, positive_int
+from sdekit.checks import flag, one_of, positive_float, positive_int
 from sdekit.errors import InputTypeError, InputValueError
 from sdekit.random import GeneratorLike, as_generator, rand, randn
 from sdekit_score.sampling.exponential_ode import (
@@ -114,8 +114,8 @@ def sample(
         raise InputTypeError(f"callback must be None or callable(info: dict), got {callback!r}")
     shape = _check_shape(shape)
     flags = dict(denoise=denoise, grad=grad, progress=progress, channels_last=channels_last)
-    for name, flag in flags.items():
-        _check_bool(name, flag)
+    for name, value in flags.items():
+        flag(value, name)
     _check_process(score_fn, process)
     _warn_if_training(score_fn)
     device, dtype = _placement(score_fn, device, dtype)
@@ -1059,13 +1059,7 @@ def _check_options(run, sampler: str, options: dict) -> None:
     for name, value in options.items():
         default = parameters[name].default
         if isinstance(default, bool) or (name == "compact" and value is not None):
-            _check_bool(f"{name} (an option of {sampler!r})", value)
-
-
-def _check_bool(name: str, value) -> None:
-    """Refuse a non-bool flag: ``"no"`` is truthy, and was taken as True."""
-    if not isinstance(value, bool):
-        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+            flag(value, f"{name} (an option of {sampler!r})")
 
 
 def _denoise(checked, process, x, last):
