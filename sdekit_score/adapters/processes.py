@@ -111,11 +111,22 @@ class DiscreteVPProcess(ForwardProcess):
             knots = self._knots_on[device] = self._log_abar.to(device, dtype)
         return knots
 
+    def _position(self, t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``N t`` in ``dtype``; exactly ``k`` where ``t`` is the knot ``k/N`` in its own dtype.
+
+        ``float32(999/1000)`` lies 1.3e-8 above the knot: without the snap it would take the
+        rate of the interval above, and a step down from it would see a jump of ``g`` that the
+        float32 time cannot step past.
+        """
+        u = t.to(dtype) * self.num_timesteps
+        knot = u.round()
+        return torch.where((knot / self.num_timesteps).to(t.dtype) == t, knot, u)
+
     def log_alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
         """``log abar(t)``, linear between the knots ``k/N`` (extrapolated linearly beyond 1)."""
         t = _as_float(t)
         knots = self._knots(t.device)
-        u = t.to(knots.dtype) * self.num_timesteps
+        u = self._position(t, knots.dtype)
         k = u.floor().clamp(0, self.num_timesteps - 1)
         w = u - k
         k = k.long()
@@ -125,9 +136,19 @@ class DiscreteVPProcess(ForwardProcess):
         """The rate ``β(t) = -d log abar/dt``, ``-N log(1 - β_n)`` on ``(n/N, (n+1)/N]``."""
         t = _as_float(t)
         knots = self._knots(t.device)
-        u = t.to(knots.dtype) * self.num_timesteps
+        u = self._position(t, knots.dtype)
         k = (u.ceil() - 1).clamp(0, self.num_timesteps - 1).long()
         return (self.num_timesteps * (knots[k] - knots[k + 1])).to(t.dtype)
+
+    def diffusion_jumps(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The knots ``k/N`` inside ``(eps, T)`` where the rate changes, and the jump of
+        ``g = sqrt(β)`` there: ``sqrt(β_k) − sqrt(β_{k-1})`` (float64)."""
+        n = self.num_timesteps
+        g = (n * (self._log_abar[:-1] - self._log_abar[1:])).sqrt()  # on (k/N, (k+1)/N]
+        times = torch.arange(1, n, dtype=torch.float64) / n  # knot k/N, between g[k-1] and g[k]
+        jumps = g[1:] - g[:-1]
+        inside = (times > self.eps) & (times < self.T) & (jumps != 0)
+        return times[inside], jumps[inside]
 
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         return torch.exp(0.5 * self.log_alpha_bar(t))

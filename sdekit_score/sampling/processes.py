@@ -145,6 +145,13 @@ class ForwardProcess(abc.ABC):
         """The time at which :meth:`noise_level` is ``level``; with ``alpha = 1``, ``sigma_to_t``."""
         return self.sigma_to_t(level)
 
+    def diffusion_jumps(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(times, jumps)``: the times in ``(eps, T)`` where ``g`` is discontinuous and the
+        jump ``g(t⁺) − g(t⁻)`` at each (float64). Empty here; a process through a discrete
+        schedule (:class:`~sdekit_score.adapters.DiscreteVPProcess`) has them at its knots."""
+        empty = torch.zeros(0, dtype=torch.float64)
+        return empty, empty
+
     def sampling_view(self) -> ForwardProcess:
         """The process the samplers step in: the same marginals on a time in which equal steps
         suit a sampler. This process itself, except where its own time is badly scaled for steps

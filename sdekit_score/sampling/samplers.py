@@ -629,6 +629,10 @@ def ggf(
     previous EM proposal instead of ``x``; ``extrapolate=False`` keeps ``x'``; ``norm="max"``;
     ``drift_only=True`` (a Lamba-like pair). ``max_steps``: attempted steps per sample before a
     :class:`sdekit.SolveError` (None: no limit), as for every adaptive sampler.
+
+    Where ``g`` jumps by more than a step as short as the time's dtype allows could resolve (the
+    clipped last β of a cosine DDPM schedule, at ``t = 0.999``, in float32), steps land on the
+    jump instead of straddling it.
     """
     if eps_abs is None:
         low, high = process.data_range
@@ -654,7 +658,9 @@ def ggf(
         process.T,
         process.eps,
         solver=sdekit.ImprovedEuler(extrapolate=extrapolate, drift_only=drift_only),
-        controller=controller,
+        controller=_landing_on_jumps(
+            controller, process, x.dtype, eps_abs or eps_rel * process.prior_std
+        ),
         dt=positive_float(h_init, "h_init"),
         brownian=brownian,
         generator=generator,
@@ -664,6 +670,25 @@ def ggf(
         progress=progress,
     )
     return sol.ys[-1], _adaptive_stats(sol, x), None
+
+
+def _landing_on_jumps(controller, process, dtype: torch.dtype, tolerance: float):
+    """``controller``, made to land on the jumps of ``g`` that improved Euler's error estimate
+    could not step past in ``dtype``.
+
+    The estimate holds ``(g(t + h) − g(t)) ΔW / 2``: across a jump of ``g`` (the knots of a
+    discrete schedule, :meth:`~sdekit_score.sampling.processes.ForwardProcess.diffusion_jumps`)
+    it shrinks only as ``sqrt(h)``, and no step is shorter than the time's resolution there
+    (6e-8 at t ≈ 1 in float32). Steps land on a jump (``jump_ts``, evaluating ``g`` on one
+    side of it per step) where a 6σ draw on that shortest step would exceed ``tolerance``.
+    """
+    times, jumps = process.diffusion_jumps()
+    at = times.to(dtype)
+    resolution = (torch.nextafter(at, torch.full_like(at, math.inf)) - at).double()
+    landed = times[jumps.abs() / 2 * resolution.sqrt() * 6 >= tolerance]
+    if not len(landed):
+        return controller
+    return sdekit.ClipStepSize(controller, jump_ts=landed.tolist())
 
 
 def als(
