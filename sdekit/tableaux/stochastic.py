@@ -32,9 +32,11 @@ the solver's error estimate is the difference (see :mod:`sdekit.solvers.srk`).
 Matrices are given by their strictly lower-triangular rows (row ``i`` has ``i`` entries, as in
 :class:`~sdekit.tableaux.butcher.ButcherTableau`) or as full square matrices with zeros on and
 above the diagonal. The nodes ``c0`` (and ``c1`` for SRI) must be the row sums of ``A0`` (``A1``):
-that is what makes the method consistent for time-dependent coefficients; leave them out to have
-them computed. SRA's ``c1`` are free diffusion-time nodes. The order conditions themselves are
-checked by :mod:`sdekit.tableaux.conditions`, not here.
+that is what makes the method consistent for time-dependent coefficients; pass ``None`` to have
+them computed (also to :func:`dataclasses.replace` when changing ``A0``/``A1``, which otherwise
+passes the stored nodes on). SRA's ``c1`` are free diffusion-time nodes. Coefficients may be any
+real numbers and are stored as floats. The order conditions themselves are checked by
+:mod:`sdekit.tableaux.conditions`, not here.
 
 Library (coefficients as published; the tests check every order condition to 1e-12):
 
@@ -84,98 +86,17 @@ References:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from fractions import Fraction as F
-from typing import Any
 
-from sdekit.errors import InputTypeError, InputValueError
+from sdekit.checks import one_of, positive_float
+from sdekit.errors import InputValueError
 
-Rows = tuple[tuple[float, ...], ...]
-Vector = tuple[float, ...]
+from . import coefficients as coef
+from .coefficients import Rows, Vector
 
 STRONG_ORDERS = (1.0, 1.5)
 DETERMINISTIC_ORDERS = (1, 2, 3)
-_CONSISTENCY_TOL = 1e-12
-
-
-def _float(x: Any, what: str) -> float:
-    try:
-        value = float(x)
-    except (TypeError, ValueError) as err:
-        raise InputTypeError(f"{what}: expected a number, got {x!r}") from err
-    if not math.isfinite(value):
-        raise InputValueError(f"{what}: coefficients must be finite, got {value}")
-    return value
-
-
-def _vector(values: Any, s: int, cls: str, name: str) -> Vector:
-    out = tuple(_float(v, f"{cls}.{name}") for v in values)
-    if len(out) != s:
-        raise InputValueError(f"{cls}.{name}: expected {s} entries (one per stage), got {len(out)}")
-    return out
-
-
-def _lower_rows(matrix: Any, s: int, cls: str, name: str) -> Rows:
-    """Strictly lower-triangular rows from either rows of length ``i`` or a full ``s × s`` matrix."""
-    rows = [list(row) for row in matrix]
-    if len(rows) != s:
-        raise InputValueError(f"{cls}.{name}: expected {s} rows (one per stage), got {len(rows)}")
-    lengths = [len(r) for r in rows]
-    if all(n == s for n in lengths):
-        upper = [
-            (i, j)
-            for i in range(s)
-            for j in range(i, s)
-            if _float(rows[i][j], f"{cls}.{name}") != 0
-        ]
-        if upper:
-            raise InputValueError(
-                f"{cls}.{name}: explicit methods need a strictly lower-triangular matrix, but "
-                f"entries {upper} on or above the diagonal are nonzero"
-            )
-        rows = [r[:i] for i, r in enumerate(rows)]
-    elif lengths != list(range(s)):
-        raise InputValueError(
-            f"{cls}.{name}: give {s} rows with 0, 1, ..., {s - 1} entries (strictly lower "
-            f"triangular) or a full {s}x{s} matrix; got row lengths {lengths}"
-        )
-    return tuple(tuple(_float(x, f"{cls}.{name}[{i}]") for x in r) for i, r in enumerate(rows))
-
-
-def _nodes(c: Any, rows: Rows, s: int, cls: str, c_name: str, a_name: str) -> Vector:
-    sums = tuple(math.fsum(r) for r in rows)
-    if c is None:
-        return sums
-    c = _vector(c, s, cls, c_name)
-    for i, (ci, si) in enumerate(zip(c, sums, strict=True)):
-        if not math.isclose(ci, si, rel_tol=_CONSISTENCY_TOL, abs_tol=_CONSISTENCY_TOL):
-            raise InputValueError(
-                f"{cls}: {c_name}[{i}] = {ci!r} but row {i} of {a_name} sums to {si!r}; the "
-                f"stage times must be the row sums (leave {c_name} out to have them computed)"
-            )
-    return c
-
-
-def _embedded(alpha_embedded: Any, s: int, cls: str) -> Vector:
-    if alpha_embedded is None:
-        return (1.0,) + (0.0,) * (s - 1)
-    out = _vector(alpha_embedded, s, cls, "alpha_embedded")
-    if not math.isclose(math.fsum(out), 1.0, rel_tol=_CONSISTENCY_TOL):
-        raise InputValueError(
-            f"{cls}.alpha_embedded sums to {math.fsum(out)!r}; lower-order drift weights must "
-            f"sum to 1"
-        )
-    return out
-
-
-def _orders(strong: Any, deterministic: Any, cls: str) -> None:
-    if strong not in STRONG_ORDERS:
-        raise InputValueError(f"{cls}.strong_order={strong!r}: choose one of {STRONG_ORDERS}")
-    if deterministic not in DETERMINISTIC_ORDERS:
-        raise InputValueError(
-            f"{cls}.deterministic_order={deterministic!r}: choose one of {DETERMINISTIC_ORDERS}"
-        )
 
 
 class _StochasticRKTableau:
@@ -185,7 +106,8 @@ class _StochasticRKTableau:
     :math:`\alpha` summing to one with their embedded :math:`\hat\alpha`, and its orders; a family
     names the rest of its fields in three class attributes: ``_vectors`` (one entry per stage),
     ``_matrices`` (strictly lower triangular) and ``_row_sums`` (pairs ``(c, A)`` with
-    :math:`c = A e`). The number of stages is read off ``alpha``.
+    :math:`c = A e`). The number of stages is the length the fields agree on; a field that
+    disagrees is named with the fields it disagrees with.
     """
 
     _vectors: tuple[str, ...]
@@ -194,19 +116,38 @@ class _StochasticRKTableau:
 
     def __post_init__(self):
         cls = type(self).__name__
-        s = len(self.alpha)
+        nodes = tuple(c for c, _ in self._row_sums)
+        vectors = {}
+        for name in (*nodes, *self._vectors, "alpha_embedded"):
+            value = getattr(self, name)
+            computed = value is None and name in (*nodes, "alpha_embedded")
+            vectors[name] = None if computed else coef.sequence(value, f"{cls}.{name}")
+        matrices = {
+            name: coef.matrix(getattr(self, name), f"{cls}.{name}") for name in self._matrices
+        }
+        s = coef.stage_count(cls, vectors, matrices)
         if s < 1:
             raise InputValueError(f"{cls}: a tableau needs at least one stage")
         set_ = object.__setattr__
         for name in self._vectors:
-            set_(self, name, _vector(getattr(self, name), s, cls, name))
+            set_(self, name, coef.vector(vectors[name], f"{cls}.{name}"))
         for name in self._matrices:
-            set_(self, name, _lower_rows(getattr(self, name), s, cls, name))
+            set_(self, name, coef.lower_rows(matrices[name], s, f"{cls}.{name}"))
         for c_name, a_name in self._row_sums:
-            c = _nodes(getattr(self, c_name), getattr(self, a_name), s, cls, c_name, a_name)
-            set_(self, c_name, c)
-        set_(self, "alpha_embedded", _embedded(self.alpha_embedded, s, cls))
-        _orders(self.strong_order, self.deterministic_order, cls)
+            set_(
+                self,
+                c_name,
+                coef.nodes(vectors[c_name], getattr(self, a_name), cls, c_name, a_name),
+            )
+        embedded = vectors["alpha_embedded"]
+        if embedded is None:
+            set_(self, "alpha_embedded", (1.0,) + (0.0,) * (s - 1))
+        else:
+            set_(self, "alpha_embedded", coef.weights(embedded, f"{cls}.alpha_embedded"))
+        one_of(f"{cls}.strong_order", self.strong_order, STRONG_ORDERS)
+        one_of(f"{cls}.deterministic_order", self.deterministic_order, DETERMINISTIC_ORDERS)
+        if self.weak_order is not None:
+            set_(self, "weak_order", positive_float(self.weak_order, f"{cls}.weak_order"))
 
     @property
     def stages(self) -> int:
@@ -225,8 +166,9 @@ class SRITableau(_StochasticRKTableau):
         alpha_embedded: lower-order drift weights for the error estimate (default: Euler).
         strong_order: 1.5, or 1.0 for a Milstein-type tableau (selects the order conditions).
         deterministic_order: classical order when ``g = 0`` (1, 2 or 3).
-        weak_order: the weak order its source states (``None``: not stated). Not derived from
-            the coefficients: the strong conditions checked here do not imply it.
+        weak_order: the weak order its source states, a positive number (``None``: not
+            stated). Not derived from the coefficients: the strong conditions checked here do
+            not imply it.
     """
 
     c0: Vector | None
@@ -262,7 +204,7 @@ class SRATableau(_StochasticRKTableau):
         alpha_embedded: lower-order drift weights for the error estimate (default: Euler).
         strong_order: 1.5 (or 1.0).
         deterministic_order: classical order when ``g = 0`` (1, 2 or 3).
-        weak_order: the weak order its source states (``None``: not stated).
+        weak_order: the weak order its source states, a positive number (``None``: not stated).
     """
 
     c0: Vector | None

@@ -16,6 +16,7 @@ from collections import Counter
 from fractions import Fraction
 from functools import cache
 
+from sdekit.checks import positive_int
 from sdekit.errors import InputTypeError
 from sdekit.tableaux.butcher import ButcherTableau
 from sdekit.tableaux.conditions import (
@@ -92,14 +93,16 @@ def _wrap(text: str) -> str:
 def butcher_order_conditions(
     tableau: ButcherTableau, *, order: int | None = None, tol: float = DEFAULT_TOL
 ) -> OrderConditions:
-    """The rooted-tree conditions of ``b`` up to ``order`` (default ``tableau.order``) and those of
-    ``b_embedded`` up to ``tableau.embedded_order`` (group ``"embedded k"``)."""
+    """The rooted-tree conditions of ``b`` up to ``order`` (a positive int; default
+    ``tableau.order``) and those of ``b_embedded`` up to ``tableau.embedded_order`` (group
+    ``"embedded k"``)."""
     if not isinstance(tableau, ButcherTableau):
         raise InputTypeError(f"expected a ButcherTableau, got {type(tableau).__name__}")
+    order = tableau.order if order is None else positive_int(order, "order")
     s = tableau.stages
     A = [[Fraction(x) for x in row] + [Fraction(0)] * (s - len(row)) for row in tableau.a]
     items = []
-    weights = [("order", tableau.b, order or tableau.order)]
+    weights = [("order", tableau.b, order)]
     if tableau.b_embedded is not None:
         weights.append(("embedded", tableau.b_embedded, tableau.embedded_order))
     for label, b, p in weights:
@@ -128,12 +131,12 @@ def check_tableau(
 ) -> OrderConditions:
     """The order conditions ``tableau`` is checked against, each with its residual.
 
-    ``ButcherTableau``: Butcher's conditions up to ``order`` (default: the declared order), and
-    the embedded weights' up to their declared order. ``SRITableau``/``SRATableau``: Rößler's
-    strong conditions up to ``order`` (default: declared) and the deterministic ones
-    (:func:`sdekit.sri_order_conditions`, :func:`sdekit.sra_order_conditions`). The result has
-    ``all_hold``, ``failed`` (each with its name, e.g. ``"bᵀAc = 1/6"``, and residual) and prints
-    as a table.
+    ``ButcherTableau``: Butcher's conditions up to ``order`` (a positive int; default: the
+    declared order), and the embedded weights' up to their declared order.
+    ``SRITableau``/``SRATableau``: Rößler's strong conditions up to ``order`` (default: declared)
+    and the deterministic ones (:func:`sdekit.sri_order_conditions`,
+    :func:`sdekit.sra_order_conditions`). The result has ``all_hold``, ``failed`` (each with its
+    name, e.g. ``"bᵀAc = 1/6"``, and residual) and prints as a table.
     """
     if isinstance(tableau, ButcherTableau):
         return butcher_order_conditions(tableau, order=order, tol=tol)
@@ -155,5 +158,8 @@ def deterministic_tableau(
     if not isinstance(tableau, SRITableau | SRATableau):
         raise InputTypeError(f"expected an SRITableau or SRATableau, got {type(tableau).__name__}")
     return ButcherTableau(
-        c=tableau.c0, a=tableau.A0, b=tableau.alpha, order=order or tableau.deterministic_order
+        c=tableau.c0,
+        a=tableau.A0,
+        b=tableau.alpha,
+        order=tableau.deterministic_order if order is None else order,
     )
