@@ -85,6 +85,72 @@ def test_a_broken_scheme_is_caught_with_a_message_saying_by_how_much(solver, fai
         report.raise_if_failed()
 
 
+class TimeBlindEuler(sk.Euler):
+    """Euler–Maruyama with every coefficient evaluated at t = 0."""
+
+    def step(self, problem, t, y, h, inc, state):
+        return super().step(problem, torch.zeros_like(torch.as_tensor(t)), y, h, inc, state)
+
+
+class ColumnSumMilstein(sk.Milstein):
+    """Milstein with ``g'g`` taken as ``g`` times the column sums of ``J_g``: right where the
+    noise is diagonal (``J_g`` diagonal), wrong for scalar noise with a full matrix."""
+
+    calculus = frozenset({"ito"})
+
+    def step(self, problem, t, y, h, inc, state):
+        if problem.additive:
+            return super().step(problem, t, y, h, inc, state)
+        with torch.enable_grad():
+            y_leaf = y.detach().requires_grad_(True)
+            g = problem.g(t, y_leaf)
+            (column_sums,) = torch.autograd.grad(g.sum(), y_leaf)
+        g, dW = g.detach(), inc.dW
+        correction = 0.5 * g * column_sums * (dW * dW - abs(h))
+        return y + h * problem.f(t, y) + g * dW + correction, None, state
+
+
+@pytest.mark.parametrize(
+    "solver, problem",
+    [(TimeBlindEuler(), "additive-linear-ito"), (ColumnSumMilstein(), "linear-system-ito")],
+    ids=["ignores-time", "diagonal-only-correction"],
+)
+def test_a_scheme_wrong_on_one_kind_of_problem_only_fails_strong_order_there(solver, problem):
+    # Both are right on the two sharpest problems (autonomous, diagonal noise): the order is also
+    # checked on the first problem of each other noise type and on a time-dependent one.
+    report = skt.solver_properties(solver, only="strong_order")
+    assert not report.passed and report.failures[0].detail.startswith(f"on {problem}:"), report
+
+
+def test_a_report_that_checked_nothing_has_not_passed():
+    report = skt.solver_properties("euler", problems=[skt.problems.gbm(calculus="stratonovich")])
+    assert all(r.status == "skipped" for r in report.results) and not report.passed
+    with pytest.raises(AssertionError, match="nothing was checked"):
+        report.raise_if_failed()
+
+
+def test_a_scheme_that_declares_no_order_fails_strong_order_unless_skipped():
+    class Undeclared(sk.Euler):
+        strong_order = None
+
+    assert (
+        "declares no strong_order"
+        in skt.solver_properties(Undeclared(), only="strong_order")["strong_order"].detail
+    )
+    assert skt.solver_properties(Undeclared(), only="determinism").passed
+
+
+def test_a_class_or_a_scheme_without_noise_types_is_refused_with_what_to_pass():
+    with pytest.raises(TypeError, match=r"pass a solver instance, Euler\(\)"):
+        skt.solver_properties(sk.Euler)
+
+    class NoNoise(sk.Euler):
+        noise = frozenset()
+
+    with pytest.raises(ValueError, match="declare the noise it supports"):
+        skt.solver_properties(NoNoise())
+
+
 def test_the_order_failure_names_the_problem_the_fit_and_the_allowance():
     detail = skt.solver_properties(UncorrectedMilstein(), only=["strong_order"]).failures[0].detail
     assert detail.startswith("on gbm-diagonal-ito: strong order 0.5")

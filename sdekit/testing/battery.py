@@ -11,8 +11,10 @@ property            what must hold
 ==================  ==========================================================================
 tableau             a solver with a ``tableau`` satisfies its order conditions
 strong_order        the fitted strong order (classical order for an ODE solver) is at least the
-                    declared one, within :data:`~sdekit.testing.measure.DEFAULT_TOLERANCE` and
-                    the bootstrap interval, on the two sharpest problems it accepts
+                    declared one (a scheme that declares none fails), within
+                    :data:`~sdekit.testing.measure.DEFAULT_TOLERANCE` and the bootstrap
+                    interval, on the two sharpest problems it accepts, the first of each other
+                    noise type it accepts and a time-dependent one
 weak_order          the same for the weak order, when declared (``weak_order=`` or an attribute),
                     from the first two moments on an additive-noise problem (only: on
                     multiplicative noise the battery's step sizes are pre-asymptotic for
@@ -48,7 +50,7 @@ import torch
 
 import sdekit as sk
 from sdekit.brownian import GaussianIncrements
-from sdekit.errors import InputError
+from sdekit.errors import InputError, InputTypeError, InputValueError
 from sdekit.solvers import AbstractSolver, resolve_solver
 
 from . import problems as P
@@ -98,6 +100,15 @@ def _accepted(solver, candidates) -> list:
             continue
         out.append(problem)
     return out
+
+
+def _additive_linear_problems() -> list:
+    """The time-dependent additive problem in each declaration a scheme may accept."""
+    return [
+        P.additive_linear(calculus=c, noise=n)
+        for n in ("additive", "diagonal")
+        for c in ("ito", "stratonovich")
+    ]
 
 
 def _name(solver) -> str:
@@ -206,10 +217,13 @@ class _SolverBattery:
     def strong_order(self):
         solver = resolve_solver(self.solver, self.problems[0])
         declared = solver.order if self.ode else solver.strong_order
-        if declared is None:
-            return skipped("strong_order", "the solver declares no order")
+        assert declared is not None, (
+            f"{_name(solver)} declares no {'order' if self.ode else 'strong_order'}: set the order "
+            f"the scheme is meant to have, so that its convergence is checked (or leave the "
+            f"property out with skip='strong_order')"
+        )
         lines = []
-        for problem in self.problems[:2]:
+        for problem in self.problems if self.ode else self._strong_problems():
             steps = ODE_STEPS if self.ode else STRONG_STEPS
             y0 = problem.initial(2 if self.ode else 1, device=self.device)
             fit = strong_order(
@@ -239,6 +253,19 @@ class _SolverBattery:
             lines.append(f"{problem.name}: {fit.slope:.3f} [{fit.ci[0]:.3f}, {fit.ci[1]:.3f}]")
         return f"declared {declared:g}; " + ", ".join(lines)
 
+    def _strong_problems(self) -> list:
+        """The two sharpest problems, then the first of each other noise type the solver
+        accepts (a scheme may be wrong on one type only: a Milstein correction right for diagonal
+        noise and wrong for scalar noise), and a time-dependent problem (the defaults are
+        autonomous before it, so a scheme that ignores ``t`` would pass them)."""
+        chosen = list(self.problems[:2])
+        for problem in self.problems[2:]:
+            if problem.noise not in {p.noise for p in chosen}:
+                chosen.append(problem)
+        if not any(getattr(p, "time_dependent", False) for p in chosen):
+            chosen += _accepted(self.solver, _additive_linear_problems())[:1]
+        return chosen
+
     def weak_order(self):
         if self.ode:
             return skipped("weak_order", "an ODE solver")
@@ -248,12 +275,7 @@ class _SolverBattery:
             return skipped("weak_order", "no weak order declared (pass weak_order=)")
         # Additive noise: the control variate (the exact solution on each path) resolves the bias
         # of the first two moments to about 1e-7 with 10^4 paths, far below the errors at h >= 1/32.
-        candidates = [
-            P.additive_linear(calculus=c, noise=n)
-            for n in ("additive", "diagonal")
-            for c in ("ito", "stratonovich")
-        ]
-        problems = _accepted(self.solver, candidates)
+        problems = _accepted(self.solver, _additive_linear_problems())
         if not problems:
             return skipped("weak_order", "the solver accepts no problem with additive noise")
         problem = problems[0]
@@ -516,6 +538,20 @@ class _SolverBattery:
         return f"on {problem.name}, shared and per-sample steps"
 
 
+def _check_solver(solver) -> None:
+    """Refuse what cannot be a solver to test, saying what to pass instead."""
+    if isinstance(solver, type):
+        raise InputTypeError(
+            f"pass a solver instance, {solver.__name__}(), not the class {solver.__name__}"
+        )
+    if isinstance(solver, AbstractSolver) and not solver.noise and solver.strong_order is not None:
+        raise InputValueError(
+            f"{_name(solver)} declares strong_order={solver.strong_order} but no noise types, "
+            f"which makes it an ODE solver: declare the noise it supports, e.g. "
+            f"noise = frozenset({{'diagonal', 'scalar'}})"
+        )
+
+
 def _is_ode_solver(solver) -> bool:
     if isinstance(solver, str):
         return solver in sk.solvers.ODE_SOLVERS and solver not in sk.solvers.SDE_SOLVERS
@@ -541,12 +577,14 @@ def solver_properties(
         only, skip: property names to run / to leave out.
         problems: exact problems to use instead of the defaults (each an
             :class:`~sdekit.testing.problems.ExactSDE`); those the solver refuses are left out.
-        n_paths: paths of each order fit.
+        n_paths: paths of each strong order fit (the weak order is fitted over 10 000 paths,
+            the error estimate over 4000: fixed, as their checks need them).
         seed: of every path and generator used.
         weak_order: the declared weak order (else the solver's ``weak_order`` attribute, if any).
         tolerance: allowance of the order checks (:data:`~sdekit.testing.measure.DEFAULT_TOLERANCE`).
         device: where the states live (default CPU).
     """
+    _check_solver(solver)
     names = select(SOLVER_PROPERTIES, only, skip)
     battery = _SolverBattery(solver, problems, n_paths, seed, weak_order, tolerance, device)
     subject = f"solver {_name(solver)}"

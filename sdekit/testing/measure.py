@@ -40,11 +40,11 @@ from sdekit.solvers import resolve_solver
 from .paths import RecordingSource, brownian_path
 
 DEFAULT_TOLERANCE = 0.15
-MIN_PATHS = 20  # below this a bootstrap interval of a fitted order means nothing
 """Allowance of an order check for pre-asymptotic curvature of the error curve, in units of the
 order: sdekit's schemes fit within 0.1 of their orders on the built-in problems over ``h`` from
 1/8 to 1/256 (Euler–Maruyama 0.49–0.57, order-one schemes 0.92–1.10), while a scheme that loses a
 half order is 0.5 off."""
+MIN_PATHS = 20  # below this a bootstrap interval of a fitted order means nothing
 
 
 # --------------------------------------------------------------------------- fits
@@ -60,7 +60,8 @@ class OrderFit:
         ci: bootstrap confidence interval of the slope over paths (``(slope, slope)`` for an ODE).
         stderr: bootstrap standard error of the slope (0 for an ODE).
         step_sizes, errors: the measured error at each step size.
-        error_se: standard error of each error (delta method over paths).
+        error_se: standard error of each error (its standard deviation over the bootstrap
+            resamples of the paths).
         residual: largest distance of a ``log(error)`` from the fitted line: curvature, i.e.
             how far from asymptotic the step sizes are.
         n_paths: number of paths (samples) per solve.
@@ -86,13 +87,17 @@ class OrderFit:
         (only its lower end with ``at_least``: schemes may converge faster on special problems).
         A fit whose interval is wider than ``2·tolerance`` on either side cannot decide and fails
         too, asking for more paths: narrower, a scheme half an order short of ``order`` (for the
-        default tolerance) always fails.
+        default tolerance) always fails. With ``at_least``, an interval wholly at or above
+        ``order − tolerance`` decides however wide it is (a few paths that blow up at the
+        largest step widen it upwards only).
         """
         positive_float(tolerance, "tolerance")
         low, high = self.ci
         half_width = (high - low) / 2
         if not math.isfinite(self.slope):
             return f"{self.kind} order could not be fitted: errors {self._errors()}"
+        if at_least and low >= order - tolerance:
+            return None
         if half_width > 2 * tolerance:
             return (
                 f"{self.kind} order {self.slope:.3f} is too uncertain to check against {order:g}: "

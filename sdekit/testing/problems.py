@@ -83,13 +83,26 @@ class ExactSDE(SDE, _Initial):
             torchsde-style Brownian path shaped like the problem's increments.
         y0: one sample's initial state (event shape, no batch axis); its dtype is the default.
         name: for messages and test ids.
+        time_dependent: whether the coefficients depend on ``t`` (the battery checks orders on
+            one such problem, so that a scheme that ignores ``t`` fails).
     """
 
     def __init__(
-        self, drift, diffusion, *, exact: Exact, y0, name: str, noise="diagonal", calculus="ito"
+        self,
+        drift,
+        diffusion,
+        *,
+        exact: Exact,
+        y0,
+        name: str,
+        noise="diagonal",
+        calculus="ito",
+        noise_dim: int | None = None,
+        time_dependent: bool = False,
     ):
-        super().__init__(drift, diffusion, noise=noise, calculus=calculus)
+        super().__init__(drift, diffusion, noise=noise, calculus=calculus, noise_dim=noise_dim)
         self.exact = exact
+        self.time_dependent = time_dependent
         self.y0 = torch.as_tensor(y0, dtype=torch.float64) if not torch.is_tensor(y0) else y0
         self.name = name
 
@@ -375,6 +388,7 @@ def additive_linear(
         name=f"additive-linear-{calculus}" + ("" if noise == "additive" else f"-{noise}"),
         noise=noise,
         calculus=calculus,
+        time_dependent=True,
     )
 
 
@@ -542,13 +556,21 @@ def time_reversed(problem: SDE | ODE) -> SDE | ODE:
 
 def default_problems() -> list[ExactSDE]:
     """The battery's exact problems, sharpest first: multiplicative noise (where a scheme of strong
-    order ``p`` shows ``p``), then additive noise (where many schemes show more)."""
+    order ``p`` shows ``p``), then additive noise (where many schemes show more).
+
+    The scalar-noise system has a diffusion matrix far from diagonal (``B`` with equal and
+    opposite eigenvalues, column sums 0.7 and 0.3), so that a Milstein-type correction that is
+    right for diagonal noise only shows strong order 0.5 there.
+    """
+    B = torch.tensor([[0.2, 0.5], [0.5, -0.2]], dtype=torch.float64)
+    A = 0.5 * B - 0.5 * torch.eye(2, dtype=torch.float64)  # commutes with B
     return [
         gbm(calculus="ito"),
         gbm(calculus="stratonovich"),
         cubic(calculus="ito"),
         cubic(calculus="stratonovich"),
-        linear_system(*commuting_matrices(2, 3), calculus="ito"),
+        linear_system(A, B, calculus="ito"),
+        linear_system(A, B, calculus="stratonovich"),
         ornstein_uhlenbeck(),
         additive_linear(),
     ]

@@ -35,7 +35,9 @@ class Report:
 
     @property
     def passed(self) -> bool:
-        return not self.failures
+        """No property failed and at least one ran: a report that checked nothing (every
+        property skipped) has not passed."""
+        return not self.failures and any(r.status == PASSED for r in self.results)
 
     def __getitem__(self, name: str) -> PropertyResult:
         for r in self.results:
@@ -44,10 +46,16 @@ class Report:
         raise KeyError(name)
 
     def raise_if_failed(self) -> Report:
-        """``self``, or an ``AssertionError`` listing every failed property and by how much."""
+        """``self``, or an ``AssertionError`` listing every failed property and by how much (or,
+        where every property was skipped, why each was)."""
         if self.failures:
             lines = "\n".join(f"  {r.name}: {r.detail}" for r in self.failures)
             raise AssertionError(f"{self.subject} fails {len(self.failures)} properties:\n{lines}")
+        if not self.passed:
+            lines = "\n".join(f"  {r.name}: {r.detail}" for r in self.results)
+            raise AssertionError(
+                f"{self.subject}: nothing was checked, every property skipped:\n{lines}"
+            )
         return self
 
     def __str__(self) -> str:
