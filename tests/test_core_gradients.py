@@ -176,3 +176,73 @@ def test_milstein_with_a_learnable_diffusion_that_ignores_y_is_euler(grad):
             (d_sigma,) = torch.autograd.grad(ys[0].sum(), sigma)
             (d_euler,) = torch.autograd.grad(ys[1].sum(), sigma)
             torch.testing.assert_close(d_sigma, d_euler)
+
+
+def test_milstein_takes_an_expanded_learnable_initial_state():
+    # One learnable state for the batch, expanded: forward-mode AD refused to make it dual
+    # ("more than one element of the written-to tensor refers to a single memory location").
+    leaf = torch.zeros(1, 2, dtype=torch.float64, requires_grad=True)
+    sde = sk.SDE(lambda t, y: -y, lambda t, y: torch.sin(y) + 1)
+
+    def final(y0):
+        return sk.solve(sde, y0, 0.0, 1.0, solver="milstein", dt=0.1, generator=0).ys[-1]
+
+    (expanded,) = torch.autograd.grad(final(leaf.expand(8, 2)).sum(), leaf)
+    (copied,) = torch.autograd.grad(final(leaf.expand(8, 2).clone()).sum(), leaf)
+    torch.testing.assert_close(expanded, copied, rtol=1e-14, atol=0)
+    with torch.inference_mode():
+        torch.testing.assert_close(
+            final(leaf.detach().expand(8, 2)), final(leaf.detach().clone().expand(8, 2).clone())
+        )
+
+
+class _Softplus(torch.autograd.Function):
+    """softplus as a custom Function with a backward and no jvp (no forward mode)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.nn.functional.softplus(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad * torch.sigmoid(x)
+
+
+def test_milstein_differentiates_a_diffusion_without_forward_mode():
+    # torchsde's milstein runs such a diffusion; ours raised NotImplementedError from forward AD
+    w = torch.tensor([0.5, 0.7], dtype=torch.float64, requires_grad=True)
+    y0 = torch.randn(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y0.requires_grad_(True)
+
+    def grads(softplus):
+        sde = sk.SDE(lambda t, y: -y, lambda t, y: softplus(w * y))
+        ys = sk.solve(sde, y0, 0.0, 0.5, solver="milstein", dt=0.05, generator=0).ys
+        return ys, torch.autograd.grad(ys.sum(), (y0, w))
+
+    custom, built_in = grads(_Softplus.apply), grads(torch.nn.functional.softplus)
+    torch.testing.assert_close(custom, built_in, rtol=1e-12, atol=1e-14)
+    with torch.inference_mode(), pytest.raises(ValueError, match="under torch.no_grad"):
+        sk.solve(
+            sk.SDE(lambda t, y: -y, lambda t, y: _Softplus.apply(y)),
+            y0.detach(),
+            0.0,
+            0.5,
+            solver="milstein",
+            dt=0.05,
+        )
+
+
+def test_finite_difference_milstein_steps_of_length_zero_have_finite_gradients():
+    # A compiled chunk pads its last steps with h = 0 and discards them: the finite-difference
+    # derivative divided by sqrt|h| = 0, and 0 * inf made every gradient NaN.
+    solver = sk.Milstein("finite_difference")
+    sde = sk.SDE(lambda t, y: -y, lambda t, y: torch.sin(y) + 1)
+    solver.check(sde)
+    y = torch.ones(2, 1, dtype=torch.float64, requires_grad=True)
+    h = torch.tensor([0.1, 0.0], dtype=torch.float64)
+    inc = sk.brownian.Increment(dW=torch.tensor([[0.2], [0.0]], dtype=torch.float64))
+    y_next, _, _ = solver.step(sde, torch.zeros(2, dtype=torch.float64), y, h, inc, None)
+    (grad,) = torch.autograd.grad(torch.where(h[:, None] > 0, y_next, y).sum(), y)
+    assert torch.isfinite(grad).all() and grad[1].item() == 1.0

@@ -8,6 +8,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 from sdekit.checks import one_of
+from sdekit.errors import InputValueError
 
 from ..batching import bcast
 from .base import AbstractSolver
@@ -78,7 +79,12 @@ class Milstein(AbstractSolver):
             g, gdg = _jvp(lambda x: problem.g(t, x), y)
         else:
             g = problem.g(t, y)
-            sqrt_h = hb.abs().sqrt() if isinstance(hb, torch.Tensor) else math.sqrt(abs(h))
+            # clamped: a compiled chunk pads with h = 0 steps, whose 0/0 would be NaN gradients
+            sqrt_h = (
+                hb.abs().clamp_min(torch.finfo(y.dtype).tiny).sqrt()
+                if isinstance(hb, torch.Tensor)
+                else math.sqrt(abs(h))
+            )
             if stratonovich:  # with dW's sign; a float is filled in, not copied to the device
                 if not isinstance(sqrt_h, torch.Tensor):
                     sqrt_h = torch.full_like(dW, sqrt_h)
@@ -94,29 +100,57 @@ def _jvp(fn, y, sign=None):
     (along ``fn(y) * sign`` where a sign is given).
 
     When gradients flow (backpropagation through the solve), forward mode is used, which composes
-    with reverse mode; compiled steps and steps under ``torch.inference_mode()`` use
-    ``torch.func.jvp``. Otherwise the cheaper double-vjp trick on a detached copy of ``y`` gives the
-    same product: ``u -> J^T u`` is linear in ``u``, and its vjp with ``g`` is ``J g``.
+    with reverse mode; where the diffusion has no forward-mode derivative (a custom
+    ``autograd.Function`` without ``jvp``), reverse mode twice with the graph kept. Compiled steps
+    and steps under ``torch.inference_mode()`` use ``torch.func.jvp``. Otherwise the cheaper
+    double-vjp trick on a detached copy of ``y`` gives the same product: ``u -> J^T u`` is linear
+    in ``u``, and its vjp with ``g`` is ``J g``.
     """
     g = fn(y)
     direction = g if sign is None else g * sign
+    y = y.contiguous()  # an expanded y (one learnable state for the batch) cannot be made dual
     # Inside solve(compile=True) functorch's jvp traces; under torch.inference_mode() autograd
     # records nothing (the product below would read as zero), functorch's jvp still works.
-    if torch.compiler.is_compiling() or torch.is_inference_mode_enabled():
+    if torch.compiler.is_compiling():
         return g, torch.func.jvp(fn, (y,), (direction,))[1]
+    if torch.is_inference_mode_enabled():
+        try:
+            return g, torch.func.jvp(fn, (y,), (direction,))[1]
+        except (NotImplementedError, RuntimeError) as err:
+            raise InputValueError(
+                f"Milstein's autograd derivative under torch.inference_mode() needs the "
+                f"diffusion's forward-mode derivative (torch.func.jvp), which failed: {err}. "
+                f"Solve under torch.no_grad() instead, or use Milstein('finite_difference')"
+            ) from err
     if g.requires_grad:
-        with fwAD.dual_level():
-            tangent = fwAD.unpack_dual(fn(fwAD.make_dual(y, direction))).tangent
-        return g, torch.zeros_like(g) if tangent is None else tangent  # None: g ignores y
+        try:
+            with fwAD.dual_level():
+                tangent = fwAD.unpack_dual(fn(fwAD.make_dual(y, direction))).tangent
+            return g, torch.zeros_like(g) if tangent is None else tangent  # None: g ignores y
+        except (NotImplementedError, RuntimeError) as err:
+            if not _no_forward_mode(err):
+                raise
+        leaf = y if y.requires_grad else y.detach().requires_grad_(True)
+        return g, _double_vjp(fn, leaf, direction, g, keep_graph=True)
+    return g, _double_vjp(fn, y.detach().requires_grad_(True), direction, g, keep_graph=False)
+
+
+def _no_forward_mode(err: Exception) -> bool:
+    """Whether ``err`` says an operation of the diffusion has no forward-mode derivative."""
+    text = str(err)
+    return isinstance(err, NotImplementedError) or "forward AD" in text or "jvp" in text
+
+
+def _double_vjp(fn, y_leaf, direction, g, *, keep_graph: bool):
+    """``J_fn(y) direction`` by reverse mode twice; ``keep_graph``: differentiable in turn."""
     with torch.enable_grad():
-        y_leaf = y.detach().requires_grad_(True)
         out = fn(y_leaf)
         if not out.requires_grad:  # g does not depend on y
-            return g, torch.zeros_like(g)
+            return torch.zeros_like(g)
         u = torch.zeros_like(out, requires_grad=True)
         # allow_unused: g may carry a graph (learnable parameters) without depending on y
         (vjp,) = torch.autograd.grad(out, y_leaf, u, create_graph=True, allow_unused=True)
         if vjp is None:
-            return g, torch.zeros_like(g)
-        (jvp,) = torch.autograd.grad(vjp, u, direction, allow_unused=True)
-    return g, torch.zeros_like(g) if jvp is None else jvp
+            return torch.zeros_like(g)
+        (jvp,) = torch.autograd.grad(vjp, u, direction, create_graph=keep_graph, allow_unused=True)
+    return torch.zeros_like(g) if jvp is None else jvp
