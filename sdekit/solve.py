@@ -1134,7 +1134,23 @@ class _AdaptiveSteps:
     ends the state's results become the whole batch's again.
     """
 
-    step = staticmethod(_solver_step)
+    def step(self, problem, solver, t, h, inc, state):
+        """The solver's step. While a per-sample step records an autograd graph, rows whose
+        step came out non-finite (rejected) are stepped again with ``h = 0`` for the graph: the
+        zero gradient that reaches a rejected row would meet its NaN/Inf as ``0 · inf = NaN``,
+        in every parameter's gradient. The decision keeps the original error."""
+        y_next, y_error, solver_state = _solver_step(problem, solver, t, h, inc, state)
+        if not (self.per_sample and y_next.requires_grad):
+            return y_next, y_error, solver_state
+        finite = torch.isfinite(y_next.detach()).flatten(1).all(1)
+        if y_error is not None:
+            finite &= torch.isfinite(_detached(y_error)).flatten(1).all(1)
+        if bool(finite.all()):  # a host read, only while recording a graph
+            return y_next, y_error, solver_state
+        h = torch.where(finite, h, 0.0)
+        y_next, _, solver_state = _solver_step(problem, solver, t, h, inc, state)
+        self._count(self.nfe_step, state.y.shape[0])
+        return y_next, y_error, solver_state
 
     def __init__(
         self, controller, solver, y0, t0, t1, dt, stops, save_times, max_steps, source, compact

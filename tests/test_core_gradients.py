@@ -157,6 +157,24 @@ def test_a_per_sample_adaptive_solve_differentiates_through_its_steps(compile):
     assert all(torch.isfinite(g).all() for g in noisy)
 
 
+def test_a_rejected_non_finite_attempt_leaves_per_sample_gradients_finite():
+    # y' = -a sqrt(y): a first attempt too long makes y negative in a stage (NaN), rejected. Per
+    # sample the rejected row stays in the graph behind a where, and 0 * NaN poisoned every
+    # gradient; shared time discards the attempt. Exact: y = (sqrt(y0) - a t / 2)².
+    a = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    y0 = torch.tensor([[1.0], [4.0]], dtype=torch.float64, requires_grad=True)
+    ode = sk.ODE(lambda t, y: -a * torch.sqrt(y))
+    root = y0.detach().sqrt() - 3.0 * 0.66 / 2
+    for per_sample in (False, True):
+        controller = sk.PIController(rtol=1e-6, atol=1e-6, per_sample=per_sample)
+        sol = sk.solve(ode, y0, 0.0, 0.66, solver="dopri5", controller=controller)
+        assert torch.as_tensor(sol.stats["rejected"]).sum() > 0
+        grad_y0, grad_a = torch.autograd.grad(sol.ys[-1].sum(), (y0, a))
+        # (to the solve's tolerance: the first sample ends at y = 1e-4, near the singular 0)
+        torch.testing.assert_close(grad_y0, root / y0.detach().sqrt(), rtol=1e-2, atol=0)
+        torch.testing.assert_close(grad_a, -(root * 0.66).sum(), rtol=1e-3, atol=0)
+
+
 @pytest.mark.parametrize("grad", [True, False])
 def test_milstein_with_a_learnable_diffusion_that_ignores_y_is_euler(grad):
     """A diffusion with parameters but no dependence on y (declared diagonal, as torchsde users
