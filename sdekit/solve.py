@@ -408,6 +408,11 @@ def _time_resolution(t0: float, t1: float, saveat, controller) -> float:
 def _check_saveat(saveat, t0: float, t1: float) -> list[float] | None:
     if saveat is None:
         return None
+    if isinstance(saveat, torch.Tensor) and saveat.requires_grad:
+        raise InputValueError(
+            "saveat requires grad, but solve does not differentiate with respect to the save "
+            "times: pass saveat.detach()"
+        )
     if isinstance(saveat, torch.Tensor) and saveat.dim() > 1:
         raise InputValueError(
             f"saveat must be a 1-D sequence of times, got a tensor of shape {tuple(saveat.shape)}"

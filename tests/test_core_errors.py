@@ -204,6 +204,12 @@ def test_a_time_that_requires_grad_is_refused_rather_than_silently_cut(name):
         sk.solve(_sde(), Y0, times["t0"], times["t1"], solver="euler", dt=0.1)
     with pytest.raises(ValueError, match=r"dt requires grad.*dt.detach()"):
         sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=torch.tensor(0.1, requires_grad=True))
+    # save times and StepTo's grid: their gradients were silently None
+    times = torch.linspace(0.0, 1.0, 5, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match=r"saveat requires grad.*saveat.detach()"):
+        sk.solve(_sde(), Y0, 0.0, 1.0, solver="euler", dt=0.1, saveat=times)
+    with pytest.raises(ValueError, match=r"StepTo\(ts\) requires grad.*detached"):
+        sk.StepTo(times)
 
 
 def test_missing_dt_and_controller_is_rejected():

@@ -103,6 +103,11 @@ def snap(time: float, target: float, dtype: torch.dtype | None) -> float:
 def check_times(times, name: str) -> tuple[float, ...]:
     """A sequence (or 1-D tensor) of finite floats."""
     if isinstance(times, torch.Tensor):
+        if times.requires_grad:
+            raise InputValueError(
+                f"{name} requires grad, but solve does not differentiate with respect to times: "
+                f"pass them detached (.detach())"
+            )
         if times.dim() != 1:
             raise InputValueError(f"{name} must be 1-D, got shape {tuple(times.shape)}")
         times = times.tolist()
