@@ -151,6 +151,11 @@ def test_the_weak_order_is_validated_as_the_other_orders_are(weak_order, error):
     assert dataclasses.replace(SRI1W1, weak_order=None).weak_order is None
 
 
+def test_drift_weights_that_do_not_sum_to_one_are_refused_as_butcher_weights_are():
+    with pytest.raises(ValueError, match=r"SRATableau.alpha sums to 1.1"):
+        dataclasses.replace(SRA1, alpha=(0.5, 0.6))
+
+
 def test_replacing_a0_says_to_pass_c0_none_with_replace():
     with pytest.raises(
         sk.InputValueError, match=r"c0\[1\] is not a row sum.*pass c0=None.*replace"

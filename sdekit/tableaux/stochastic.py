@@ -131,6 +131,7 @@ class _StochasticRKTableau:
         set_ = object.__setattr__
         for name in self._vectors:
             set_(self, name, coef.vector(vectors[name], f"{cls}.{name}"))
+        set_(self, "alpha", coef.weights(self.alpha, f"{cls}.alpha"))  # consistency: αᵀe = 1
         for name in self._matrices:
             set_(self, name, coef.lower_rows(matrices[name], s, f"{cls}.{name}"))
         for c_name, a_name in self._row_sums:
