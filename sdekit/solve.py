@@ -138,7 +138,9 @@ def solve(
             dominates (states of up to 8192 elements: 16 or more steps per call; larger states
             step eagerly, which is as fast). The first call compiles, and each new problem
             recompiles: about 10 s for Euler's chunk of 128 steps on one CPU core, about a
-            minute for SOSRI's of 32 (a chunk holds up to 256 drift and diffusion evaluations).
+            minute for SOSRI's of 32 (a chunk holds up to 256 drift and diffusion evaluations);
+            while recording a graph for backpropagation the backward compiles too (SOSRI's and
+            SOSRA's chunks took about 5 minutes each on a shared 2-core machine).
             An adaptive solve that shares one step size compiles each attempt's step together
             with the batch's error norm (a few seconds; a new problem or tolerance recompiles),
             same steps and decisions as eager ones up to rounding. A per-sample adaptive solve
