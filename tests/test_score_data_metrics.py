@@ -93,6 +93,50 @@ def test_sliced_wasserstein_detects_a_shift():
     assert shifted == pytest.approx(0.6 / 2**0.5, abs=0.08)
 
 
+def test_sliced_wasserstein_is_exact_for_sets_of_different_sizes():
+    # Read at max(N, M) midpoints, {0, 1} against {0, 1, 2} gave 0.577 and, reflected, 0.816.
+    # Exact: the quantile functions differ by 1 on [1/3, 1/2) and [2/3, 1), W2² = 1/6 + 1/3.
+    x, y = torch.tensor([[0.0], [1.0]]), torch.tensor([[0.0], [1.0], [2.0]])
+    for sign in (1, -1):
+        assert sliced_wasserstein(sign * x, sign * y, n_projections=1) == pytest.approx(0.5**0.5)
+    # against the quantile functions on a fine grid of levels
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(70, 1, generator=gen), torch.randn(100, 1, generator=gen) + 0.3
+    u = (np.arange(700_000) + 0.5) / 700_000
+    qa, qb = (
+        np.sort(a[:, 0].numpy())[(u * 70).astype(int)],
+        np.sort(b[:, 0].numpy())[(u * 100).astype(int)],
+    )
+    assert sliced_wasserstein(a, b, n_projections=2) == pytest.approx(
+        np.sqrt(np.mean((qa - qb) ** 2)), rel=1e-6
+    )
+
+
+def test_sliced_wasserstein_draws_the_same_directions_by_default_and_not_from_the_global_rng():
+    a, b = torch.randn(300, 5), torch.randn(200, 5)
+    torch.manual_seed(7)
+    first = sliced_wasserstein(a, b)
+    after = torch.rand(())
+    torch.manual_seed(7)
+    assert sliced_wasserstein(a, b) == first and torch.rand(()) == after
+    assert sliced_wasserstein(a, b, generator=1) != first
+
+
+def test_metrics_refuse_samples_of_different_event_shapes():
+    # 64 elements either way, compared in another order: a number was returned
+    for metric in (gaussian_frechet, sliced_wasserstein):
+        with pytest.raises(ValueError, match=r"event shapes differ: \(64,\) and \(1, 8, 8\)"):
+            metric(torch.randn(100, 64), torch.randn(100, 1, 8, 8))
+
+
+def test_classifier_confidence_refuses_non_finite_samples():
+    # NaN samples counted as "not confident" and the entropy became NaN
+    samples = torch.rand(20, 1, 8, 8)
+    samples[[3, 7]] = float("nan")
+    with pytest.raises(ValueError, match=r"non-finite values \(NaN/Inf\) in 2 of 20 .*\[3, 7\]"):
+        classifier_confidence(samples, DigitsClassifier())
+
+
 def test_metrics_refuse_non_finite_samples_and_no_projections():
     # n_projections=0 returned NaN; NaN samples failed inside eigh
     a, b = torch.randn(20, 2), torch.randn(20, 2)

@@ -221,6 +221,11 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
 
     The trace term uses ``tr((S_a^(1/2) S_b S_a^(1/2))^(1/2))``, whose argument is symmetric PSD,
     so two symmetric eigendecompositions in float64 give it exactly (no scipy ``sqrtm``).
+
+    As an estimator of the distance between the two laws it is biased upwards, by about
+    ``D/N + D/M`` for nearby laws (two draws of 2000 from one 128-D Gaussian: 4.3; of 500: 17):
+    compare distances only at equal sample sizes, and read a floor from two independent draws
+    of the reference law.
     """
     a, b = _features(feats_a, "feats_a"), _features(feats_b, "feats_b")
     if a.shape[1] != b.shape[1]:
@@ -233,9 +238,20 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     return distance.clamp_min(0.0).item()
 
 
+def _same_events(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Samples compared element by element must have one event shape (a channels-first image
+    against a flattened or channels-last one has as many elements, in another order)."""
+    if a.shape[1:] != b.shape[1:]:
+        raise InputValueError(
+            f"the samples' event shapes differ: {tuple(a.shape[1:])} and {tuple(b.shape[1:])}; "
+            f"bring them to one layout first"
+        )
+
+
 def gaussian_frechet(a: torch.Tensor, b: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to raw samples ``(N, *event)`` and ``(M, *event)``
     (each sample flattened to a vector)."""
+    _same_events(a, b)
     return frechet_distance(_flat(a, "a"), _flat(b, "b"))
 
 
@@ -272,6 +288,12 @@ def classifier_confidence(
     data_range: tuple[float, float] = (-1.0, 1.0),
 ) -> Confidence:
     """How confidently the classifier recognises ``samples`` ``(N, 1, 8, 8)`` in ``data_range``."""
+    bad = ~torch.isfinite(samples.detach()).flatten(1).all(dim=1)
+    if bool(bad.any()):
+        raise InputValueError(
+            f"samples hold non-finite values (NaN/Inf) in {int(bad.sum())} of {len(samples)} "
+            f"samples (first: {bad.nonzero().flatten()[:5].tolist()})"
+        )
     log_probs = classifier.eval()(_to_unit_range(samples.float(), data_range)).log_softmax(dim=1)
     confident = (log_probs.max(dim=1).values.exp() >= threshold).float().mean()
     entropy = -(log_probs.exp() * log_probs).sum(dim=1).mean()
@@ -282,19 +304,20 @@ def sliced_wasserstein(
     a: torch.Tensor,
     b: torch.Tensor,
     n_projections: int = 256,
-    generator: GeneratorLike = None,
+    generator: GeneratorLike = 0,
 ) -> float:
     """Sliced 2-Wasserstein distance between the empirical distributions of ``a`` and ``b``.
 
         SW_2(a, b)^2 = E_theta W_2(theta . a, theta . b)^2,   theta uniform on the unit sphere,
 
-    with the expectation over ``n_projections`` random directions and each 1-D ``W_2`` computed
-    exactly from the sorted projections (``a`` and ``b`` need not have the same size: both
-    quantile functions are read at ``max(N, M)`` evenly spaced levels).
+    with the expectation over ``n_projections`` random directions and each 1-D ``W_2`` exact:
+    the integral over levels ``u`` of the squared difference of the two quantile functions,
+    which are constant between the merged levels ``i/N`` and ``j/M`` (``a`` and ``b`` need not
+    have the same size). ``generator`` draws the directions: by default the same ones at every
+    call (seed 0), so that distances computed apart are paired and the global RNG is untouched.
     """
+    _same_events(a, b)
     a, b = _flat(a, "a"), _flat(b, "b")
-    if a.shape[1] != b.shape[1]:
-        raise InputValueError(f"dimensions differ: {a.shape[1]} and {b.shape[1]}")
     n_projections = positive_int(n_projections, "n_projections")
     gen = as_generator(generator)
     if isinstance(gen, list):
@@ -304,7 +327,17 @@ def sliced_wasserstein(
         a.shape[1], n_projections, generator=gen, dtype=torch.float64, device=device
     )
     theta = (theta / theta.norm(dim=0)).to(a.device)
-    levels = (torch.arange(max(len(a), len(b)), device=a.device) + 0.5) / max(len(a), len(b))
-    qa = (a @ theta).sort(dim=0).values[(levels * len(a)).long()]
-    qb = (b @ theta).sort(dim=0).values[(levels * len(b)).long()]
-    return (qa - qb).square().mean().sqrt().item()
+    rows_a, rows_b, widths = _quantile_cells(len(a), len(b), a.device)
+    qa = (a @ theta).sort(dim=0).values[rows_a]
+    qb = (b @ theta).sort(dim=0).values[rows_b]
+    return ((qa - qb).square() * widths[:, None]).sum(0).mean().sqrt().item()
+
+
+def _quantile_cells(n: int, m: int, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The cells between the merged levels ``i/n`` and ``j/m``, on each of which the quantile
+    functions of ``n`` and ``m`` equally weighted points are both constant: the rank each reads
+    in its sorted set, and the cell's length (in integer units of ``1/(n m)``: exact)."""
+    edges = torch.cat([torch.arange(n + 1) * m, torch.arange(m + 1) * n]).unique()  # sorted
+    left = edges[:-1]
+    widths = edges.diff().to(torch.float64) / (n * m)
+    return (left // m).to(device), (left // n).to(device), widths.to(device)
