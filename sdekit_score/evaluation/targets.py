@@ -159,9 +159,11 @@ class GaussianMixture:
         if self.isotropic:
             var = a.square() * variances.T + s2  # (n or 1, K)
             # |x - a m|^2 expanded into matrix products: no (n, K, D) intermediate. In float32 at
-            # D = 3072 and t = eps this costs ~0.05 nats of absolute error in log p_t (|x|^2 / v is
-            # large), while the score keeps a relative error ~1e-6 (separated modes make the
-            # responsibilities one-hot); the broadcast form below was ~2.5x slower there.
+            # D = 3072 and t = eps this costs up to 0.04 nats of absolute error in log p_t for VP
+            # and 0.7 for VE with data in [0, 1], whose uncentred means cancel more (|x|^2 / v is
+            # large); the score keeps a relative error ~1e-6 (separated modes make the
+            # responsibilities one-hot). The broadcast form below was ~2.5x slower there; log
+            # densities to compare are taken in float64 (bench/samplers.py does).
             sq = (
                 torch.linalg.vector_norm(x, dim=-1, keepdim=True).square()
                 - 2.0 * a * (x @ means.T)
