@@ -60,6 +60,50 @@ def test_redrawing_the_noise_on_rejection_fails_the_battery_where_it_must():
     assert "variance" in report["path_under_rejection"].detail
 
 
+class ForgetsInteriorPoints(BrownianBridge):
+    """A rejected step forgets the points strictly inside it (its pieces merge)."""
+
+    def commit(self, accept) -> None:
+        accept = torch.as_tensor(accept, dtype=torch.bool).expand(self.shape[0])
+        start, end = self._c.clone(), self._attempt.end
+        super().commit(accept)
+        T = self._T[: self._window]
+        T.masked_fill_((T > start) & (T < end) & ~accept, math.inf)
+
+
+class ForgetsEndsInsidePending(BrownianBridge):
+    """A rejected step's end that lies inside a pending interval is forgotten."""
+
+    def commit(self, accept) -> None:
+        end, slot = self._attempt.end, self._window
+        before = self._T[:slot].clone()
+        accept = torch.as_tensor(accept, dtype=torch.bool).expand(self.shape[0])
+        super().commit(accept)
+        inside = ((before > end[None]) & (before < math.inf)).any(0)
+        self._T[slot] = torch.where(~accept & inside, math.inf, self._T[slot])
+
+
+def unseeded(shape, *, dtype, device, generator, levy_area):
+    """Ignores the generator it is given (draws from torch's global one)."""
+    return BrownianBridge(shape, dtype=dtype, device=device, generator=None, levy_area=levy_area)
+
+
+@pytest.mark.parametrize(
+    "make, failing, phrase",
+    [
+        (ForgetsInteriorPoints, "chen", "a point of the path was forgotten"),
+        (ForgetsEndsInsidePending, "retry", "retried inside a longer rejected one"),
+        (unseeded, "determinism", "same seed gave other noise"),
+    ],
+)
+def test_a_bridge_that_forgets_points_or_its_seed_fails_the_battery(make, failing, phrase):
+    # Each passed every property (the first two bias the double well's E[Y²] by +10% and +27%
+    # in adaptive solves): the checks that catch them are exact, not statistical.
+    report = skt.brownian_properties(make, only=["chen", "retry", "determinism"])
+    assert {r.name for r in report.failures} == {failing}, str(report)
+    assert phrase in report[failing].detail
+
+
 @settings(max_examples=8)
 @given(schedules=rejection_schedules().map(lambda s: (s,)))
 def test_accepted_increments_are_independent_gaussians_under_random_rejection_patterns(schedules):

@@ -20,12 +20,17 @@ rejection         half the step), the accepted increments still add up to ``W(T)
                   taking one decision from the mean square of its noise
 chen              a rejected step and the accepted pieces that later cover it agree exactly
                   (Chen's relation: ``W = W₁ + W₂``, ``K = K₁ + K₂ + (bW₁ − aW₂)/2`` with
-                  ``K = hH``), over random rejection patterns
+                  ``K = hH``), over random rejection patterns, and where a longer rejected
+                  step came in between (``[0, .5]``, then ``[0, .8]``, then ``[0, .25]`` and
+                  ``[.25, .5]``: a source that forgets pending points fails here)
 bridge_law        a shorter retry of a rejected step ``[0, L]`` at ``xL`` is the Brownian
                   bridge: residual of ``W₁ − xW − 6x(1 − x)K/L`` uncorrelated with
                   ``(W, K)``, of variance ``Lx(1 − x)(1 − 3x(1 − x))`` (``Lx(1 − x)`` without
                   area), for a left and a right piece
-retry             retrying a rejected step gives the same noise, bit for bit
+retry             retrying a rejected step gives the same noise, bit for bit, also after a
+                  shorter rejection inside a longer one (``[0, 1]``, ``[0, .3]``, ``[0, .3]``)
+determinism       a source made with the same seed hands out the same noise, bit for bit,
+                  under rejection; another seed other noise
 past_end          with ``end=`` given, a query past it raises (a warning is not enough)
 ================  ===========================================================================
 
@@ -50,6 +55,7 @@ BROWNIAN_PROPERTIES = (
     "chen",
     "bridge_law",
     "retry",
+    "determinism",
     "past_end",
 )
 
@@ -108,6 +114,16 @@ class _BrownianBattery:
         return self.make(
             shape, dtype=F64, device=torch.device("cpu"), generator=gen, levy_area=levy_area
         )
+
+    @staticmethod
+    def _queries(source, queries):
+        """``(dW, H)`` of each query ``(t, h, accept)``, taken in order."""
+        out = []
+        for t, h, ok in queries:
+            inc = source.increment(torch.tensor(t, dtype=F64), h)
+            source.commit(torch.tensor(ok))
+            out.append((inc.dW, inc.H))
+        return out
 
     def _run(self, source, schedule, t1=1.0, dt0=0.25):
         """Drive ``source`` (shared time) through ``schedule``, then accepted steps of ``dt0`` up
@@ -263,6 +279,22 @@ class _BrownianBattery:
                     )
                     gap = max(gap, gap_K)
                 worst = max(worst, gap)
+            # a longer rejection after a shorter one: the shorter one's end stays a point of
+            # the path, which the accepted pieces must reproduce
+            steps = [(0.0, 0.5, False), (0.0, 0.8, False), (0.0, 0.25, True), (0.25, 0.25, True)]
+            (W, H), _, (W1, H1), (W2, H2) = self._queries(self._source(levy, n=64), steps)
+            _, W12, K12 = _merge(
+                (0.25, W1, 0.25 * H1 if levy else 0), (0.25, W2, 0.25 * H2 if levy else 0)
+            )
+            gap = float((W12 - W).abs().max())
+            if levy:
+                gap = max(gap, float((K12 - 0.5 * H).abs().max()))
+            assert gap <= 1e-10, (
+                f"levy_area={levy}: after rejecting [0, .5] and then [0, .8], the accepted "
+                f"[0, .25] and [.25, .5] differ from the rejected [0, .5] by {gap:.3g} (a point "
+                f"of the path was forgotten)"
+            )
+            worst = max(worst, gap)
         return f"pieces merge to the rejected step to {worst:.1e}"
 
     def bridge_law(self):
@@ -304,7 +336,29 @@ class _BrownianBattery:
             )
             if levy:
                 assert torch.equal(first.H, again.H), "a retried step gets a different Lévy area"
+            steps = [(0.0, 1.0, False), (0.0, 0.3, False), (0.0, 0.3, False)]
+            _, first, again = self._queries(self._source(levy, n=16), steps)
+            assert all(
+                torch.equal(a, b) for a, b in zip(first, again, strict=True) if a is not None
+            ), (
+                f"levy_area={levy}: a step retried inside a longer rejected one gets different "
+                f"noise (max change {float((first[0] - again[0]).abs().max()):.3g})"
+            )
         return "same noise"
+
+    def determinism(self):
+        steps = [(0.0, 0.5, False), (0.0, 0.2, True), (0.2, 0.6, False), (0.2, 0.3, True)]
+        for levy in self.levy_areas:
+            one, same = (self._queries(self._source(levy, n=16), steps) for _ in range(2))
+            other = self._queries(self._source(levy, n=16, seed_offset=101), steps)
+            for (a, _), (b, _), (c, _) in zip(one, same, other, strict=True):
+                assert torch.equal(a, b), (
+                    f"levy_area={levy}: a source made with the same seed gave other noise (max "
+                    f"change {float((a - b).abs().max()):.3g}): does it use the generator it is "
+                    f"given?"
+                )
+                assert not torch.equal(a, c), f"levy_area={levy}: another seed, the same noise"
+        return "same seed, same noise; another seed, other noise"
 
     def past_end(self):
         if self.end is None:
