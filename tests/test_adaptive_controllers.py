@@ -950,3 +950,28 @@ def test_a_stopped_solve_saves_its_last_state_last_and_nan_where_it_did_not_reac
     if per_sample:  # the finished samples keep their results
         torch.testing.assert_close(last[~stopped], plain.ys[-1][~stopped])
         assert torch.isfinite(saved.ys[:, ~stopped]).all()
+
+
+class _HalveOrDouble(sk.AbstractStepSizeController):
+    """The docs' controller (docs/concepts/controllers.md): no error() of its own."""
+
+    def __init__(self, tol: float):
+        self.tol = tol
+
+    def init(self, solver, y0, t0, t1, dt0):
+        return torch.tensor(dt0, dtype=y0.dtype, device=y0.device), None
+
+    def adapt(self, y, y_next, y_error, h, state):
+        accept = y_error.abs().max() <= self.tol
+        return accept, torch.where(accept, 2 * h, h / 2), state
+
+
+def test_clip_step_size_around_a_controller_without_an_error_norm_fails_as_a_solve_error():
+    # ClipStepSize.error delegated unconditionally: the underflow report, which names the worst
+    # sample where the controller has an error norm, raised AttributeError instead
+    controller = sk.ClipStepSize(_HalveOrDouble(1e-6), dt_max=0.2, dt_min=1e-4)
+    assert not hasattr(controller, "error") and hasattr(sk.ClipStepSize(sk.IController()), "error")
+    blows_up = sk.ODE(lambda t, y: y**2)  # at t = 1
+    with pytest.raises(sk.SolveError, match="fell below dt_min=0.0001"):
+        sk.solve(blows_up, torch.ones(2, 1, dtype=torch.float64), 0.0, 2.0, solver="bosh3",
+                 controller=controller, dt=0.1)  # fmt: skip

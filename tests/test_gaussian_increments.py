@@ -95,3 +95,12 @@ def test_compiled_and_eager_fixed_steps_agree_on_a_state_of_one_element():
         for flag in (False, True)
     ]
     torch.testing.assert_close(runs[1], runs[0], rtol=1e-6, atol=1e-6)
+
+
+def test_a_seed_is_a_generator_as_for_the_bridge():
+    # an int seed crashed inside torch.randn (BrownianBridge and solve take one)
+    def first(generator):
+        source = GaussianIncrements((4, 1), dtype=torch.float64, device="cpu", generator=generator)
+        return source.increment(torch.tensor(0.0, dtype=torch.float64), 0.1).dW
+
+    assert torch.equal(first(3), first(torch.Generator().manual_seed(3)))

@@ -7,7 +7,7 @@ import math
 import torch
 
 from ..batching import bcast
-from ..random import randn
+from ..random import as_generator, randn
 from .base import BrownianSource, Increment
 
 
@@ -47,7 +47,7 @@ class GaussianIncrements(BrownianSource):
         self.shape = tuple(shape)
         self.dtype = dtype
         self.device = torch.device(device)
-        self.generator = generator
+        self.generator = as_generator(generator, self.device)
         self.levy_area = levy_area
         self.block = block
         self._block: torch.Tensor | None = None  # (block, 1 or 2, *shape): per call dW's, area's
