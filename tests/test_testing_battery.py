@@ -242,6 +242,43 @@ class _NanFriendly(sk.IController):
         return super().adapt(y, torch.nan_to_num(y_next), torch.nan_to_num(y_error), h_abs, state)
 
 
+class _LooseOnTheHost(sk.IController):
+    """Accepts errors up to 1.5 where a shared-time solve decides: on the host."""
+
+    def adapt_host(self, y, y_next, y_error, h_abs, state, err=None):
+        if err is None:
+            err = float(self.error(y, y_next, y_error, state).max())
+        return super().adapt_host(y, y_next, y_error, h_abs, state, err=err / 1.5)
+
+
+class _ClipOnlyOnTheDevice(sk.ClipStepSize):
+    """Ignores dt_max on the host path."""
+
+    def adapt_host(self, y, y_next, y_error, h_abs, state, err=None):
+        return self.controller.adapt_host(y, y_next, y_error, h_abs, state, err)
+
+
+class _KeepsARejectedStep(sk.IController):
+    """Retries a rejected step at the same size (with the same noise: for ever)."""
+
+    def adapt(self, y, y_next, y_error, h_abs, state):
+        accept, h_next, state = super().adapt(y, y_next, y_error, h_abs, state)
+        return accept, torch.where(accept, h_next, h_abs), state
+
+
+class _GrowsAfterTwoRejections(sk.IController):
+    """Doubles the step when the attempt before was rejected too (a defect with memory)."""
+
+    def init(self, solver, y0, t0, t1, dt0):
+        h, state = super().init(solver, y0, t0, t1, dt0)
+        return h, (state, torch.zeros((), dtype=torch.bool))
+
+    def adapt(self, y, y_next, y_error, h_abs, state):
+        inner, rejected_before = state
+        accept, h_next, inner = super().adapt(y, y_next, y_error, h_abs, inner)
+        return accept, torch.where(~accept & rejected_before, 2 * h_abs, h_next), (inner, ~accept)
+
+
 @pytest.mark.parametrize(
     "controller, failing, phrase",
     [
@@ -249,8 +286,21 @@ class _NanFriendly(sk.IController):
         (_Unbounded(), "factor_bounds", "outside [0.2, 10.0]"),
         (_Backwards(), "monotone_in_the_error", "the next step grows"),
         (_NanFriendly(), "non_finite_error", "accepted"),
+        (_LooseOnTheHost(), "accept_iff_error_at_most_one", "(adapt_host): scaled errors"),
+        (_ClipOnlyOnTheDevice(sk.IController(), dt_max=0.05), "factor_bounds", "(adapt_host)"),
+        (_KeepsARejectedStep(), "factor_bounds", "not shrunk to a positive step"),
+        (_GrowsAfterTwoRejections(), "factor_bounds", "rejection 2 in a row"),
     ],
-    ids=["loose", "unbounded", "backwards", "nan-friendly"],
+    ids=[
+        "loose",
+        "unbounded",
+        "backwards",
+        "nan-friendly",
+        "loose-on-the-host",
+        "dt-max-on-the-device-only",
+        "keeps-a-rejected-step",
+        "grows-after-two-rejections",
+    ],
 )
 def test_a_broken_controller_is_caught_with_a_message(controller, failing, phrase):
     report = skt.controller_properties(controller, skip=["stops"])

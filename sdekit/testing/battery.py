@@ -37,8 +37,10 @@ stops               adaptive steps never step past a save time or ``t1``, and la
 
 :func:`controller_properties` does the same for a step-size controller: accept iff the scaled
 error is at most one, the next step non-increasing in the error (among accepted and among rejected
-attempts), the step factor within its bounds, a non-finite error a rejection that shrinks the
-step, decisions of the declared shape, and steps that land on save times.
+attempts), the step factor within its bounds and a rejected step shrunk to a positive one (also
+after rejections in a row), every step within ``dt_max``, a non-finite error a rejection that
+shrinks the step, decisions of the declared shape, and steps that land on save times; through
+``init_host``/``adapt_host`` too where the controller decides on the host.
 """
 
 from __future__ import annotations
@@ -611,52 +613,85 @@ class _ControllerBattery:
         self.y = torch.randn(batch, 4, generator=self.gen, dtype=F64)
         self.y_next = self.y + 0.01 * torch.randn(batch, 4, generator=self.gen, dtype=F64)
         self.shape = torch.randn(batch, 4, generator=self.gen, dtype=F64).abs()
+        # A shared-time solve decides through init_host/adapt_host where the controller declares
+        # host decisions: both paths are checked, each decision on each.
+        host = getattr(controller, "host_decisions", False) and not controller.per_sample
+        self.paths = (False, True) if host else (False,)
 
-    def _fresh(self):
-        h, state = self.controller.init(self.solver, self.y, 0.0, 1.0, 0.1)
-        return h, state
+    @staticmethod
+    def _where(host: bool) -> str:
+        return " (adapt_host)" if host else ""
 
-    def _attempt(self, scale: float):
-        h, state = self._fresh()
-        accept, h_next, _ = self.controller.adapt(self.y, self.y_next, scale * self.shape, h, state)
+    def _fresh(self, host: bool = False):
+        if host:
+            h, state = self.controller.init_host(self.solver, self.y, 0.0, 1.0, 0.1)
+            return torch.tensor(float(h), dtype=F64), state
+        return self.controller.init(self.solver, self.y, 0.0, 1.0, 0.1)
+
+    def _decide(self, scale: float, h, state, host: bool):
+        """One decision on an error of ``scale`` times the base: ``(accept, h_next, state)``."""
+        error = scale * self.shape
+        if host:
+            accept, h_next, state = self.controller.adapt_host(
+                self.y, self.y_next, error, float(h), state
+            )
+            return torch.tensor(bool(accept)), torch.tensor(float(h_next), dtype=F64), state
+        return self.controller.adapt(self.y, self.y_next, error, h, state)
+
+    def _attempt(self, scale: float, host: bool = False):
+        h, state = self._fresh(host)
+        accept, h_next, _ = self._decide(scale, h, state, host)
         return h, accept, h_next, state
 
     def accept_iff_error_at_most_one(self):
         error = getattr(self.controller, "error", None)
+        for host in self.paths:
+            if error is None:  # no scale to compare with: only the extremes
+                for scale, want in ((1e-12, True), (1e12, False)):
+                    accept = torch.as_tensor(self._attempt(scale, host)[1])
+                    assert bool(accept.all() if want else ~accept.any()), (
+                        f"error scale {scale:g}{self._where(host)}: accept {accept.tolist()}"
+                    )
+                continue
+            for scale in torch.logspace(-4, 4, 41, dtype=F64).tolist():
+                h, accept, _, state = self._attempt(scale, host)
+                err = error(self.y, self.y_next, scale * self.shape, state)
+                if not self.controller.per_sample:
+                    err = err.max()
+                assert torch.equal(accept, err <= 1), (
+                    f"error scale {scale:.3g}{self._where(host)}: scaled errors {err.tolist()} "
+                    f"but accept {accept.tolist()}"
+                )
         if error is None:
-            return skipped("accept_iff_error_at_most_one", "the controller has no error()")
-        for scale in torch.logspace(-4, 4, 41, dtype=F64).tolist():
-            h, accept, _, state = self._attempt(scale)
-            err = error(self.y, self.y_next, scale * self.shape, state)
-            if not self.controller.per_sample:
-                err = err.max()
-            assert torch.equal(accept, err <= 1), (
-                f"error scale {scale:.3g}: scaled errors {err.tolist()} but accept {accept.tolist()}"
+            return (
+                "the controller has no error(): only that errors 1e-12 times the base are "
+                "accepted and 1e12 times rejected (define error() for the threshold itself)"
             )
         return "over errors from 1e-4 to 1e4 of the base"
 
     def monotone_in_the_error(self):
         scales = torch.logspace(-4, 4, 81, dtype=F64).tolist()
-        rows = [self._attempt(s) for s in scales]
-        accept = torch.stack([torch.as_tensor(r[1]).expand(self.batch) for r in rows])
-        h_next = torch.stack([torch.as_tensor(r[2]).expand(self.batch) for r in rows])
-        for i in range(self.batch):
-            a = accept[:, i]
-            if a.any() and (~a).any():
-                first_reject = int((~a).nonzero()[0])
-                assert not a[first_reject:].any(), (
-                    f"sample {i}: accepted again at error scale "
-                    f"{scales[first_reject + int(a[first_reject:].nonzero()[0])]:.3g} after "
-                    f"rejecting at {scales[first_reject]:.3g}"
-                )
-            for mask, what in ((a, "accepted"), (~a, "rejected")):
-                hs = h_next[mask, i]
-                rises = (hs[1:] > hs[:-1] * (1 + 1e-12)).nonzero()
-                assert not len(rises), (
-                    f"sample {i}: among {what} attempts the next step grows from "
-                    f"{float(hs[rises[0, 0]]):.4g} to {float(hs[rises[0, 0] + 1]):.4g} as the "
-                    f"error grows"
-                )
+        for host in self.paths:
+            rows = [self._attempt(s, host) for s in scales]
+            accept = torch.stack([torch.as_tensor(r[1]).expand(self.batch) for r in rows])
+            h_next = torch.stack([torch.as_tensor(r[2]).expand(self.batch) for r in rows])
+            for i in range(self.batch):
+                a = accept[:, i]
+                if a.any() and (~a).any():
+                    first_reject = int((~a).nonzero()[0])
+                    assert not a[first_reject:].any(), (
+                        f"sample {i}{self._where(host)}: accepted again at error scale "
+                        f"{scales[first_reject + int(a[first_reject:].nonzero()[0])]:.3g} after "
+                        f"rejecting at {scales[first_reject]:.3g}"
+                    )
+                for mask, what in ((a, "accepted"), (~a, "rejected")):
+                    hs = h_next[mask, i]
+                    rises = (hs[1:] > hs[:-1] * (1 + 1e-12)).nonzero()
+                    assert not len(rises), (
+                        f"sample {i}{self._where(host)}: among {what} attempts the next step "
+                        f"grows from {float(hs[rises[0, 0]]):.4g} to "
+                        f"{float(hs[rises[0, 0] + 1]):.4g} as the error grows"
+                    )
         return "accept is a lower set of errors; the next step falls with the error"
 
     def factor_bounds(self):
@@ -666,39 +701,67 @@ class _ControllerBattery:
         low = low if low is not None else getattr(inner, "factor_min", 0.0)
         high = high if high is not None else getattr(inner, "factor_max", math.inf)
         dt_max = getattr(self.controller, "dt_max", math.inf)
-        for scale in torch.logspace(-12, 12, 49, dtype=F64).tolist():
-            h, accept, h_next, _ = self._attempt(scale)
-            ratio = torch.as_tensor(h_next / h).expand(self.batch)
-            accept = torch.as_tensor(accept).expand(self.batch)
-            bad = accept & ((ratio < low * (1 - 1e-12)) | (ratio > high * (1 + 1e-12)))
-            bad &= torch.as_tensor(h_next).expand(self.batch) < dt_max * (1 - 1e-12)
-            assert not bad.any(), (
-                f"error scale {scale:.3g}: accepted step factor {ratio[bad].tolist()} outside "
-                f"[{low}, {high}]"
+        for host in self.paths:
+            where = self._where(host)
+            h0 = self._fresh(host)[0]
+            assert (torch.as_tensor(h0) <= dt_max * (1 + 1e-12)).all(), (
+                f"the first step{where} {torch.as_tensor(h0).max().item():.4g} is above dt_max "
+                f"{dt_max:g}"
             )
-            grow = ~accept & (ratio > 1 + 1e-12)
-            assert not grow.any(), (
-                f"error scale {scale:.3g}: a rejected step grows by {ratio[grow].tolist()}"
-            )
-            assert (torch.as_tensor(h_next) <= dt_max * (1 + 1e-12)).all(), "next step above dt_max"
-        return f"factors within [{low:g}, {high:g}], no growth after a rejection"
+            for scale in torch.logspace(-12, 12, 49, dtype=F64).tolist():
+                h, accept, h_next, _ = self._attempt(scale, host)
+                ratio = torch.as_tensor(h_next / h).expand(self.batch)
+                accept = torch.as_tensor(accept).expand(self.batch)
+                bad = accept & ((ratio < low * (1 - 1e-12)) | (ratio > high * (1 + 1e-12)))
+                bad &= torch.as_tensor(h_next).expand(self.batch) < dt_max * (1 - 1e-12)
+                assert not bad.any(), (
+                    f"error scale {scale:.3g}{where}: accepted step factor {ratio[bad].tolist()} "
+                    f"outside [{low}, {high}]"
+                )
+                # a rejected step must shrink, and stay positive: kept, it is retried with the
+                # same noise for ever; at 0 the solve ends
+                stuck = ~accept & ~((ratio > 0) & (ratio < 1 - 1e-12))
+                assert not stuck.any(), (
+                    f"error scale {scale:.3g}{where}: a rejected step is scaled by "
+                    f"{ratio[stuck].tolist()}, not shrunk to a positive step"
+                )
+                assert (torch.as_tensor(h_next) <= dt_max * (1 + 1e-12)).all(), (
+                    f"next step{where} above dt_max"
+                )
+            # with memory: rejections in a row keep shrinking the step
+            h, state = self._fresh(host)
+            for k in range(3):
+                accept, h_next, state = self._decide(1e3, h, state, host)
+                ratio = torch.as_tensor(h_next / h)
+                assert not torch.as_tensor(accept).any() and (ratio < 1 - 1e-12).all(), (
+                    f"rejection {k + 1} in a row{where}: the step is scaled by {ratio.tolist()}"
+                )
+                h = h_next
+        return f"factors within [{low:g}, {high:g}]; a rejected step shrinks, also in a row"
 
     def non_finite_error(self):
-        h, state = self._fresh()
-        error = self.shape.clone() * 1e-6
-        error[0, 1] = math.nan
-        y_next = self.y_next.clone()
-        y_next[-1, 0] = math.inf
-        accept, h_next, _ = self.controller.adapt(self.y, y_next, error, h, state)
-        accept, h_next = torch.as_tensor(accept), torch.as_tensor(h_next)
-        if self.controller.per_sample:
-            assert not accept[0] and not accept[-1], (
-                f"non-finite samples accepted: {accept.tolist()}"
-            )
-            assert (h_next[[0, -1]] < h[[0, -1]]).all(), "a non-finite error does not shrink h"
-        else:
-            assert not accept, "a batch with a non-finite error is accepted"
-            assert h_next < h, "a non-finite error does not shrink h"
+        for host in self.paths:
+            h, state = self._fresh(host)
+            error = self.shape.clone() * 1e-6
+            error[0, 1] = math.nan
+            y_next = self.y_next.clone()
+            y_next[-1, 0] = math.inf
+            if host:
+                accept, h_next, _ = self.controller.adapt_host(
+                    self.y, y_next, error, float(h), state
+                )
+            else:
+                accept, h_next, _ = self.controller.adapt(self.y, y_next, error, h, state)
+            accept, h_next = torch.as_tensor(accept), torch.as_tensor(h_next)
+            if self.controller.per_sample:
+                assert not accept[0] and not accept[-1], (
+                    f"non-finite samples accepted: {accept.tolist()}"
+                )
+                assert (h_next[[0, -1]] < h[[0, -1]]).all(), "a non-finite error does not shrink h"
+            else:
+                where = self._where(host)
+                assert not accept, f"a batch with a non-finite error is accepted{where}"
+                assert h_next < h, f"a non-finite error does not shrink h{where}"
         return "rejected, with a smaller step"
 
     def decision_shape(self):
