@@ -1061,11 +1061,12 @@ class _HostSteps:
         if h_try > 0:  # a zero-length step (landing on t0) says nothing
             state.h = h_next
         # t is a number of y0's dtype: a step that does not move it there is no step
-        stuck = (
-            state.h < self.h_least
-            or self.number.round(state.t + state.h * self.direction) == state.t
+        still = self.number.round(state.t + state.h * self.direction) == state.t
+        stuck = state.h < self.h_least or still
+        # an accepted step after which the controller's next cannot move t stalls as surely
+        underflow = (not accept and stuck) or (
+            accept and still and state.stop_index < len(self.stops)
         )
-        underflow = not accept and stuck
         if underflow:
             state.status = Status.DT_MIN
         state.running = state.stop_index < len(self.stops) and not underflow
@@ -1302,8 +1303,10 @@ class _AdaptiveSteps:
             saved = self._save(state, landed, stop, y_next, in_place)
         stop_index = state.stop_index + landed
         t_next = t + h_next if self.forward else t - h_next
-        stuck = (h_next < self.h_least) | (t_next == t)
-        underflow = ~accept & active & stuck
+        still = t_next == t
+        stuck = (h_next < self.h_least) | still
+        # an accepted step after which the controller's next cannot move t stalls as surely
+        underflow = active & ((~accept & stuck) | (accept & still & (stop_index < len(self.stops))))
         rows = {
             "t": t,
             "y": tree_where(accept, y_next, y),
@@ -1641,8 +1644,8 @@ def _raise_underflow(underflow, t, h_abs, controller, index) -> None:
     raise SolveError(
         f"step size fell below dt_min={controller.dt_min:g} at t={t_i:g} (sample {sample}, last "
         f"|h|={h_i:.3g}{least}): the error estimate stays above tolerance or is non-finite "
-        f"there. Loosen rtol/atol, lower dt_min, check the problem for blow-up, or pass "
-        f"throw=False",
+        f"there (or the controller shrinks accepted steps). Loosen rtol/atol, lower dt_min, "
+        f"check the problem for blow-up, or pass throw=False",
         Status.DT_MIN,
     )
 

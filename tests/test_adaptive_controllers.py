@@ -17,6 +17,7 @@ from hypothesis import Phase, assume, example, given, settings
 from hypothesis import strategies as st
 
 import sdekit as sk
+import sdekit.testing as skt
 from sdekit.solvers import resolve_solver
 
 F64 = torch.float64
@@ -975,3 +976,18 @@ def test_clip_step_size_around_a_controller_without_an_error_norm_fails_as_a_sol
     with pytest.raises(sk.SolveError, match="fell below dt_min=0.0001"):
         sk.solve(blows_up, torch.ones(2, 1, dtype=torch.float64), 0.0, 2.0, solver="bosh3",
                  controller=controller, dt=0.1)  # fmt: skip
+
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_a_controller_that_shrinks_accepted_steps_to_nothing_stops_at_once(per_sample):
+    # Valid coefficients (hypothesis drew them) that accept every step and shrink it by 0.79:
+    # the steps reached 4e-307 with t frozen, until max_steps after 12-17 s
+    controller = sk.PIDController(
+        rtol=0, atol=1e-6, icoeff=0.1, safety=0.5, factor_min=0.0, factor_max=1.5,
+        per_sample=per_sample,
+    )  # fmt: skip
+    problem = skt.problems.smooth_ode()
+    with pytest.raises(sk.SolveError, match="controller shrinks accepted steps") as caught:
+        sk.solve(problem, problem.initial(3), 0.0, 1.0, solver="dopri5", controller=controller,
+                 max_steps=50_000)  # fmt: skip
+    assert caught.value.status == sk.Status.DT_MIN
