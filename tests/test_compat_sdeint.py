@@ -506,3 +506,44 @@ def test_log_ode_on_general_noise_names_the_alternative():
 def test_unexpected_arguments_warn_as_in_torchsde():
     with pytest.warns(UserWarning, match="Unexpected arguments"):
         sdeint(Module(), y0(), (0.0, 0.1), method="euler", dt=0.05, tol=1e-3)
+
+
+class _Float32Decay(torch.nn.Module):
+    noise_type, sde_type = "diagonal", "stratonovich"
+
+    def f(self, t, y):
+        return -y
+
+    def g(self, t, y):
+        return torch.ones_like(y)
+
+
+@pytest.mark.parametrize("method", ["midpoint", "heun", "reversible_heun", "euler_heun"])
+def test_float32_step_doubling_at_torchsdes_default_tolerances_does_not_collapse(method):
+    # The halves' times in float32 ended up to 3e-8 off the full step's end: the path's noise
+    # over that gap failed every estimate at atol 1e-4, steps fell to dt_min (28 s, 30 000
+    # warnings), and longer spans recursed in BrownianInterval
+    ts = torch.linspace(0.0, 2.2, 3)
+    bm = torchsde.BrownianInterval(t0=0.0, t1=2.2, size=(4, 2), entropy=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Hitting minimum allowed step size" among them
+        ys = sdeint(
+            _Float32Decay(), torch.full((4, 2), 0.2), ts, bm=bm, method=method, adaptive=True
+        )
+    assert ys.dtype == torch.float32 and torch.isfinite(ys).all()
+
+
+def test_float32_times_that_round_past_the_paths_end_are_rounding():
+    # float32(0.3) is 1.2e-8 above the path's t1 = 0.3: refused with a message printing [0.3, 0.3]
+    bm = torchsde.BrownianInterval(t0=0.0, t1=0.3, size=(4, 2))
+    ys = sdeint(_Float32Decay(), torch.full((4, 2), 0.2), torch.linspace(0, 0.3, 4), bm=bm, dt=0.01)
+    assert ys.shape == (4, 4, 2)
+    with pytest.raises(ValueError, match=r"over \[0\.2\d+, 0\.3299\d+\] leaves .* \[0, 0\.3\]"):
+        sdeint(_Float32Decay(), torch.full((4, 2), 0.2), torch.tensor([0.0, 0.4]), bm=bm, dt=0.11)
+
+
+def test_adjoint_params_that_leave_out_a_parameter_say_that_gradients_reach_it_anyway():
+    sde = Module()
+    ts = torch.tensor([0.0, 0.5], dtype=DTYPE)
+    with pytest.warns(UserWarning, match=r"adjoint_params leaves out a, b, W.*requires_grad=False"):
+        sdeint_adjoint(sde, y0(), ts, bm=interval(ts, "diagonal"), dt=0.1, adjoint_params=())

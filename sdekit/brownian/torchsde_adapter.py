@@ -8,6 +8,8 @@ from sdekit.errors import InputTypeError, InputValueError
 
 from .base import BrownianSource, Increment
 
+_FLOAT32_EPS = torch.finfo(torch.float32).eps
+
 
 class CallableBrownian(BrownianSource):
     """Wraps an object with torchsde's call convention, e.g. ``torchsde.BrownianInterval``.
@@ -50,12 +52,15 @@ class CallableBrownian(BrownianSource):
         lo, hi = min(ta, tb), max(ta, tb)
         if self.span is not None:
             start, end = self.span
-            slack = 1e-9 * (end - start)
+            # float32 times (torch's default dtype) round past a span given as Python floats:
+            # float32(0.3) is 1.2e-8 above 0.3. Four float32 ulps are rounding, and clamped.
+            slack = max(1e-9 * (end - start), 4 * _FLOAT32_EPS * max(abs(start), abs(end)))
             if lo < start - slack or hi > end + slack:
                 raise InputValueError(
-                    f"a step over [{lo:g}, {hi:g}] leaves the Brownian path's span "
-                    f"[{start:g}, {end:g}]: create the path over the whole solve (t0 to t1)"
+                    f"a step over [{lo:.9g}, {hi:.9g}] leaves the Brownian path's span "
+                    f"[{start:.9g}, {end:.9g}]: create the path over the whole solve (t0 to t1)"
                 )
+            lo, hi = max(lo, start), min(hi, end)
         if not self.levy_area:
             dW = self.bm(lo, hi)
             self._check(dW)

@@ -200,6 +200,16 @@ def sdeint_adjoint(
             f"adjoint_options must be a dict, got {type(adjoint_options).__name__}"
         )
     _no_grad(adjoint_rtol=adjoint_rtol, adjoint_atol=adjoint_atol)
+    if adjoint_params is not None and isinstance(sde, torch.nn.Module):
+        given = {id(p) for p in adjoint_params}
+        left_out = [n for n, p in sde.named_parameters() if p.requires_grad and id(p) not in given]
+        if left_out:
+            warnings.warn(
+                f"`sdeint_adjoint`: adjoint_params leaves out {', '.join(left_out[:5])}, but "
+                f"gradients are taken by backpropagation and reach every tensor that requires "
+                f"grad; to keep a parameter out, set its requires_grad=False",
+                stacklevel=2,
+            )
     return sdeint(
         sde,
         y0,

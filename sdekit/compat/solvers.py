@@ -132,13 +132,18 @@ class StepDoubling(AbstractSolver):
 
     def step(self, problem, t, y, h, inc, state):
         y_full, _, _ = self.solver.step(problem, t, y, h, inc, state)
-        t_next = t + h
-        t_mid = 0.5 * (t + t_next)
-        first, second = t_mid - t, t_next - t_mid
+        # The halves' times in float64, as the full step's increment is queried: in a float32 t
+        # their end missed t + h by up to 3e-8, and the path's noise over that gap (about 2e-4)
+        # failed every error estimate at torchsde's default atol, down to dt_min.
+        start, length = float(t), float(h)
+        first = 0.5 * length
+        second = length - first
+        mid = start + first
+        t_mid = torch.as_tensor(mid, dtype=t.dtype, device=t.device) if torch.is_tensor(t) else mid
         y_mid, _, state_mid = self.solver.step(
-            problem, t, y, first, self.brownian.increment(t, first), state
+            problem, t, y, first, self.brownian.increment(start, first), state
         )
         y_two, _, state_two = self.solver.step(
-            problem, t_mid, y_mid, second, self.brownian.increment(t_mid, second), state_mid
+            problem, t_mid, y_mid, second, self.brownian.increment(mid, second), state_mid
         )
         return y_two, y_two - y_full, state_two
