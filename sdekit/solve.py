@@ -168,7 +168,9 @@ def solve(
             ``y0`` has, so a function that closes over a ``(batch, ...)`` tensor, mixes rows
             (batch statistics) or a tolerance tensor with a batch axis breaks. With one generator
             per sample (or no noise) each sample's result is the uncompacted one (bitwise where
-            the functions compute each row alike whatever the batch); with one shared generator
+            the functions compute each row alike whatever the batch: torch's vectorised ``pow``,
+            in the controllers, may round differently by batch size and so turn a decision at
+            the tolerance's edge); with one shared generator
             later noise is drawn for fewer rows (same law, other numbers). No effect on fixed
             steps, shared-time solves or Brownian sources that cannot drop rows (a user's
             :class:`~sdekit.brownian.BrownianSource` without ``select``, torchsde objects).

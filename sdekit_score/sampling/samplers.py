@@ -96,7 +96,11 @@ def sample(
             evaluate the score only on the samples not yet finished. Default ``None``: for an
             ``nn.Module`` score (or one wrapping a module: ``ScoreModel``, ``from_diffusers``),
             not for a plain function, which may hold inputs per sample (class labels) for the
-            whole batch; ``compact=True`` for a function that treats rows independently.
+            whole batch; ``compact=True`` for a function that treats rows independently. Never
+            with ``callback``, whose ``denoised`` needs every row. With one generator for the
+            batch, compaction draws the later noise for fewer rows: same law, other numbers, so
+            a callback, or a module against the same function unwrapped, changes the samples of
+            a seed; one generator per sample keeps each sample's path either way.
 
     Returns:
         ``(x, stats)``; ``stats["nfe"]`` is a ``(batch,)`` tensor of score evaluations per sample,
