@@ -92,6 +92,7 @@ def main() -> None:
         runs["diffusers DDIM loop, 50 steps"] = (diffusers_loop(unet, scheduler, x, 50), 50)
     seconds = {"diffusers DDIM loop, 50 steps": time.perf_counter() - start}
     for label, sampler, options in (
+        ("sdekit unipc, 20 steps", "unipc", {"steps": 20}),
         ("sdekit em, 50 steps", "em", {"steps": 50}),
         ("sdekit ggf (adaptive reverse SDE)", "ggf", {"eps_rel": 0.05}),
         ("sdekit ode (adaptive probability flow)", "ode", {"rtol": 1e-3, "atol": 1e-3}),
