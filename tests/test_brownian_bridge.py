@@ -423,3 +423,14 @@ def test_steps_of_a_few_ulps_of_a_large_time_keep_their_noise(brownian):
     exact = 0.125 * (1 - math.exp(-2))
     se = exact * math.sqrt(2 / (len(y0) - 1))
     assert abs(float(sol.ys[-1].var()) - exact) < 4 * se
+
+
+def test_a_source_that_leaves_out_the_levy_area_asked_for_fails_with_what_to_return():
+    # raw TypeErrors (None * float) in five properties before
+    class WithoutArea(BrownianBridge):
+        def increment(self, t, h):
+            return sk.brownian.Increment(super().increment(t, h).dW, None)
+
+    report = skt.brownian_properties(WithoutArea, levy_area=True, n=2000, only=["chen", "retry"])
+    assert {r.name for r in report.failures} == {"chen", "retry"}
+    assert all("has H=None: return the space-time Lévy area" in r.detail for r in report.failures)

@@ -547,3 +547,10 @@ def test_adjoint_params_that_leave_out_a_parameter_say_that_gradients_reach_it_a
     ts = torch.tensor([0.0, 0.5], dtype=DTYPE)
     with pytest.warns(UserWarning, match=r"adjoint_params leaves out a, b, W.*requires_grad=False"):
         sdeint_adjoint(sde, y0(), ts, bm=interval(ts, "diagonal"), dt=0.1, adjoint_params=())
+
+
+def test_options_that_are_not_a_dict_are_refused_clearly():
+    # a list raised "cannot convert dictionary update sequence element"
+    ts = torch.tensor([0.0, 0.5], dtype=DTYPE)
+    with pytest.raises(TypeError, match="options must be a dict, got list"):
+        sdeint(Module(), y0(), ts, bm=interval(ts, "diagonal"), dt=0.1, options=[1])

@@ -266,6 +266,8 @@ class _Call:
         self.ts = _check_ts(ts, y0)
         self.m = self._noise_size(bm)
         self.bm = bm
+        if options is not None and not isinstance(options, dict):
+            raise InputTypeError(f"options must be a dict, got {type(options).__name__}")
         self.options = dict(options or {})
         self._check_method(adaptive)
 

@@ -102,6 +102,24 @@ def _uncorrelated(columns: list[torch.Tensor], names: list[str], z_limit: float)
     )
 
 
+class _Checked:
+    """A source made with ``levy_area=True``, whose increments must carry ``H``."""
+
+    def __init__(self, source, levy_area: bool):
+        self.source, self.levy_area = source, levy_area
+
+    def increment(self, t, h):
+        inc = self.source.increment(t, h)
+        assert inc.H is not None, (
+            "the source was made with levy_area=True but its increment has H=None: return the "
+            "space-time Lévy area too (or test with levy_area=False)"
+        )
+        return inc
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+
 class _BrownianBattery:
     def __init__(self, make_source, n, seed, z, schedules, levy_areas, end, per_sample):
         self.make, self.n, self.seed, self.z = make_source, n, seed, z
@@ -111,9 +129,10 @@ class _BrownianBattery:
     def _source(self, levy_area: bool, n: int | None = None, event=(1,), seed_offset: int = 0):
         gen = torch.Generator().manual_seed(self.seed + seed_offset)
         shape = (n or self.n, *event)
-        return self.make(
+        source = self.make(
             shape, dtype=F64, device=torch.device("cpu"), generator=gen, levy_area=levy_area
         )
+        return _Checked(source, levy_area) if levy_area else source
 
     @staticmethod
     def _queries(source, queries):
