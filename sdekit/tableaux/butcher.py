@@ -53,8 +53,6 @@ class ButcherTableau:
         )
         rows = coef.matrix(self.a, f"{cls}.a")
         s = coef.stage_count(cls, {"c": c, "b": b, "b_embedded": b_embedded}, {"a": rows})
-        if s < 1:
-            raise InputValueError(f"{cls}: a tableau needs at least one stage")
         set_ = object.__setattr__
         set_(self, "a", coef.lower_rows(rows, s, f"{cls}.a"))
         set_(self, "c", coef.nodes(c, self.a, cls, "c", "a"))

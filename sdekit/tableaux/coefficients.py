@@ -81,6 +81,8 @@ def stage_count(
             f"{wrong}; {have(s)}, and {_and(vectors)} must have {s} entries and "
             f"{_and(matrices)} must have {s} rows (one per stage)"
         )
+    if s < 1:
+        raise InputValueError(f"{cls}: a tableau needs at least one stage")
     return s
 
 
@@ -126,10 +128,10 @@ def nodes(c: list | None, rows: Rows, cls: str, c_name: str, a_name: str) -> Vec
 
 def weights(values: list, what: str) -> Vector:
     """Weights of a method's stages: they must sum to one (the method's consistency)."""
-    weights = vector(values, what)
-    total = math.fsum(weights)
+    out = vector(values, what)
+    total = math.fsum(out)
     if not math.isclose(total, 1.0, rel_tol=CONSISTENCY_TOL):
         raise InputValueError(
             f"{what} sums to {total!r}; weights must sum to 1 (the method must be consistent)"
         )
-    return weights
+    return out

@@ -90,7 +90,6 @@ from dataclasses import dataclass
 from fractions import Fraction as F
 
 from sdekit.checks import one_of, positive_float
-from sdekit.errors import InputValueError
 
 from . import coefficients as coef
 from .coefficients import Rows, Vector
@@ -126,12 +125,10 @@ class _StochasticRKTableau:
             name: coef.matrix(getattr(self, name), f"{cls}.{name}") for name in self._matrices
         }
         s = coef.stage_count(cls, vectors, matrices)
-        if s < 1:
-            raise InputValueError(f"{cls}: a tableau needs at least one stage")
         set_ = object.__setattr__
-        for name in self._vectors:
-            set_(self, name, coef.vector(vectors[name], f"{cls}.{name}"))
-        set_(self, "alpha", coef.weights(self.alpha, f"{cls}.alpha"))  # consistency: αᵀe = 1
+        for name in self._vectors:  # the drift weights sum to one: αᵀe = 1 (consistency)
+            convert = coef.weights if name == "alpha" else coef.vector
+            set_(self, name, convert(vectors[name], f"{cls}.{name}"))
         for name in self._matrices:
             set_(self, name, coef.lower_rows(matrices[name], s, f"{cls}.{name}"))
         for c_name, a_name in self._row_sums:
