@@ -51,6 +51,27 @@ def test_the_bridge_passes_the_brownian_battery():
     assert report["past_end"].status == "skipped"  # a bridge has no end
 
 
+def test_the_bridge_packing_every_4th_call_passes_the_brownian_battery(monkeypatch):
+    """The schedule of large events (8 slots, packed every 4th call: growing and shrinking
+    back under the battery's nested rejections), made to apply to the battery's small ones."""
+    monkeypatch.setattr(bridge_module, "_LARGE_EVENT", 1)
+    assert BrownianBridge((2, 1), dtype=F64, device="cpu").capacity == 8
+    report = skt.brownian_properties(BrownianBridge, n=20_000, seed=1234)
+    report.raise_if_failed()
+
+
+def test_large_events_hold_8_copies_of_the_state_not_32():
+    """Each slot is a copy of the state: on a 3x32x32 image the default bridge holds 8 of them
+    (it held 32, twice that with the area: 50x the state in all for sampler='adaptive')."""
+    for event, levy_area, copies in [
+        ((2,), False, 32),
+        ((3, 32, 32), False, 8),
+        ((1024,), True, 16),
+    ]:
+        br = BrownianBridge((4, *event), dtype=F32, device="cpu", levy_area=levy_area)
+        assert br.nbytes == copies * 4 * math.prod(event) * 4 + br.capacity * 4 * 8
+
+
 def test_redrawing_the_noise_on_rejection_fails_the_battery_where_it_must():
     """The control: fresh draws after a rejection have the right law step by step, but are not
     one path (Var W(T)/T = 1.57 under the noise-dependent pattern, 5 SE = 0.05)."""
@@ -220,6 +241,33 @@ def test_accepted_pieces_of_a_rejected_step_add_up_to_it_and_the_queue_grows():
         step = (h, inc.dW, h * inc.H)
         piece = step if piece is None else _merge(piece, step)
         t += h
+    length, W, K = piece
+    assert length == pytest.approx(1.0)
+    torch.testing.assert_close(W, first.dW, rtol=0, atol=1e-12)
+    torch.testing.assert_close(K, first.H, rtol=0, atol=1e-12)
+
+
+def test_buffers_grown_by_a_run_of_rejections_go_back_once_it_is_passed():
+    """Sixty nested rejections hold sixty points (128 slots); once accepted steps passed them,
+    the buffers return to 8 slots, and the pieces still add up to the first rejected step."""
+    batch, event = 4, (1024,)
+    br = _bridge(batch, levy_area=True, generator=8, capacity=None, event=event)
+    assert br.capacity == 8
+    first = br.increment(0.0, 1.0)
+    br.commit(False)
+    for k in range(2, 62):
+        br.increment(0.0, 1.0 / k)
+        br.commit(False)
+    assert br.capacity == 128
+    t, piece = 0.0, None
+    for _ in range(50):
+        h = 1.0 / 50
+        inc = br.increment(t, h)
+        br.commit(True)
+        step = (h, inc.dW, h * inc.H)
+        piece = step if piece is None else _merge(piece, step)
+        t += h
+    assert br.capacity == 8
     length, W, K = piece
     assert length == pytest.approx(1.0)
     torch.testing.assert_close(W, first.dW, rtol=0, atol=1e-12)

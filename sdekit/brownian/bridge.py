@@ -25,7 +25,8 @@ so a step over any number of pending pieces is two look-ups, and merging adjacen
 ``(a, W1, K1)``, ``(b, W2, K2)`` is implicit: ``K = K1 + K2 + (b W1 - a W2)/2``. Points occupy
 slots of ``(capacity, batch)`` (times) and ``(capacity, batch, *event)`` (values) tensors in no
 particular order, the current one included: a step finds its neighbours by a masked min/max over
-the slot times, and a commit writes its new point to the next unused slot. Every 16th call the
+the slot times, and a commit writes its new point to the next unused slot. Every 16th call (every
+4th for events of 1024 elements and more, where each slot is a copy of a large state) the
 points are packed to the front and re-based onto the current point (and packed without
 re-basing when the slots run out before that); those are the only host synchronisations. The
 schedule counts calls only, so a sample's values do not depend on the rest of the batch
@@ -96,7 +97,11 @@ from ..random import GeneratorLike, as_generator, randn
 from .base import BrownianSource, Increment
 
 _INF = math.inf
-_REBASE_EVERY = 16  # calls between re-basings (host reads of the longest queue)
+_REBASE_EVERY = 16  # calls between re-basings (host reads of the longest queue) ...
+# ... on events of this many elements and more, every 4th call, from 8 slots: each slot holds a
+# copy of the state, and a network that large costs far more per call than the extra read.
+_LARGE_EVENT = 1024
+_REBASE_EVERY_LARGE = 4
 _GATHER_BY_INDEX = 4096  # elements of a step's increment from which points are gathered by row
 
 
@@ -122,7 +127,10 @@ class BrownianBridge(BrownianSource):
             of the batch, given its own sequence of steps and decisions).
         levy_area: also hand out the space-time Lévy area ``H`` of every step.
         capacity: initial number of points (the current one and those pending) a sample can
-            hold; grows when needed.
+            hold, each a ``(batch, *event)`` buffer (two with ``levy_area``); grows while a
+            run of rejections keeps many points pending and shrinks back once they are passed.
+            Default: 32, or 8 for events of 1024 elements and more (packed every 4th call
+            instead of every 16th, so that the buffers hold 8 copies of the state, not 32).
 
     Protocol (see :class:`~sdekit.brownian.BrownianSource`): ``increment(t, h)`` gives the
     increment over the next step, then ``commit(accept)`` says which samples accepted it. The
@@ -136,8 +144,10 @@ class BrownianBridge(BrownianSource):
     The math is in the module docstring. Each call costs a few comparisons over the slot times
     in use, three row gathers, a handful of ``(batch, *event)`` multiply-adds (about twenty with
     ``levy_area``, and six gathers) and one slot write. The host reads the longest queue once
-    every 16 calls to pack and re-base the points (and packs them between times when the slots
-    run out), doubling the capacity while fewer than a quarter of the slots would stay free.
+    every 16 calls (4 on large events) to pack and re-base the points (and packs them between
+    times when the slots run out), doubling the capacity while fewer than a quarter of the
+    slots would stay free, and going back to the least such capacity once that is a quarter of
+    the present one or less.
     :meth:`select` drops samples (``solve(..., compact=True)``).
     """
 
@@ -151,13 +161,18 @@ class BrownianBridge(BrownianSource):
         device: torch.device | str,
         generator: GeneratorLike = None,
         levy_area: bool = False,
-        capacity: int = 32,
+        capacity: int | None = None,
     ):
         shape = tuple(int(s) for s in shape)
         if len(shape) == 0 or shape[0] < 1:
             raise InputValueError(f"shape must be (batch, *event) with batch >= 1, got {shape}")
+        large = math.prod(shape[1:]) >= _LARGE_EVENT
+        self._rebase_every = _REBASE_EVERY_LARGE if large else _REBASE_EVERY
+        if capacity is None:
+            capacity = 2 * self._rebase_every
         if capacity < 2:
             raise InputValueError(f"capacity must be at least 2, got {capacity}")
+        self._least_capacity = capacity
         self.shape = shape
         self.dtype = dtype
         self.device = torch.device(device)
@@ -238,7 +253,8 @@ class BrownianBridge(BrownianSource):
         attempts as fit before the next packing, stacked ``(k, batch, *event)``, and the slot of
         the first one's new point. :meth:`settle_attempts` ends the loop."""
         self._settle_and_pack()
-        k = min(most, _REBASE_EVERY - self._calls % _REBASE_EVERY, self.capacity - self._window)
+        every = self._rebase_every
+        k = min(most, every - self._calls % every, self.capacity - self._window)
         self._drawn_from = [g.get_state() for g in self._generators()]
         z1, z2 = zip(*(self._normals() for _ in range(k)), strict=True)
         return torch.stack(z1), torch.stack(z2) if self.levy_area else None, self._window
@@ -281,7 +297,7 @@ class BrownianBridge(BrownianSource):
         packed on schedule (or when the slots ran out)."""
         if self._attempt is not None:
             self.commit(torch.ones((), dtype=torch.bool, device=self.device))
-        rebase = self._calls > 0 and self._calls % _REBASE_EVERY == 0
+        rebase = self._calls > 0 and self._calls % self._rebase_every == 0
         if rebase or self._window >= self.capacity:
             self._compact(rebase)
 
@@ -309,10 +325,11 @@ class BrownianBridge(BrownianSource):
         A host synchronisation: reads the longest queue. Re-basing (``V ← V - V_c``,
         ``I ← I - I_c - (τ - τ_c) V_c``, ``τ ← τ - τ_c``) keeps the running values of the order
         of the pending pieces, so their differences stay accurate over long solves; without it
-        the values move unchanged. Doubles the capacity while fewer than a quarter of the slots
-        would stay free.
+        the values move unchanged. The capacity becomes the least one doubled while fewer than a
+        quarter of the slots would stay free: at once when that is more than the present one,
+        when it is a quarter of it or less otherwise.
         """
-        batch, event, capacity = self.shape[0], self.shape[1:], self.capacity
+        batch, event = self.shape[0], self.shape[1:]
         T = self._T[: self._window]
         # Free slots hold inf; points behind the current one were passed (see _moved).
         held = (T < _INF) & (T >= self._c)
@@ -340,9 +357,12 @@ class BrownianBridge(BrownianSource):
             if self.levy_area:
                 values[1] -= I.index_select(0, cur)
                 values[1] -= _bcast(T.masked_fill(free, 0.0), V_c) * V_c
+        capacity = self._least_capacity
         while longest + max(1, capacity // 4) > capacity:
             capacity *= 2
-        if capacity > self.capacity:
+        # Grown buffers go back once a run of rejections is passed; not at once, so that a
+        # solve near the edge does not reallocate at every packing.
+        if capacity > self.capacity or 4 * capacity <= self.capacity:
             self._T = torch.full((capacity, batch), _INF, dtype=T.dtype, device=self.device)
             self._V = self._V.new_zeros((capacity, batch, *event))
             self._I = torch.zeros_like(self._V) if self.levy_area else None
