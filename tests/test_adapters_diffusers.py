@@ -484,3 +484,33 @@ def test_the_cli_without_the_extra_is_a_one_line_error_naming_it(model, tmp_path
         "sdekit-score: error: loading a diffusers model needs diffusers: "
         "pip install 'sdekit[diffusers]'\n"
     )
+
+
+class _IndexEmbedding(torch.nn.Module):
+    """A plain module with a learned time embedding: it needs integer timesteps."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = torch.nn.Embedding(1000, 1)
+        self.seen = None
+
+    def forward(self, x, timesteps):
+        self.seen = timesteps
+        return 0.1 * x * self.embed(timesteps)[:, :, None, None]
+
+
+def test_a_plain_module_with_a_learned_time_embedding_is_told_and_served():
+    # its config cannot say time_embedding_type="learned": torch's raw error was all it got
+    module, scheduler = _IndexEmbedding(), diffusers.DDPMScheduler()
+    score, process = from_diffusers(module, scheduler)
+    with pytest.raises(RuntimeError) as info:
+        ss.sample(score, process, (2, 1, 4, 4), sampler="em", steps=3, generator=0)
+    if hasattr(info.value, "add_note"):
+        assert "timesteps='integer'" in "\n".join(info.value.__notes__)
+    score, process = from_diffusers(module, scheduler, timesteps="integer")
+    x, _ = ss.sample(score, process, (2, 1, 4, 4), sampler="em", steps=3, generator=0)
+    assert bool(torch.isfinite(x).all()) and module.seen.dtype == torch.long
+    with pytest.raises(ValueError, match=r"timesteps='integer' is for schedulers with"):
+        from_diffusers(module, diffusers.ScoreSdeVeScheduler(), timesteps="integer")
+    with pytest.raises(ValueError, match=r"timesteps"):
+        from_diffusers(module, scheduler, timesteps="index")

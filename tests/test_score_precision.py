@@ -381,3 +381,39 @@ def test_a_bfloat16_network_samples_in_float32(sampler):
     assert abs(change) < 0.005  # measured below 0.1% (the paired bf16 autocast test above)
     with pytest.raises(InputValueError, match=r"wrap the network in ScoreModel"):
         ss.sample(GaussianScore(process).to(torch.bfloat16), process, (4, D), **run)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_the_packages_own_networks_sample_in_16_bit(dtype):
+    # their time embeddings returned float32 features into 16-bit layers: every sampler failed,
+    # and the message asked to wrap the network in ScoreModel, which it was
+    process = ss.VPSDE()
+    for net, shape in [
+        (ss.MLP(dim=2, hidden=16, depth=2), (4, 2)),
+        (ss.UNet(channels=1, base_width=8, width_mults=(1, 2)), (2, 1, 8, 8)),
+    ]:
+        model = ss.ScoreModel(net.to(dtype), process, conditioning="999t")
+        x, _ = ss.sample(model, process, shape, sampler="unipc", steps=3, generator=0)
+        assert x.dtype == torch.float32 and bool(torch.isfinite(x).all())
+
+
+def test_a_16_bit_network_that_mixes_dtypes_inside_is_told_what_to_cast():
+    class FloatTimeInput(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.time = torch.nn.Linear(1, 2)
+
+        def forward(self, x, c):
+            return x * self.time(c[:, None])  # c arrives in float32
+
+    process = ss.VPSDE()
+    model = ss.ScoreModel(FloatTimeInput().to(torch.bfloat16), process)
+    with pytest.raises(InputValueError, match=r"ScoreModel gave it x in torch.bfloat16.*cast"):
+        ss.sample(model, process, (3, 2), sampler="em", steps=3, generator=0)
+
+
+def test_score_model_refuses_an_output_that_is_not_a_tensor():
+    process = ss.VPSDE()
+    model = ss.ScoreModel(lambda x, c: (x, c), process)
+    with pytest.raises(InputTypeError, match=r"net returned tuple, not a tensor.*from_diffusers"):
+        ss.sample(model, process, (3, 2), sampler="em", steps=3, generator=0)

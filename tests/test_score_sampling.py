@@ -678,6 +678,57 @@ def test_a_network_in_training_mode_with_dropout_is_named_before_sampling():
         ss.sample(_CountedScore().train(), ss.VPSDE(), (4, 2), sampler="em", steps=5)
 
 
+def test_a_network_in_training_mode_inside_a_function_is_named_too():
+    # the documented conditional / guidance recipe passes a lambda: its network went unchecked
+    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    labels = torch.zeros(4)
+
+    def guided(x, c):
+        return net(x) + labels[:, None]
+
+    process = ss.VPSDE()
+    for score in (lambda x, t: net(x), ss.ScoreModel(lambda x, c: net(x), process), guided):
+        with pytest.warns(UserWarning, match=r"training mode with BatchNorm1d active"):
+            ss.sample(score, process, (4, 2), sampler="em", steps=3, generator=0)
+    net.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ss.sample(guided, process, (4, 2), sampler="em", steps=3, generator=0)
+
+
+def test_a_first_failure_of_the_network_says_how_it_was_called():
+    class IndexEmbedding(torch.nn.Module):  # needs integer timesteps
+        def __init__(self):
+            super().__init__()
+            self.embed = torch.nn.Embedding(1000, 2)
+
+        def forward(self, x, c):
+            return x * self.embed(c)
+
+    process = ss.VPSDE()
+    model = ss.ScoreModel(IndexEmbedding(), process, conditioning="999t")
+    with pytest.raises(RuntimeError) as info:
+        ss.sample(model, process, (3, 2), sampler="em", steps=3, generator=0)
+    note = "\n".join(getattr(info.value, "__notes__", []))
+    if hasattr(info.value, "add_note"):
+        assert "score_fn(x, t) with x (3, 2) and t (3,)" in note
+        assert "ScoreModel calls net(x, c) with c of shape (batch,), a float: 999t" in note
+
+
+def test_a_network_of_no_values_is_named():
+    class Net(torch.nn.Linear):
+        def forward(self, x, c):
+            return super().forward(x)
+
+    process = ss.VPSDE()
+    with torch.device("meta"):  # built without weights, to be loaded: torch's error was raw
+        net = Net(2, 2)
+    with pytest.raises(ValueError, match=r"meta device \(no values\).*to_empty"):
+        ss.sample(ss.ScoreModel(net, process), process, (3, 2), sampler="em")
+    with pytest.raises(ValueError, match=r"meta device"):
+        ss.sample(net, process, (3, 2), sampler="em", steps=3, device="cpu", generator=0)
+
+
 @pytest.mark.parametrize(
     ("options", "name"),
     [

@@ -63,6 +63,12 @@ class DenoiserScore(torch.nn.Module):
             )
         return (denoised.to(x.dtype) - x) / bcast(sigma, x) ** 2
 
+    @property
+    def network_call(self) -> str:
+        """How the denoiser is called, for error messages."""
+        extra = f", **{sorted(self.extra_args)}" if self.extra_args else ""
+        return f"denoiser(x, sigma{extra}) with sigma of shape (batch,)"
+
 
 def _level(denoiser, name: str, value: float | None) -> float:
     if value is None:

@@ -32,7 +32,9 @@ CONDITIONINGS = (*TIMESTEP_TYPES, "integer")
 WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 
 
-def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardProcess]:
+def from_diffusers(
+    model: Callable, scheduler, *, timesteps: str | None = None
+) -> tuple[DiffusersScore, ForwardProcess]:
     """The score and process of a diffusers model and the scheduler it was trained with.
 
     Args:
@@ -49,12 +51,18 @@ def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardP
             a ``ScoreSdeVeScheduler`` gives a
             :class:`~sdekit_score.sampling.VESDE` with its ``sigma_min``, ``sigma_max`` and
             ``sampling_eps`` (the model is called with ``sigma(t)`` and returns the score).
+        timesteps: how a model of a scheduler with ``alphas_cumprod`` is conditioned, where
+            its configs do not say (a plain ``nn.Module``): ``"discrete"`` (the timestep
+            ``N t - 1`` as a float), ``"continuous"`` (``0.25 log σ``) or ``"integer"`` (the
+            nearest training timestep as an index, for an ``nn.Embedding``). Default: from the
+            scheduler's ``timestep_type`` and the model's ``time_embedding_type``.
 
     Returns:
         ``(score_fn, process)`` for :func:`sdekit_score.sample`. ``score_fn`` is an
         ``nn.Module`` holding ``model``, so sampling follows the model's device and dtype.
     """
     config = _config(scheduler)
+    given_timesteps = None if timesteps is None else one_of("timesteps", timesteps, CONDITIONINGS)
     if hasattr(scheduler, "alphas_cumprod"):
         prediction = one_of(
             "scheduler prediction_type", config.get("prediction_type", "epsilon"), PREDICTION_TYPES
@@ -71,8 +79,15 @@ def from_diffusers(model: Callable, scheduler) -> tuple[DiffusersScore, ForwardP
             and _config(model, required=False).get("time_embedding_type") == "learned"
         ):
             timesteps = "integer"  # an nn.Embedding of the training timesteps
+        if given_timesteps is not None:
+            timesteps = given_timesteps
         return DiffusersScore(model, process, prediction, timesteps, learned), process
     if {"sigma_min", "sigma_max", "sampling_eps"} <= set(config):
+        if given_timesteps is not None:
+            raise InputValueError(
+                f"from_diffusers: timesteps={timesteps!r} is for schedulers with alphas_cumprod; "
+                f"a {type(scheduler).__name__} model is called with the noise level sigma(t)"
+            )
         process = VESDE(
             sigma_min=float(config["sigma_min"]),
             sigma_max=float(config["sigma_max"]),
@@ -153,6 +168,17 @@ class DiffusersScore(torch.nn.Module):
         if self.prediction == "v_prediction":
             return -(alpha * out + sigma * x) / sigma
         return (alpha * out - x) / sigma**2
+
+    @property
+    def network_call(self) -> str:
+        """How the model is called, for error messages."""
+        hint = (
+            " (a learned time embedding needs integer ones: from_diffusers(..., "
+            "timesteps='integer'))"
+            if self.timesteps != "integer"
+            else ""
+        )
+        return f"model(x, timesteps) with timesteps of shape (batch,): {self.timesteps}{hint}"
 
     def extra_repr(self) -> str:
         return (

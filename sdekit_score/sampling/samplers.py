@@ -1158,18 +1158,41 @@ class _Checked:
         return {"nfe_batch": int(self.calls), "nfe_rows": int(self.rows)}
 
     def _first(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """The first evaluation; a network of another dtype than the samples' is named."""
+        """The first evaluation: a network on another device, or of another dtype, than the
+        samples is named; any other failure gets a note saying how the network was called."""
         try:
             return self.score_fn(x, t)
-        except RuntimeError as err:
+        except Exception as err:
             weights = weights_of(self.score_fn)
-            if weights is not None and weights.dtype != x.dtype:
-                raise InputValueError(
-                    f"the score network's parameters are {weights.dtype} but the samples are "
-                    f"{x.dtype}: wrap the network in ScoreModel (or from_diffusers), which runs "
-                    f"it in its own dtype, convert it (network.to({x.dtype})), or keep it in "
-                    f"float32 and pass amp='bf16' for 16-bit arithmetic"
-                ) from err
+            wrapper = next((w for w in _layers(self.score_fn) if hasattr(w, "network_call")), None)
+            if isinstance(err, RuntimeError) and weights is not None:
+                if weights.device != x.device:
+                    raise InputValueError(
+                        f"the score network is on {weights.device} but the samples are on "
+                        f"{x.device}: move it (network.to({str(x.device)!r})) or sample on its "
+                        f"device (device={str(weights.device)!r})"
+                    ) from err
+                if weights.dtype != x.dtype and wrapper is not None:
+                    raise InputValueError(
+                        f"the score network's parameters are {weights.dtype}; "
+                        f"{type(wrapper).__name__} gave it x in {weights.dtype}, but it failed "
+                        f"on mixed dtypes: its time or noise-level input comes in full "
+                        f"precision (a 16-bit 999 t has steps of 4), so cast that input or its "
+                        f"embedding's output to the layers' dtype inside the network, or keep "
+                        f"the network in float32 and pass amp='bf16'"
+                    ) from err
+                if weights.dtype != x.dtype:
+                    raise InputValueError(
+                        f"the score network's parameters are {weights.dtype} but the samples "
+                        f"are {x.dtype}: wrap the network in ScoreModel (or from_diffusers), "
+                        f"which runs it in its own dtype, convert it (network.to({x.dtype})), "
+                        f"or keep it in float32 and pass amp='bf16' for 16-bit arithmetic"
+                    ) from err
+            call = f"score_fn(x, t) with x {tuple(x.shape)} and t {tuple(t.shape)}, {x.dtype}"
+            if wrapper is not None:
+                call += f"; {type(wrapper).__name__} calls {wrapper.network_call}"
+            if hasattr(err, "add_note"):  # Python 3.11
+                err.add_note(f"sdekit_score called {call}")
             raise
 
     def _on_rows(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -1248,19 +1271,38 @@ def _acts_in_training(layer: torch.nn.Module) -> bool:
 def _warn_if_training(score_fn) -> None:
     """Warn where the score's network is in training mode with dropout or batch norm active:
     sampling would then draw dropout masks (seeded samples differ) or update running
-    statistics. torch leaves the mode to the caller, so it is not switched here."""
+    statistics. torch leaves the mode to the caller, so it is not switched here. A network
+    inside a plain function (``lambda x, t: net(x, t, labels)``) is found through the names
+    the function uses."""
+    active = set()
     for layer in _layers(score_fn):
         module = layer if isinstance(layer, torch.nn.Module) else getattr(layer, "__self__", None)
-        if isinstance(module, torch.nn.Module):
-            active = {type(m).__name__ for m in module.modules() if _acts_in_training(m)}
-            if active:
-                warnings.warn(
-                    f"the score network is in training mode with {', '.join(sorted(active))} "
-                    f"active: sampling draws dropout masks and updates batch statistics; call "
-                    f".eval() on it first",
-                    stacklevel=3,
-                )
-            return
+        modules = [module] if isinstance(module, torch.nn.Module) else _named_modules(layer)
+        for m in modules:
+            active |= {type(sub).__name__ for sub in m.modules() if _acts_in_training(sub)}
+    if active:
+        warnings.warn(
+            f"the score network is in training mode with {', '.join(sorted(active))} active: "
+            f"sampling draws dropout masks and updates batch statistics; call .eval() on it "
+            f"first",
+            stacklevel=3,
+        )
+
+
+def _named_modules(fn) -> list[torch.nn.Module]:
+    """The modules a plain function reaches by name: its closure's and the globals it uses."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return []
+    values = []
+    for cell in getattr(fn, "__closure__", None) or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:  # a cell not yet filled
+            continue
+    names = getattr(fn, "__globals__", {})
+    values += [names[name] for name in code.co_names if name in names]
+    return [v for v in values if isinstance(v, torch.nn.Module)]
 
 
 def _layers(score_fn):
@@ -1338,6 +1380,12 @@ def _placement(score_fn, device, dtype) -> tuple[torch.device, torch.dtype]:
     """The samples' device and dtype: as given, else the score model's (float32 for a 16-bit
     one), else CPU and default."""
     weights = weights_of(score_fn)
+    if weights is not None and weights.device.type == "meta":
+        raise InputValueError(
+            "the score network's parameters are on the meta device (no values): load them, "
+            "e.g. network.to_empty(device='cpu') then load_state_dict(...), or "
+            "load_state_dict(..., assign=True)"
+        )
     if weights is not None:
         device = weights.device if device is None else device
         if dtype is None:

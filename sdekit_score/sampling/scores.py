@@ -110,12 +110,23 @@ class ScoreModel(torch.nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         t = batch_time(t, x)
         out = self.net(in_network_dtype(self.net, x), self._condition(t, self.process))
+        if not isinstance(out, torch.Tensor):
+            raise InputTypeError(
+                f"net returned {type(out).__name__}, not a tensor: ScoreModel needs net(x, c) to "
+                f"return a tensor shaped like x (wrap it, e.g. lambda x, c: net(x, c)[0]; for a "
+                f"diffusers model use sdekit_score.adapters.from_diffusers(model, scheduler))"
+            )
         if out.shape != x.shape:
             raise InputValueError(
                 f"net returned shape {tuple(out.shape)} for x of shape {tuple(x.shape)}: "
                 f"with output={self.output!r} it must return one value per element of x"
             )
         return self._convert(out.to(x.dtype), x, t, self.process)
+
+    @property
+    def network_call(self) -> str:
+        """How the network is called, for error messages."""
+        return f"net(x, c) with c of shape (batch,), a float: {self.conditioning}"
 
     def extra_repr(self) -> str:
         return f"process={self.process}, output={self.output!r}, conditioning={self.conditioning!r}"
@@ -131,9 +142,15 @@ def check_score_output(
     failure. The finiteness check synchronises with the device.
     """
     if not isinstance(score, torch.Tensor):
+        hint = (
+            " (a diffusers model: sdekit_score.adapters.from_diffusers(model, scheduler) "
+            "gives its score)"
+            if hasattr(score, "sample")
+            else ""
+        )
         raise InputTypeError(
             f"the score function returned {type(score).__name__}; it must return a tensor "
-            f"shaped like x, {tuple(x.shape)}"
+            f"shaped like x, {tuple(x.shape)}{hint}"
         )
     if score.shape != x.shape:
         raise InputValueError(

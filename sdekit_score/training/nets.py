@@ -49,8 +49,16 @@ class SinusoidalEmbedding(nn.Module):
         self.register_buffer("freqs", freqs, persistent=False)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        angles = c[:, None].float() * self.freqs
-        return torch.cat([angles.sin(), angles.cos()], dim=1)
+        return _features(c, self.freqs)
+
+
+def _features(c: torch.Tensor, freqs: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``[sin(scale c freqs), cos(...)]``: angles in float32 at least (999 t in bfloat16 has
+    steps of 4), features in the dtype of ``freqs``, a buffer that follows the network's
+    ``.to()``."""
+    wide = torch.promote_types(freqs.dtype, torch.float32)
+    angles = scale * c[:, None].to(wide) * freqs.to(wide)
+    return torch.cat([angles.sin(), angles.cos()], dim=1).to(freqs.dtype)
 
 
 class FourierEmbedding(nn.Module):
@@ -63,8 +71,7 @@ class FourierEmbedding(nn.Module):
         self.register_buffer("W", torch.randn(dim // 2) * scale)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
-        angles = 2 * math.pi * c[:, None].float() * self.W
-        return torch.cat([angles.sin(), angles.cos()], dim=1)
+        return _features(c, self.W, scale=2 * math.pi)
 
 
 def _conditioning_mlp(embedding: str, embed_dim: int, out_dim: int) -> nn.Sequential:
