@@ -18,11 +18,14 @@ class Status(enum.IntEnum):
 
 class SolveError(RuntimeError):
     """A solve could not finish: step size below its minimum, step budget spent, or non-finite
-    values. ``status``: the :class:`Status` behind it, where one applies (else ``None``)."""
+    values. ``status``: the :class:`Status` behind it, where one applies (else ``None``);
+    ``sample``: the row of the batch that stopped a per-sample or shared solve, where one did
+    (else ``None``)."""
 
-    def __init__(self, message: str, status: Status | None = None):
+    def __init__(self, message: str, status: Status | None = None, *, sample: int | None = None):
         super().__init__(message)
         self.status = status
+        self.sample = sample
 
 
 @dataclass

@@ -609,7 +609,8 @@ def _check_finite(y: torch.Tensor, t_prev: float, t: float) -> None:
             f"(samples {bad[:10]}{'...' if len(bad) > 10 else ''}): the drift or diffusion "
             f"returned NaN/Inf there, or the steps were too large for the problem. Check them, "
             f"reduce the step size, use an adaptive controller, or pass check_finite=False to "
-            f"return it anyway"
+            f"return it anyway",
+            sample=bad[0],
         )
 
 
@@ -1649,6 +1650,7 @@ def _raise_underflow(underflow, t, h_abs, controller, index) -> None:
         f"there (or the controller shrinks accepted steps). Loosen rtol/atol, lower dt_min, "
         f"check the problem for blow-up, or pass throw=False",
         Status.DT_MIN,
+        sample=sample,
     )
 
 
@@ -1661,4 +1663,5 @@ def _raise_budget(active, t, h_abs, max_steps, index) -> None:
         f"max_steps={max_steps} reached at t={t_i:g} (sample {sample}, last |h|={h_i:.3g}); raise "
         f"max_steps (None: no limit), loosen the tolerances, or pass throw=False",
         Status.MAX_STEPS,
+        sample=sample,
     )

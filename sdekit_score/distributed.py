@@ -29,6 +29,7 @@ import torch
 
 from sdekit.distributed import Chunk, Group, Report, init, run_chunks, single
 from sdekit.errors import InputValueError
+from sdekit.solution import SolveError
 from sdekit_score.app.demo import Run
 from sdekit_score.sampling.processes import ForwardProcess
 from sdekit_score.sampling.samplers import ScoreFn, sample
@@ -78,24 +79,37 @@ def draw(
         samples, nfe = [], []
         for first in range(0, len(chunk), batch):
             part = generators[first : first + batch]
-            x, stats = sample(
-                score_fn,
-                process,
-                (len(part), *event_shape),
-                sampler=run.sampler,
-                generator=part,
-                device=group.device,
-                denoise=denoise,
-                progress=progress and group.rank == 0,
-                **run.options,
-            )
+            try:
+                x, stats = sample(
+                    score_fn,
+                    process,
+                    (len(part), *event_shape),
+                    sampler=run.sampler,
+                    generator=part,
+                    device=group.device,
+                    denoise=denoise,
+                    progress=progress and group.rank == 0,
+                    **run.options,
+                )
+            except SolveError as err:
+                if err.sample is None:
+                    raise
+                index = chunk.start + first + err.sample
+                raise SolveError(
+                    f"{err} [chunk {chunk.index}: its sample {first + err.sample} is sample "
+                    f"{index} of the run]",
+                    err.status,
+                    sample=index,
+                ) from err
             samples.append(x)
             nfe.append(stats["nfe"])
         return {"samples": torch.cat(samples), "nfe": torch.cat(nfe)}
 
     config = {
         "sampler": run.sampler,
-        "options": run.options,
+        # max_steps decides only whether a chunk fails, not what a finished one holds: a rerun
+        # with another budget resumes (its failure message asks for a larger one)
+        "options": {k: v for k, v in run.options.items() if k != "max_steps"},
         "event_shape": list(event_shape),
         "batch_size": batch,
         "denoise": denoise,

@@ -105,6 +105,7 @@ def test_late_flags_still_name_the_sample_that_underflowed(monkeypatch):
                 controller=sk.PIController(rtol=1e-6, atol=1e-6, per_sample=True, dt_min=1e-5),
             )
         messages.append(str(err.value))
+        assert err.value.sample == 4  # for callers that map it to their own numbering
     assert messages[0] == messages[1]
 
 
@@ -190,6 +191,7 @@ def test_shared_time_on_the_host_reports_failures_as_the_tensor_loop_does():
         sol = sk.solve(*args, solver="bosh3", controller=controller, saveat=[0.1, 1.0],
                        throw=False)  # fmt: skip
         results.append((str(err.value).split(" at t=")[0], sol))
+        assert err.value.sample == 4
     (message, host), (message_tensor, tensor) = results
     assert message == message_tensor
     assert host.status.tolist() == tensor.status.tolist() == [1] * 6

@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sdekit_score import cli
+import sdekit
+import sdekit_score as ss
+from sdekit_score import cli, distributed
+from sdekit_score.app.demo import Run
 
 # Six chunks of sixteen samples; about a third of a second per chunk on one core.
 ARGS = ["sample", "--target", "gmm2d", "--sampler", "em", "--option", "steps=200"]
@@ -153,3 +156,38 @@ def test_a_process_of_a_torchrun_job_needs_distributed(tmp_path, capsys, monkeyp
     monkeypatch.setenv("WORLD_SIZE", "2")
     status, _, err = run([*ARGS, "--out", tmp_path], capsys)
     assert status == 2 and "add --distributed" in err and not list(tmp_path.iterdir())
+
+
+def test_a_chunk_that_spent_its_budget_names_the_runs_sample_and_a_larger_budget_resumes(
+    tmp_path, monkeypatch
+):
+    # The failure asked for a larger max_steps, and a rerun with one was refused as "another
+    # run" (delete the shards to start over); its sample index was the chunk's, not the run's.
+    real = distributed.sample
+    calls = []
+
+    def budgeted(score_fn, process, shape, *, generator, max_steps, **options):
+        calls.append(len(calls))
+        if len(calls) == 3 and max_steps < 100:  # the third chunk's sample 1 needs 100 steps
+            raise sdekit.SolveError(
+                "max_steps reached (sample 1)", sdekit.Status.MAX_STEPS, sample=1
+            )
+        return real(score_fn, process, shape, generator=generator, **options)
+
+    monkeypatch.setattr(distributed, "sample", budgeted)
+    process = ss.VPSDE()
+    args = dict(n=20, directory=tmp_path, seed=3, chunk_size=4, denoise=False)
+
+    def draw(max_steps):
+        run = Run("em", "em", {"steps": 5, "max_steps": max_steps})
+        return distributed.draw(lambda x, t: -x, process, (2,), run, **args)
+
+    with pytest.raises(
+        sdekit.SolveError, match=r"chunk 2: its sample 1 is sample 9 of the run"
+    ) as info:
+        draw(50)
+    assert info.value.sample == 9 and len(list(tmp_path.glob("chunk_*.pt"))) == 2
+    x, _, report = draw(200)
+    assert report.generated == (2, 3, 4) and x.shape == (20, 2)
+    with pytest.raises(Exception, match=r"holds shards of another run"):  # steps do count
+        distributed.draw(lambda x, t: -x, process, (2,), Run("em", "em", {"steps": 6}), **args)

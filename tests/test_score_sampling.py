@@ -412,6 +412,39 @@ def test_non_finite_score_is_named_as_the_cause(ve_score, sampler, when):
         ss.sample(broken, process, (4, 4), sampler=sampler, generator=0)
 
 
+@pytest.mark.parametrize("sampler", ["em", "adaptive", "als"])
+def test_a_score_failing_later_on_some_rows_names_them_and_the_time(ve_score, sampler):
+    # the message said only "check the network": not which samples, nor when
+    process, score_fn = ve_score
+
+    def broken(x, t):
+        out = score_fn(x, t)
+        if bool(t.reshape(-1)[0] < 0.5) and x.shape[0] == 6:
+            out = out.clone()
+            out[[1, 4]] = math.nan
+        return out
+
+    options = dict(compact=False) if sampler == "adaptive" else {}  # every row in every call
+    with pytest.raises(ValueError, match=r"first at t=0\.4\d*, samples \[1, 4\]"):
+        ss.sample(broken, process, (6, 4), sampler=sampler, generator=0, **options)
+
+
+def test_a_score_whose_later_output_changes_shape_or_dtype_is_refused():
+    # a (B, 1) output after the first call was broadcast into wrong samples without a word
+    calls = []
+
+    def drifting(x, t):
+        calls.append(1)
+        if len(calls) < 3:
+            return -x
+        return (-x).sum(1, keepdim=True) if len(calls) == 3 else -x.double()
+
+    with pytest.raises(ValueError, match=r"returned shape \(4, 1\) for x of shape \(4, 2\)"):
+        ss.sample(drifting, ss.VPSDE(), (4, 2), sampler="em", steps=5, generator=0)
+    with pytest.raises(ValueError, match=r"returned torch.float64 for x of dtype torch.float32"):
+        ss.sample(drifting, ss.VPSDE(), (4, 2), sampler="em", steps=5, generator=0)
+
+
 def test_a_network_of_another_dtype_than_the_samples_is_named():
     class Net(torch.nn.Module):
         def __init__(self):

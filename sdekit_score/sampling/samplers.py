@@ -161,6 +161,7 @@ def sample(
                     f"convention) makes the steps tiny: check it, or pass a larger max_steps "
                     f"(None: no limit) or a looser tolerance",
                     err.status,
+                    sample=err.sample,
                 ) from err
             raise
     if not bool(torch.isfinite(x).all()):
@@ -1103,13 +1104,14 @@ def _denoise(checked, process, x, last):
 class _Checked:
     """The score function, its first output checked for shape and finiteness.
 
-    Later outputs are not checked one by one (that would synchronise with the device at every
-    evaluation); instead their sums accumulate, without synchronising, into one number that is
-    non-finite as soon as any output held a NaN or an Inf, and a flag records whether that ever
-    happened at finite inputs. :func:`sample` reads them once, when the samples came out
+    Later outputs have their shape and dtype checked (no device read), not their values (that
+    would synchronise with the device at every evaluation); instead their sums accumulate,
+    without synchronising, into one number that is non-finite as soon as any output held a NaN
+    or an Inf, and flags record whether that ever happened at finite inputs, first at which
+    time, and in which rows. :func:`sample` reads them once, when the samples came out
     non-finite or the solve failed, to name the cause: the score (non-finite outputs at finite
-    states) or the sampler's steps (states already non-finite when the score saw them). The latest
-    evaluation is kept for the callback's denoised estimate.
+    states) or the sampler's steps (states already non-finite when the score saw them). The
+    latest evaluation is kept for the callback's denoised estimate.
     """
 
     wraps = "score_fn"
@@ -1122,7 +1124,9 @@ class _Checked:
         self.score_fn, self.process = score_fn, process
         self.user_time = user_time  # the caller's time of a solve time, where they differ
         self.total: torch.Tensor | None = None
-        self.score_failed: torch.Tensor | None = None  # non-finite output at finite input
+        self.score_failed: torch.Tensor | None = None  # non-finite output at finite input ...
+        self.failed_at: torch.Tensor | None = None  # ... first at this time (-inf: never)
+        self.failed_rows: torch.Tensor | None = None  # ... in these rows of full-batch calls
         self.latest: tuple | None = None
         self.batch = 0  # rows of the first evaluation: the whole batch
         # Calls and the rows they evaluated, as tensors (an int would be a constant of a
@@ -1135,18 +1139,27 @@ class _Checked:
             self.batch = x.shape[0]
             out = self._first(x, t)
             check_score_output(out, x, t)  # before anything reads it as a tensor
-        elif x.shape[0] < self.batch:
-            out = self._on_rows(x, t)
         else:
-            out = self.score_fn(x, t)
-        out_sum = out.detach().sum(dtype=torch.float32)
-        failed = ~torch.isfinite(out_sum) & torch.isfinite(x.detach().sum(dtype=torch.float32))
+            out = self._on_rows(x, t) if x.shape[0] < self.batch else self.score_fn(x, t)
+            if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.dtype != x.dtype:
+                check_score_output(out, x, t)  # no device read: a (B, 1) output broadcast
+        dims = tuple(range(1, x.dim()))
+        out_rows = out.detach().sum(dim=dims, dtype=torch.float32)
+        # non-finite output at finite input, per row, and the latest time at which it happened
+        bad = ~torch.isfinite(out_rows) & torch.isfinite(x.detach().sum(dim=dims))
+        t_rows = t.detach().reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t.detach()
+        t_bad = torch.where(bad, t_rows, -math.inf).max()
+        failed, out_sum, full = bad.any(), out_rows.sum(), x.shape[0] == self.batch
         if self.total is None:
-            self.total, self.score_failed = out_sum, failed
+            self.total, self.score_failed, self.failed_at = out_sum, failed, t_bad
+            self.failed_rows = bad
             self.calls = torch.ones((), dtype=torch.int64, device=x.device)
             self.rows = torch.full((), x.shape[0], dtype=torch.int64, device=x.device)
         else:
+            self.failed_at = torch.where(self.score_failed, self.failed_at, t_bad)
             self.total, self.score_failed = self.total + out_sum, self.score_failed | failed
+            if full:  # rows of a compacted call are not the batch's: their samples are unnamed
+                self.failed_rows = self.failed_rows | bad
             self.calls, self.rows = self.calls + 1, self.rows + x.shape[0]
         self.latest = (x, t, out)
         return out
@@ -1254,10 +1267,14 @@ class _Checked:
                 f"tighter tolerance, or a sampler that integrates the process's linear part "
                 f"exactly ('dpmpp_2m_sde', 'adaptive')"
             ) from cause
+        when = torch.as_tensor(self.failed_at)
+        when = float(when if self.user_time is None else self.user_time(when))
+        rows = self.failed_rows.nonzero().flatten().tolist()
+        samples = f", samples {rows[:10]}{'...' if len(rows) > 10 else ''}" if rows else ""
         raise InputValueError(
             f"the score function returned non-finite values (NaN/Inf) at finite states during "
-            f"sampling with {sampler!r} (its first output was finite); check the network and the "
-            f"times or noise levels it is evaluated at"
+            f"sampling with {sampler!r} (first at t={when:g}{samples}; its first output was "
+            f"finite); check the network and the times or noise levels it is evaluated at"
         ) from cause
 
 
