@@ -27,7 +27,9 @@ import argparse
 import json
 import math
 import pickle
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -36,7 +38,7 @@ from typing import Any
 import torch
 
 from sdekit import SolveError
-from sdekit.distributed import describe
+from sdekit.distributed import describe, write_atomically
 from sdekit.errors import InputError
 from sdekit_score.adapters import is_diffusers_directory, load_pretrained
 from sdekit_score.app.demo import (
@@ -64,6 +66,7 @@ from sdekit_score.training.nets import MLP
 from sdekit_score.training.trainer import (
     TrainConfig,
     checkpoint_file,
+    checkpoint_step,
     latest_checkpoint,
     load_checkpoint,
     train,
@@ -365,23 +368,31 @@ def cmd_train(args: argparse.Namespace) -> None:
         data = data.flatten(1)
     config = _train_config(args, data)
     args.out.mkdir(parents=True, exist_ok=True)
-    resuming = latest_checkpoint(args.out) is not None
-    if not resuming:  # a resumed run's is written once train has checked its config and data
-        (args.out / RUN_FILE).write_text(json.dumps(run_info, indent=2))
+    resumed = latest_checkpoint(args.out)
+    if resumed is None:  # a resumed run's is written once train has checked its config and data
+        _write_json(args.out / RUN_FILE, run_info)
     start = time.perf_counter()
     result = train(config, data, args.out, device=args.device, progress=args.progress)
-    if resuming:
-        (args.out / RUN_FILE).write_text(json.dumps(run_info, indent=2))
+    if resumed is not None:
+        _write_json(args.out / RUN_FILE, run_info)
     if result.step > config.steps:
         print(
             f"{args.out} is already at step {result.step} (--steps {config.steps}): nothing to do"
         )
         return
     loss = result.history["loss"][-100:]
+    first = 0 if resumed is None else checkpoint_step(resumed)
+    steps = f"{result.step} steps" if first == 0 else f"steps {first + 1}-{result.step}"
     print(
-        f"trained {result.step} steps in {time.perf_counter() - start:.1f} s; "
+        f"trained {steps} in {time.perf_counter() - start:.1f} s; "
         f"final loss {sum(loss) / max(len(loss), 1):.4g}; checkpoint {result.checkpoint}"
     )
+
+
+def _write_json(path: Path, value) -> None:
+    """``path`` holds the whole of ``value`` or what it held before, whenever the run stops."""
+    text = json.dumps(value, indent=2).encode()
+    write_atomically(path, lambda f: f.write(text))
 
 
 # --------------------------------------------------------------------------- sample
@@ -406,7 +417,13 @@ def _load_model(path: Path, device: str) -> tuple[ScoreModel, tuple[int, ...], l
     except (RuntimeError, KeyError, EOFError, OSError) as err:
         raise CLIError(f"cannot load checkpoint {path}: {err}") from None
     info_file = path.parent / RUN_FILE
-    info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    try:
+        info = json.loads(info_file.read_text()) if info_file.is_file() else {}
+    except ValueError as err:
+        raise CLIError(
+            f"cannot read {info_file} ({err}): write it again as "
+            f'{{"image_shape": [C, H, W]}} (or null for vectors), or train into a new --out'
+        ) from None
     image_shape = info.get("image_shape")
     if isinstance(model.net, MLP):
         return model, (model.net.dim,), image_shape
@@ -498,8 +515,16 @@ def _write_samples(out: Path, x, stats, image_shape, data_range, reference) -> N
     out.mkdir(parents=True, exist_ok=True)
     if image_shape is not None:
         x = x.reshape(-1, *image_shape)
-    torch.save(x.cpu(), out / "samples.pt")
-    (out / "stats.json").write_text(json.dumps(stats, indent=2))
+    path = out / "samples.pt"
+    try:
+        write_atomically(path, lambda f: torch.save(x.cpu(), f))
+        _write_json(out / "stats.json", stats)
+    except (OSError, RuntimeError) as err:  # torch.save raises RuntimeError on some paths
+        raise CLIError(
+            f"cannot write {path.parent}: {' '.join(str(err).split())}; the samples' shards "
+            f"are kept in {out / 'shards'}: rerun the same command once the folder is writable "
+            f"to write them out"
+        ) from None
     title = f"{stats['sampler']}: NFE {stats['nfe']:.0f}"
     images = image_shape is not None and image_shape[0] == 1
     points = x.ndim == 2 and x.shape[1] == 2
@@ -519,6 +544,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     runs = None
     if args.samplers is not None:
         runs = [Run(name, _check_sampler(name)) for name in args.samplers.split(",")]
+    if args.out is not None:  # before the work, not after
+        args.out.mkdir(parents=True, exist_ok=True)
     rows = bench(
         args.target,
         args.process,
@@ -581,6 +608,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     tests do) leaves it as it was.
     """
     threads = torch.get_num_threads()
+    args = None
+    main_thread = threading.current_thread() is threading.main_thread()  # handlers go there
+    on_terminate = signal.getsignal(signal.SIGTERM)
+    if main_thread:
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         args = build_parser().parse_args(argv)
         torch.set_num_threads(args.threads)
@@ -592,11 +624,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # an --out that cannot be written, a file that cannot be read
         return _fail(err, 1)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
+        kept = _KEPT_ON_INTERRUPT.get(getattr(args, "handler", None), "")
+        print(f"{PROG}: interrupted{kept}", file=sys.stderr)
         return 130
     finally:
         torch.set_num_threads(threads)
+        if main_thread:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if on_terminate is None else on_terminate)
     return 0
+
+
+def _terminate(signum, frame):
+    """SIGTERM (a scheduler's pre-emption, torchrun stopping its workers) as Ctrl-C: the
+    message says what is kept. Every file is written atomically, so stopping anywhere is safe."""
+    raise KeyboardInterrupt
+
+
+_KEPT_ON_INTERRUPT = {
+    cmd_train: ": the checkpoints written so far are kept; rerun the same command to resume",
+    cmd_sample: ": the finished chunks are kept in OUT/shards; rerun the same command to resume",
+}
 
 
 if __name__ == "__main__":

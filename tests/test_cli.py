@@ -1,6 +1,10 @@
 """The ``sdekit-score`` command line, end to end on tiny settings."""
 
 import json
+import os
+import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -77,7 +81,7 @@ def test_train_writes_checkpoints_and_resumes_to_more_steps(digits_run, capsys):
     assert json.loads((digits_run / "run.json").read_text())["image_shape"] == [1, 8, 8]
     argv = ["train", "--data", "digits", "--process", "ve", "--steps", 6, "--width", 32]
     status, out, _ = run([*argv, "--batch-size", 16, "--out", digits_run], capsys)
-    assert status == 0 and "trained 6 steps" in out
+    assert status == 0 and "trained steps 5-6 in" in out  # this run's, not "6 steps"
     assert (digits_run / "checkpoint_000000006.pt").exists()
     argv[argv.index("--steps") + 1] = 4  # fewer steps than done: said, not "trained 6 steps"
     status, out, _ = run([*argv, "--batch-size", 16, "--out", digits_run], capsys)
@@ -102,7 +106,7 @@ def test_a_killed_training_process_resumes_from_its_last_checkpoint_exactly(tmp_
     last = torch.load(latest_checkpoint(tmp_path / "killed"), weights_only=True)["step"]
     assert last >= 40
     status, out, _ = run([*argv, "--steps", last + 10, "--out", tmp_path / "killed"], capsys)
-    assert status == 0 and f"trained {last + 10} steps" in out
+    assert status == 0 and f"trained steps {last + 1}-{last + 10} in" in out
     status, _, _ = run([*argv, "--steps", last + 10, "--out", tmp_path / "whole"], capsys)
     assert status == 0
     resumed, whole = (
@@ -305,3 +309,62 @@ def test_bad_input_in_a_subprocess_prints_no_traceback(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr == "sdekit-score: error: checkpoint not found: x.pt\n"
+
+
+def test_samples_that_cannot_be_written_keep_their_shards_and_a_rerun_writes_them(tmp_path, capsys):
+    # torch.save into a directory raised RuntimeError: a traceback, and no word of the shards
+    (tmp_path / "samples.pt").mkdir()
+    status, out, err = run([*SAMPLE_GMM, "--no-progress", "--out", tmp_path], capsys)
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "cannot write" in err and "shards are kept" in err
+    (tmp_path / "samples.pt").rmdir()
+    status, out, _ = run([*SAMPLE_GMM, "--out", tmp_path], capsys)
+    assert status == 0 and json.loads(out)["chunks_generated"] == 0
+    assert_samples(tmp_path, (10, 2))
+
+
+def test_bench_checks_its_output_folder_before_the_work(tmp_path, capsys, monkeypatch):
+    (tmp_path / "file").write_text("not a directory")
+    monkeypatch.setattr(cli, "bench", lambda *a, **k: pytest.fail("ran before --out was made"))
+    argv = ["bench", "--target", "gmm2d", "--samplers", "em", "--out", tmp_path / "file" / "b"]
+    status, _, err = run(argv, capsys)
+    assert status == 1 and "file" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (torch.zeros(3), r"not a checkpoint of sdekit_score's trainer .*found Tensor"),
+        ({"config": {}}, r"found a dict without \['ema'\]"),
+        ({"config": {"net": "mlp"}, "ema": {}}, r"its config does not build a model"),
+    ],
+)
+def test_a_torch_file_that_is_not_a_checkpoint_is_named(content, message, tmp_path, capsys):
+    # an IndexError or TypeError traceback before
+    torch.save(content, tmp_path / "model.pt")
+    argv = ["sample", "--checkpoint", tmp_path / "model.pt", "--sampler", "em", "--n", 2]
+    status, _, err = run([*argv, "--out", tmp_path / "o"], capsys)
+    assert status == 2 and err.count("\n") == 1 and re.search(message, err)
+
+
+def test_an_unreadable_run_file_is_named(digits_run, tmp_path, capsys):
+    copy = shutil.copytree(digits_run, tmp_path / "run")
+    (copy / "run.json").write_text("")  # a run killed while writing it, before writes were atomic
+    argv = ["sample", "--checkpoint", copy, "--sampler", "em", "--option", "steps=2", "--n", 2]
+    status, _, err = run([*argv, "--out", tmp_path / "o"], capsys)
+    assert status == 2 and "cannot read" in err and "run.json" in err
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_an_interrupted_sample_says_what_is_kept(how, tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        if how == "sigterm":  # as a scheduler pre-empting the job: was a silent exit -15
+            os.kill(os.getpid(), signal.SIGTERM)
+        raise KeyboardInterrupt
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "draw", interrupted)
+    status, _, err = run([*SAMPLE_GMM, "--out", tmp_path], capsys)
+    assert status == 130
+    assert "interrupted: the finished chunks are kept in OUT/shards; rerun" in err
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -502,7 +502,9 @@ def train(
             losses = run.train_step(next(batches), levels)
             if not all(math.isfinite(value) for value in losses.values()):
                 kept = (
-                    f"the checkpoint of step {_step_of(checkpoint)} is kept" if checkpoint else ""
+                    f"the checkpoint of step {checkpoint_step(checkpoint)} is kept"
+                    if checkpoint
+                    else ""
                 )
                 raise InputValueError(
                     f"the loss became non-finite at step {run.step + 1} ({losses}): lower lr (now "
@@ -532,9 +534,25 @@ def load_checkpoint(
     ``path`` is a checkpoint file or a training directory (its latest checkpoint). ``ema=True``
     loads the EMA weights (the ones to sample with), ``ema=False`` the raw weights.
     """
-    state = _read_checkpoint(checkpoint_file(path))
-    model = build_model(TrainConfig(**state["config"]))
-    model.load_state_dict(state["ema" if ema else "model"])
+    path = checkpoint_file(path)
+    state = _read_checkpoint(path)
+    weights = "ema" if ema else "model"
+    missing = sorted({"config", weights} - state.keys()) if isinstance(state, dict) else None
+    if missing != []:
+        found = type(state).__name__ if missing is None else f"a dict without {missing}"
+        raise InputValueError(
+            f"{path} is not a checkpoint of sdekit_score's trainer (a dict with its config and "
+            f"{weights} weights; found {found}): pass a checkpoint_*.pt that train wrote, or "
+            f"its folder"
+        )
+    try:
+        model = build_model(TrainConfig(**state["config"]))
+    except TypeError as err:
+        raise InputValueError(
+            f"{path}: its config does not build a model ({err}): a checkpoint of another "
+            f"version or program"
+        ) from None
+    model.load_state_dict(state[weights])
     if state.get("data") is not None:  # the shape of an item: what to sample
         model.event_shape = tuple(state["data"]["tensor"][1:])
     return model.to(device).eval()
@@ -545,9 +563,12 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged file fails anywhere in the unpickler
         older = [p for p in sorted(path.parent.glob(_CHECKPOINT_GLOB)) if p != path]
-        advice = (
-            f"delete it to resume from {older[-1].name}" if older else "delete it (and train again)"
-        )
+        if not path.match(_CHECKPOINT_GLOB):  # not one of a run's: nothing to delete
+            advice = "pass a checkpoint_*.pt that train wrote, or its folder"
+        elif older:
+            advice = f"delete it to resume from {older[-1].name}"
+        else:
+            advice = "delete it (and train again)"
         reason = " ".join(str(err).split()) or type(err).__name__
         raise InputValueError(
             f"cannot read checkpoint {path} ({reason}): it is damaged or not a checkpoint "
@@ -555,7 +576,8 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
         ) from None
 
 
-def _step_of(checkpoint: Path) -> int:
+def checkpoint_step(checkpoint: Path) -> int:
+    """The training step a checkpoint file was written at (from its name)."""
     return int(checkpoint.stem.split("_")[-1])
 
 
