@@ -334,7 +334,8 @@ class _Shards:
                 return (
                     f"{self.directory} holds shards of another run "
                     f"({_differences(then.get('config', {}), self.config)}): rerun with its "
-                    f"arguments, use another directory, or delete {self.directory} to start over"
+                    f"arguments (an option given by mistake?) or use another directory; delete "
+                    f"{self.directory} only to discard its finished chunks"
                 )
             then = None  # its run failed before writing a shard: nothing of it to keep
         for stale in self.directory.glob(".*.tmp"):
