@@ -66,7 +66,7 @@ MAX_STEPS = 100_000  # an adaptive solve's default budget of attempted steps (ma
 SAMPLE_CHUNK_ELEMENTS = 2**10
 PADDED_CHUNK_FRACTION = 4  # fewer steps left than a chunk over this: step them eagerly
 LAGGED_FLAGS = False  # read adaptive solves' flags one attempt late on every device (tests)
-LOOP_ATTEMPTS = 16  # per-sample attempts per compiled loop at most (the bridge packs every 16) ...
+LOOP_ATTEMPTS = 16  # per-sample attempts per compiled loop at most (as the bridge packs) ...
 LOOP_BYTES = 2**20  # ... while what the loop carries, copied once per attempt, stays this small
 # A step ending within this many units of y0's dtype's epsilon times max(|t0|, |t1|) of a stop
 # lands on it (rounding errors of t + h); more would stretch steps beyond what the error allows

@@ -3,16 +3,18 @@
 ::
 
     sdekit-score train  --data digits --process ve --steps 10000 --out runs/digits
-    sdekit-score sample --checkpoint runs/digits --sampler ggf --option eps_rel=0.02 --out runs/s
+    sdekit-score sample --checkpoint runs/digits --sampler adaptive --out runs/s
     sdekit-score sample --target gmm2d --process vp --sampler em --option steps=500 --out runs/t
     sdekit-score bench  --target gmm2d --process ve
     sdekit-score demo   [--quick] [--out runs/demo]
 
-Exit status: 0 on success; 2 on bad input (a missing checkpoint, an unknown sampler, a negative
-count, a malformed ``--option``: an :class:`~sdekit.errors.InputError` or an argument error); 1 when
-a solve cannot finish (:class:`~sdekit.SolveError`), an optional dependency is missing (the message
-names the extra to install) or a file cannot be written or read (an ``OSError``). These print one line on stderr; anything else is a defect and
-propagates with its traceback.
+Exit status: 0 on success; 2 on bad input (a missing or damaged checkpoint, a file that is not
+one, an unknown sampler, a negative count, a malformed ``--option``: an
+:class:`~sdekit.errors.InputError` or an argument error); 1 when a solve cannot finish
+(:class:`~sdekit.SolveError`), an optional dependency is missing (the message names the extra to
+install) or a file cannot be written or read (an ``OSError``); 130 when interrupted (Ctrl-C or
+SIGTERM: the message says what is kept). These print one line on stderr; anything else is a
+defect and propagates with its traceback.
 
 The base install runs every command; the digits need the ``data`` extra (scikit-learn) and PNG
 pictures the ``plot`` extra (matplotlib): without it ``sample`` and ``demo`` skip the pictures and
@@ -227,7 +229,12 @@ def _add_train(parser: argparse.ArgumentParser) -> None:
         "--depth", type=_count, default=None, help="MLP layers (3) or U-Net blocks per level (1)"
     )
     parser.add_argument("--batch-size", type=_count, default=128)
-    parser.add_argument("--lr", type=_positive, default=None, help="default: 1e-3 (MLP)")
+    parser.add_argument(
+        "--lr",
+        type=_positive,
+        default=None,
+        help="default: 1e-3 for an MLP with dsm, 2e-4 for a U-Net with dsm, 1e-4 with hybrid",
+    )
     parser.add_argument("--ema", type=float, default=0.999, help="EMA decay (default 0.999)")
     parser.add_argument(
         "--sigma-max",
@@ -256,7 +263,9 @@ def _add_sample(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="process of a target (default vp); a checkpoint carries its own",
     )
-    parser.add_argument("--sampler", default="ggf", help=f"one of {', '.join(SAMPLERS)}")
+    parser.add_argument(
+        "--sampler", default="adaptive", help=f"one of {', '.join(SAMPLERS)} (default adaptive)"
+    )
     parser.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="a sampler option"
     )
@@ -290,7 +299,10 @@ def _add_bench(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default="gmm2d", help=f"one of {', '.join(TARGETS)}")
     parser.add_argument("--process", choices=tuple(PROCESSES), default="ve", help="default ve")
     parser.add_argument(
-        "--samplers", default=None, help="comma-separated (default: all that fit the process)"
+        "--samplers",
+        default=None,
+        help="comma-separated (default: em, pc, ode, ggf at eps_rel 0.02 and 0.05, adaptive, "
+        "unipc, dpmpp_2m_sde; als and cas too on ve)",
     )
     parser.add_argument("--n", type=_count, default=1000, help="samples per sampler")
     parser.add_argument("--batch-size", type=_count, default=None)
@@ -520,7 +532,7 @@ def _write_samples(out: Path, x, stats, image_shape, data_range, reference) -> N
         write_atomically(path, lambda f: torch.save(x.cpu(), f))
         _write_json(out / "stats.json", stats)
     except (OSError, RuntimeError) as err:  # torch.save raises RuntimeError on some paths
-        raise CLIError(
+        raise OSError(
             f"cannot write {path.parent}: {' '.join(str(err).split())}; the samples' shards "
             f"are kept in {out / 'shards'}: rerun the same command once the folder is writable "
             f"to write them out"

@@ -179,13 +179,17 @@ def target_distances(samples: torch.Tensor, reference: torch.Tensor) -> dict[str
 
 
 def default_runs(process: ForwardProcess) -> list[Run]:
-    """The samplers at their papers' defaults (GGF at ``eps_rel = 0.02``); ALS and CAS need VE."""
+    """The samplers at their papers' defaults (GGF at ``eps_rel = 0.02``) and the recommended
+    ones at theirs; ALS and CAS only on VE, the process their defaults were made for."""
     runs = [
         Run("em-1000", "em", {"steps": 1000}),
         Run("pc-1000", "pc", {"steps": 1000}),
         Run("ode", "ode"),
         Run("ggf-0.02", "ggf", {"eps_rel": 0.02}),
         Run("ggf-0.05", "ggf", {"eps_rel": 0.05}),
+        Run("adaptive", "adaptive"),
+        Run("unipc", "unipc"),
+        Run("dpmpp_2m_sde", "dpmpp_2m_sde"),
     ]
     if process.kind == "ve":
         runs += [Run("als", "als"), Run("cas", "cas")]

@@ -78,12 +78,14 @@ def sample(
             ``score_fn`` is an ``nn.Module`` (or a bound method of one; float32 for a float16 or
             bfloat16 network, which :class:`ScoreModel` and ``from_diffusers`` run in its own
             dtype), else CPU and the default dtype. 16-bit samples are refused (biased).
-        denoise: apply the final denoising step ``x + σ² s(x)`` (divided by ``α`` for VP).
+        denoise: apply the final denoising step ``(x + σ² s(x))/α`` (Tweedie's estimate; ``α = 1``
+            for VE and EDM).
         grad: record the autograd graph (to differentiate through sampling). Off by default:
             sampling a network then keeps no graph, so memory does not grow with the steps.
         callback: called after every step with a dict: ``i`` (step or level index), ``t`` (time
-            or noise level), ``x`` (the state) and ``denoised`` (the estimate of the clean sample
-            from the latest score evaluation), as in k-diffusion.
+            or noise level), ``x`` (the state), ``denoised`` (the estimate of the clean sample
+            from the latest score evaluation), as in k-diffusion, and ``accept`` (whether an
+            adaptive sampler's step was accepted, per sample; ``True`` for fixed steps).
         progress: show a progress bar.
         amp: evaluate the score network under ``torch.autocast``: ``"bf16"``, or ``"fp16"`` on
             a GPU; the state, times and noise stay in ``dtype``
@@ -538,7 +540,7 @@ def adaptive(
     3072-D, VP and VE): ``tol = 0.02`` is the loosest tolerance whose error sat within the noise
     of exact samples in all four settings, at 103–148 NFE (in 3072-D, 0.03 and looser leave the
     samples too sharp, and on the digits model every looser tolerance scores a worse FD; in 2-D,
-    ``tol=0.1`` reaches the noise floor at 58–61 NFE but moves 1–4 per mille of mass from light
+    ``tol=0.1`` reaches the noise floor at 58–61 NFE but moves 5–10 per mille of mass from light
     modes to heavy ones, ``docs/benchmarks.md``). The PI
     coefficients ``(0.2, 0.5)`` with ``safety = 0.8`` rejected about 10% of the attempted steps
     in 3072-D where the standard ``(0.4, 0.3)`` with 0.9 rejected 20–50%, for fewer evaluations
@@ -1105,10 +1107,9 @@ class _Checked:
     """The score function, its first output checked for shape and finiteness.
 
     Later outputs have their shape and dtype checked (no device read), not their values (that
-    would synchronise with the device at every evaluation); instead their sums accumulate,
-    without synchronising, into one number that is non-finite as soon as any output held a NaN
-    or an Inf, and flags record whether that ever happened at finite inputs, first at which
-    time, and in which rows. :func:`sample` reads them once, when the samples came out
+    would synchronise with the device at every evaluation); instead flags accumulate on the
+    device, without synchronising: whether any output held a NaN or an Inf, whether that ever
+    happened at finite inputs, first at which time, and in which rows. :func:`sample` reads them once, when the samples came out
     non-finite or the solve failed, to name the cause: the score (non-finite outputs at finite
     states) or the sampler's steps (states already non-finite when the score saw them). The
     latest evaluation is kept for the callback's denoised estimate.
@@ -1123,7 +1124,7 @@ class _Checked:
             )
         self.score_fn, self.process = score_fn, process
         self.user_time = user_time  # the caller's time of a solve time, where they differ
-        self.total: torch.Tensor | None = None
+        self.nonfinite: torch.Tensor | None = None  # any output held a NaN or an Inf
         self.score_failed: torch.Tensor | None = None  # non-finite output at finite input ...
         self.failed_at: torch.Tensor | None = None  # ... first at this time (-inf: never)
         self.failed_rows: torch.Tensor | None = None  # ... in these rows of full-batch calls
@@ -1135,7 +1136,7 @@ class _Checked:
         self.rows: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if self.total is None:
+        if self.nonfinite is None:
             self.batch = x.shape[0]
             out = self._first(x, t)
             check_score_output(out, x, t)  # before anything reads it as a tensor
@@ -1143,21 +1144,23 @@ class _Checked:
             out = self._on_rows(x, t) if x.shape[0] < self.batch else self.score_fn(x, t)
             if not isinstance(out, torch.Tensor) or out.shape != x.shape or out.dtype != x.dtype:
                 check_score_output(out, x, t)  # no device read: a (B, 1) output broadcast
-        dims = tuple(range(1, x.dim()))
-        out_rows = out.detach().sum(dim=dims, dtype=torch.float32)
+        out_finite, x_finite = _finite_rows(out), _finite_rows(x)
         # non-finite output at finite input, per row, and the latest time at which it happened
-        bad = ~torch.isfinite(out_rows) & torch.isfinite(x.detach().sum(dim=dims))
+        bad = ~out_finite & x_finite
         t_rows = t.detach().reshape(-1).expand(x.shape[0]) if t.numel() == 1 else t.detach()
         t_bad = torch.where(bad, t_rows, -math.inf).max()
-        failed, out_sum, full = bad.any(), out_rows.sum(), x.shape[0] == self.batch
-        if self.total is None:
-            self.total, self.score_failed, self.failed_at = out_sum, failed, t_bad
+        failed, nonfinite, full = bad.any(), ~out_finite.all(), x.shape[0] == self.batch
+        if self.nonfinite is None:
+            self.nonfinite, self.score_failed, self.failed_at = nonfinite, failed, t_bad
             self.failed_rows = bad
             self.calls = torch.ones((), dtype=torch.int64, device=x.device)
             self.rows = torch.full((), x.shape[0], dtype=torch.int64, device=x.device)
         else:
             self.failed_at = torch.where(self.score_failed, self.failed_at, t_bad)
-            self.total, self.score_failed = self.total + out_sum, self.score_failed | failed
+            self.nonfinite, self.score_failed = (
+                self.nonfinite | nonfinite,
+                self.score_failed | failed,
+            )
             if full:  # rows of a compacted call are not the batch's: their samples are unnamed
                 self.failed_rows = self.failed_rows | bad
             self.calls, self.rows = self.calls + 1, self.rows + x.shape[0]
@@ -1258,7 +1261,7 @@ class _Checked:
         return (x + sigma**2 * score) / bcast(self.process.alpha(t), x)
 
     def raise_if_nonfinite(self, sampler: str, cause: Exception | None = None) -> None:
-        if self.total is None or bool(torch.isfinite(self.total)):
+        if self.nonfinite is None or not bool(self.nonfinite):
             return
         if not bool(self.score_failed):
             raise sdekit.SolveError(
@@ -1276,6 +1279,12 @@ class _Checked:
             f"sampling with {sampler!r} (first at t={when:g}{samples}; its first output was "
             f"finite); check the network and the times or noise levels it is evaluated at"
         ) from cause
+
+
+def _finite_rows(x: torch.Tensor) -> torch.Tensor:
+    """``(batch,)``: whether every element of each row is finite (a sum would overflow)."""
+    finite = torch.isfinite(x.detach())
+    return finite.flatten(1).all(1) if x.dim() > 1 else finite
 
 
 def _acts_in_training(layer: torch.nn.Module) -> bool:
