@@ -288,8 +288,8 @@ class LoopState:
     """What the loop carries from one attempted step to the next.
 
     ``t`` is 0-d (shared time) or ``(batch,)`` (per-sample); the counters and masks have ``t``'s
-    shape in adaptive solves. ``saved`` collects the states at save times (fixed steps) or is a
-    preallocated ``(len(saveat), *y0.shape)`` buffer (adaptive).
+    shape in adaptive solves. ``saved`` is a preallocated ``(len(saveat), *y0.shape)`` buffer of
+    the states at save times (fixed steps: its first ``saves`` rows written so far).
     """
 
     t: torch.Tensor
@@ -305,6 +305,7 @@ class LoopState:
     accepted: torch.Tensor | int = 0
     restarts: torch.Tensor | int = 0
     saved: Any = None
+    saves: int = 0
     # fixed steps: (finite, time) of each saved state, on the device until the end of the solve
     save_checks: list = field(default_factory=list)
     running: bool = True
@@ -624,9 +625,7 @@ def _check_states(state, t0: float, t1: float) -> None:
         times = [t_prev] + [t for _, t in state.save_checks]
         if not bool(finite.all()):
             k = int((~finite).nonzero()[0])
-            _check_finite(
-                state.saved[len(state.saved) - len(times) + 1 + k], times[k], times[k + 1]
-            )
+            _check_finite(state.saved[state.saves - len(times) + 1 + k], times[k], times[k + 1])
         t_prev = times[-1]
     _check_finite(state.y, t_prev, t1)
 
@@ -680,10 +679,14 @@ class _FixedSteps:
         return torch.from_numpy(self.h_array).to(**self.like)
 
     def init_state(self, problem, solver, y0):
-        saved = [y0] if self.save[0] and self.n else []
+        # Written in place as the solve goes: stacking the states at the end held them twice.
+        first = self.save[0] and self.n > 0
+        saved = y0.new_empty((first + sum(self.save[1:]), *y0.shape))
+        if first:
+            saved[0] = y0
         t0 = self.time_tensor[0]
         state0 = solver.init(problem, t0, y0)
-        return LoopState(t0, y0, state0, saved=saved, running=self.n > 0)
+        return LoopState(t0, y0, state0, saved=saved, saves=int(first), running=self.n > 0)
 
     def propose(self, state):
         return self.times[state.i], self.hs[state.i]
@@ -707,7 +710,8 @@ class _FixedSteps:
         if self.save[i]:
             if check_finite:  # read once at the end: no host synchronisation per save time
                 state.save_checks.append((torch.isfinite(y).all(), self.grid[i]))
-            state.saved.append(y)
+            state.saved[state.saves] = y
+            state.saves += 1
         if self.restart[i]:
             state.solver_state = solver.init(problem, state.t, y)
             state.restarts += 1
@@ -768,7 +772,7 @@ class _FixedSteps:
     def solution(self, state, solver, save_times, t1, like):
         stats = _stats(solver, self.n, self.n, state.restarts)
         ts = torch.tensor(save_times if save_times is not None else [t1], **like)
-        return Solution(ts, torch.stack(state.saved), stats)
+        return Solution(ts, state.saved, stats)
 
 
 def _padded(normals, pad):

@@ -4,6 +4,9 @@ time reversal, save points, empty spans, torchsde compatibility and evaluation c
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -785,3 +788,27 @@ def test_milstein_under_inference_mode_is_milstein():
     euler = sk.solve(gbm, y0, 0.0, 1.0, solver="euler", dt=0.1, generator=0).ys
     torch.testing.assert_close(inferred, plain, rtol=1e-12, atol=1e-12)
     assert (plain - euler).abs().max() > 0.01
+
+
+_SAVED_MEMORY = """
+import resource, sys, torch, sdekit as sk
+gbm = sk.SDE(lambda t, y: 0.05 * y, lambda t, y: 0.2 * y, noise="diagonal")
+y0 = torch.full((50_000, 1), 100.0, dtype=torch.float64)
+saveat = torch.arange(1, 201, dtype=torch.float64) / 200
+sk.solve(gbm, y0[:10], 0.0, 1.0, solver="euler", dt=1 / 200, generator=0, saveat=saveat)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+sol = sk.solve(gbm, y0, 0.0, 1.0, solver="euler", dt=1 / 200, generator=0, saveat=saveat)
+growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+print(growth / (sol.ys.numel() * sol.ys.element_size()))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="peak RSS in bytes, glibc's mmap threshold")
+def test_fixed_step_saves_are_held_once():
+    # the states at save times were kept as a list and stacked at the end: peak memory twice the
+    # result's (391 MiB for 191 MiB of saves); they are now written into the result as they come
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")  # freed blocks leave the RSS at once
+    result = subprocess.run(
+        [sys.executable, "-c", _SAVED_MEMORY], capture_output=True, text=True, env=env, check=True
+    )
+    assert float(result.stdout) < 1.5  # measured 1.04; 1.79 before
