@@ -15,6 +15,7 @@ from .controllers import (
     PIDController,
     StepTo,
 )
+from .conversion import to_ito, to_stratonovich
 from .errors import InputError, InputTypeError, InputValueError
 from .problems import ODE, SDE, as_problem
 from .solution import Solution, SolveError, Status
@@ -74,4 +75,6 @@ __all__ = [
     "sra_order_conditions",
     "sri_order_conditions",
     "tableaux",
+    "to_ito",
+    "to_stratonovich",
 ]

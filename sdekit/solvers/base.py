@@ -80,7 +80,8 @@ class AbstractSolver:
             alternative = "'euler' or 'milstein'" if problem.calculus == "ito" else "'heun'"
             raise InputValueError(
                 f"{self.name} solves {'/'.join(sorted(self.calculus))} SDEs but the problem is "
-                f"{problem.calculus}; use {alternative}, or convert the problem"
+                f"{problem.calculus}; use {alternative}, or convert the problem "
+                f"(sdekit.to_{'stratonovich' if problem.calculus == 'ito' else 'ito'}(problem))"
             )
         if problem.noise not in self.noise:
             raise InputValueError(

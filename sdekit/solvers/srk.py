@@ -391,9 +391,9 @@ class SRI(_StochasticRungeKutta):
             return  # Itô and Stratonovich coincide for additive noise.
         if problem.calculus == "stratonovich":
             raise InputValueError(
-                f"{self.name} solves Itô SDEs but the problem is Stratonovich; convert it to Itô "
-                f"(drift f + ½ g ∂g/∂y component-wise for diagonal noise) to use 'sosri', or use "
-                f"'milstein' (either calculus) or 'heun'"
+                f"{self.name} solves Itô SDEs but the problem is Stratonovich; convert it "
+                f"(sdekit.to_ito(problem): the drift f + ½ Σ_j J_(g_j) g_j) to use {self.name}, or "
+                f"use 'milstein' (either calculus) or 'heun'"
             )
         super().check(problem)
 
