@@ -68,7 +68,8 @@ def test_a_converted_stratonovich_problem_is_solved_by_an_ito_scheme_on_its_path
         .item()
         for dt in (2**-4, 2**-6)
     ]
-    assert errors[1] < 2e-3 and errors[0] / errors[1] > 2**1.5 * 0.7  # strong order 1.5
+    # strong order 1.5 over a step 4x shorter: 8x smaller (measured 7.2; order 1 would give 4)
+    assert errors[1] < 2e-3 and errors[0] / errors[1] > 4**1.25
 
 
 def test_the_correction_carries_the_gradient_of_the_diffusions_parameters():
