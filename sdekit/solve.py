@@ -608,9 +608,11 @@ def _check_finite(y: torch.Tensor, t_prev: float, t: float) -> None:
         raise SolveError(
             f"the solution became non-finite between t={t_prev:g} and t={t:g} "
             f"(samples {bad[:10]}{'...' if len(bad) > 10 else ''}): the drift or diffusion "
-            f"returned NaN/Inf there, or the steps were too large for the problem. Check them, "
-            f"reduce the step size, use an adaptive controller, or pass check_finite=False to "
-            f"return it anyway",
+            f"returned NaN/Inf there (a state outside a function's domain, e.g. the square root "
+            f"of a variance below 0, which no step size avoids: write it to accept every state, "
+            f"e.g. sqrt(v.clamp(min=0))), or the steps were too large for the problem. Check "
+            f"them, reduce the step size, use an adaptive controller, or pass check_finite=False "
+            f"to return it anyway",
             sample=bad[0],
         )
 

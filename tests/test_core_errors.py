@@ -599,3 +599,12 @@ def test_a_tolerance_that_does_not_broadcast_to_the_state_says_how_to_shape_it(p
         sk.solve(_sde(), Y0, 0.0, 1.0, solver="sosri", controller=controller, generator=0)
     per_sample_tol = sk.PIController(rtol=torch.full((4, 1), 1e-3), atol=1e-3, per_sample=True)
     sk.solve(_sde(), Y0, 0.0, 1.0, solver="sosri", controller=per_sample_tol, generator=0)
+
+
+def test_a_state_that_leaves_a_functions_domain_is_named_as_a_likely_cause():
+    # a CIR-like variance below 0 under sqrt: the message only said to reduce the step size,
+    # which cannot help there
+    cir = sk.SDE(lambda t, v: 1.5 * (0.04 - v), lambda t, v: 0.5 * v.sqrt())
+    v0 = torch.full((200, 1), 0.04, dtype=torch.float64)
+    with pytest.raises(sk.SolveError, match=r"outside a function's domain.*clamp\(min=0\)"):
+        sk.solve(cir, v0, 0.0, 1.0, solver="euler", dt=1 / 50, generator=0)
