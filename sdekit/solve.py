@@ -226,6 +226,8 @@ def solve(
         if controller.adaptive and controller.per_sample:
             stats.update(nfe_batch=0, nfe_rows=0)
         return Solution(ts, y0.unsqueeze(0).expand(n, *y0.shape).clone(), stats)
+    if not controller.adaptive:
+        solver = solver.for_fixed_steps()
     if controller.adaptive:
         if solver.error_order is None:
             adaptive = "'sosri', 'sosra' or 'improved_euler'" if problem.noise else "'dopri5'"

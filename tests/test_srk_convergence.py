@@ -386,3 +386,40 @@ def test_solver_names_say_family_and_tableau():
     assert SRK_SOLVERS["sra3"]().name == "SRA(SRA3)"
     custom = dataclasses.replace(SRI_TABLEAUX["SOSRI"])  # equal coefficients, another object
     assert SRI(custom).name == "SRI(custom 4-stage)"
+
+
+@pytest.mark.parametrize("name", ["sosri", "sra1", "sriw1"])
+def test_fixed_steps_skip_the_error_estimate_and_keep_every_number(name):
+    # the estimate (variances, a square root over the state, the drift part) was computed at
+    # every fixed step and read by nothing
+    solver = SRK_SOLVERS[name]()
+    fixed = solver.for_fixed_steps()
+    assert solver._estimate and not fixed._estimate  # the caller's solver is left as it was
+    if name == "sra1":
+        problem = sk.SDE(lambda t, y: -y, lambda t, y: torch.full_like(y, 0.3), noise="additive")
+    else:
+        problem = sk.SDE(lambda t, y: -y, lambda t, y: 0.3 * (1 + y.square()).sqrt())
+    y = torch.randn(64, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    source = GaussianIncrements(y.shape, dtype=y.dtype, device="cpu", generator=1, levy_area=True)
+    inc, t = source.increment(0.0, 0.1), torch.tensor(0.0, dtype=y.dtype)
+    y_next, error, _ = solver.step(problem, t, y, 0.1, inc, None)
+    y_fixed, no_error, _ = fixed.step(problem, t, y, 0.1, inc, None)
+    assert error is not None and no_error is None
+    assert torch.equal(y_fixed, y_next)
+
+
+def test_a_fixed_step_solve_runs_the_solvers_fixed_step_copy(monkeypatch):
+    copies = []
+    original = SRI.for_fixed_steps
+
+    def recording(self):
+        copies.append(original(self))
+        return copies[-1]
+
+    monkeypatch.setattr(SRI, "for_fixed_steps", recording)
+    problem = sk.SDE(lambda t, y: -y, lambda t, y: 0.3 * y)
+    y0 = torch.ones(4, 2, dtype=torch.float64)
+    sk.solve(problem, y0, 0.0, 1.0, solver="sosri", dt=0.1, generator=0)
+    assert len(copies) == 1
+    sk.solve(problem, y0, 0.0, 1.0, solver="sosri", controller=sk.PIController(), generator=0)
+    assert len(copies) == 1  # adaptive solves read the estimate

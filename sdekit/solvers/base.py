@@ -93,5 +93,10 @@ class AbstractSolver:
         """Solver state carried between steps (``None`` unless the solver needs one)."""
         return None
 
+    def for_fixed_steps(self) -> AbstractSolver:
+        """The solver a fixed-step solve runs, whose error estimate nothing reads: ``self``, or
+        a copy that leaves out work done for the estimate only (the same ``y_next``)."""
+        return self
+
     def step(self, problem, t, y, h, inc: Increment | None, state):
         raise NotImplementedError

@@ -89,6 +89,7 @@ shortened step are a larger share of 10–15 steps (``docs/benchmarks.md``, adap
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
@@ -213,6 +214,7 @@ class _StochasticRungeKutta(AbstractSolver):
     """
 
     levy_area = True
+    _estimate = True  # False in a copy for fixed steps: no error estimate (for_fixed_steps)
     _tableau_type: type
     _noise_weights: tuple[str, ...]
     _embedded_terms: int
@@ -284,6 +286,13 @@ class _StochasticRungeKutta(AbstractSolver):
     def name(self) -> str:
         return f"{type(self).__name__}({_tableau_name(self.tableau)})"
 
+    def for_fixed_steps(self) -> _StochasticRungeKutta:
+        """A copy that skips the error estimate's variances, square root and drift part (the
+        noise terms of ``E_N`` still enter ``y_next``, summed as before: the same numbers)."""
+        solver = copy.copy(self)
+        solver._estimate = False
+        return solver
+
     def step(self, problem, t, y, h, inc, state):
         _need_levy_area(self.name, inc)
         tab = self.tableau
@@ -320,7 +329,7 @@ class _StochasticRungeKutta(AbstractSolver):
                 y_next = y_next + term
                 continue
             e_n = term if e_n is None else e_n + term
-            if self.noise_error == "expected":
+            if self.noise_error == "expected" and self._estimate:
                 square = combined.square()
                 if problem.layout == "general":  # independent Brownian motions, last axis
                     square = square.sum(-1)
@@ -328,6 +337,9 @@ class _StochasticRungeKutta(AbstractSolver):
                 e_n_square = square if e_n_square is None else e_n_square + square
         if e_n is not None:
             y_next = y_next + e_n
+        if not self._estimate:
+            return y_next, None, state
+        if e_n is not None:
             if self.noise_error == "path":
                 e_n = e_n.abs()
             else:  # a zero noise error (g constant in time, h = 0) stays 0 with a finite gradient
