@@ -8,6 +8,7 @@ mistake gets the same message everywhere. They raise :class:`~sdekit.errors.Inpu
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 from typing import TypeVar
 
@@ -44,7 +45,7 @@ def positive_int(value, name: str, *, allow_zero: bool = False) -> int:
 def positive_float(value, name: str, *, allow_zero: bool = False) -> float:
     """``value`` as a float if it is a finite number ``> 0`` (``>= 0`` with ``allow_zero``)."""
     kind = "non-negative" if allow_zero else "positive"
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # NumPy's floats too
         raise InputTypeError(f"{name} must be a {kind} float, got {type(value).__name__}")
     if not (math.isfinite(value) and (value >= 0 if allow_zero else value > 0)):
         raise InputValueError(f"{name} must be a finite {kind} number, got {value}")

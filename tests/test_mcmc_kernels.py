@@ -458,3 +458,50 @@ def test_every_kernel_takes_an_empty_batch_and_chains_without_event_dims(kernel,
     target = Target(score=lambda x: -x, log_prob=log_prob)
     x, info, _ = kernel(torch.zeros(shape), target, 0.1, torch.Generator().manual_seed(0))
     assert x.shape == shape and info.evaluations.shape == shape[:1]
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs a user gets wrong, and inference mode.
+
+
+@pytest.mark.parametrize("kernel", [MALA(), UnderdampedLangevin(), ULA()])
+def test_kernels_run_under_inference_mode(kernel):
+    # MALA and underdamped Langevin read the state's version counter, which inference tensors
+    # lack: "Inference tensors do not track version counter"
+    gauss = Gaussian([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]])
+    with torch.inference_mode():
+        result = run_schedule(kernel, torch.zeros(64, 2, dtype=F64), lambda x, level: gauss.score(x),
+                              [1.0] * 3, 0.1, log_prob=lambda x, level: gauss.log_prob(x),
+                              generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert bool(torch.isfinite(result.x).all())
+
+
+def test_mala_refuses_a_nan_log_density_at_a_chains_start():
+    # every proposal was rejected: the chains stayed where they started, with no word
+    target = Target(score=lambda x: -x, log_prob=lambda x: (-(x**2).sum(1)).log())
+    x = torch.ones(8, 2, dtype=F64)
+    with pytest.raises(ValueError, match=r"NaN at the start of chains \[0, 1, .*would not move"):
+        MALA()(x, target, 0.1, generator=torch.Generator().manual_seed(0))
+    outside = Target(  # -inf outside the support is a start a chain may have: it stays put
+        score=lambda x: torch.where(x > 0, -x, math.nan),
+        log_prob=lambda x: torch.where((x > 0).all(1), -(x**2).sum(1) / 2, -math.inf),
+    )
+    y, _, _ = MALA()(-x, outside, 0.1, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(y, -x)
+
+
+@pytest.mark.parametrize("kernel", [MALA(), ULA(), UnderdampedLangevin()])
+def test_a_score_of_another_dtype_is_refused(kernel):
+    # float32 chains with a float64 score came back float64
+    target = Target(score=lambda x: -x.double(), log_prob=lambda x: -(x**2).sum(1) / 2)
+    with pytest.raises(ValueError, match=r"score returned torch.float64 .* x of torch.float32"):
+        kernel(torch.zeros(4, 2), target, 0.1, generator=torch.Generator().manual_seed(0))
+
+
+def test_a_numpy_step_size_is_a_number():
+    import numpy as np
+
+    gauss = Gaussian([0.0], [[1.0]])
+    x, _, _ = ULA()(torch.zeros(4, 1, dtype=F64), gauss.target(), np.float32(0.1),
+                    generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert x.shape == (4, 1)

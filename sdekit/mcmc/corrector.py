@@ -43,8 +43,8 @@ class LangevinCorrector:
             couples the chains (one chain's step depends on the others), so it is only for
             reproducing published numbers; the per-chain rule is the default.
 
-    A chain whose score is exactly zero gets an infinite step; one score evaluation per step;
-    no state.
+    A chain whose score is exactly zero gets an infinite step (its state becomes NaN); one
+    score evaluation per step; no state.
     """
 
     snr: float = 0.16

@@ -188,9 +188,15 @@ class ScoreCache:
     version: int = -1  # x's version counter when filled: an in-place change of x invalidates
 
     def __post_init__(self):
-        object.__setattr__(self, "version", self.x._version)
+        object.__setattr__(self, "version", _version(self.x))
 
     def holds(self, x: torch.Tensor, target: Target) -> bool:
         """Whether this cache was filled for exactly this tensor, unchanged since (in place
         too), and this target object."""
-        return self.x is x and x._version == self.version and self.target is target
+        return self.x is x and _version(x) == self.version and self.target is target
+
+
+def _version(x: torch.Tensor) -> int:
+    """``x``'s version counter; tensors made under ``torch.inference_mode()`` have none (-1:
+    such a tensor is held as long as it is the same object)."""
+    return -1 if x.is_inference() else x._version

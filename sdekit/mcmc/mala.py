@@ -18,6 +18,7 @@ from sdekit.mcmc.kernel import (
     StepSize,
     begin_step,
     count,
+    rows,
     sum_event,
 )
 from sdekit.mcmc.target import Target
@@ -109,6 +110,8 @@ class MALA:
             s_x, lp_x, evaluations = state.cache.score, state.cache.log_prob, count(x, 1)
         else:
             s_x, lp_x, evaluations = target.eval_score(x), target.eval_log_prob(x), count(x, 2)
+            if state is None:  # a chain's start: NaN there would reject every move, silently
+                _refuse_nan(s_x, lp_x)
 
         z = randn(x.shape, generator, x.dtype, x.device)
         y = x + hb * s_x + torch.sqrt(2 * hb) * z
@@ -132,3 +135,17 @@ class MALA:
         info = KernelInfo(evaluations, h, acceptance=acceptance, accepted=accepted)
         cache = ScoreCache(x_new, target, s_new, lp_new)
         return KernelStep(x_new, info, MALAState(cache, log_scale, adapted_steps))
+
+
+def _refuse_nan(score: torch.Tensor, log_prob: torch.Tensor) -> None:
+    """Raise for chains whose log density is NaN at their start, or whose score is NaN where
+    the density is finite (outside the support, ``-inf`` with any score, they stay put)."""
+    bad = log_prob.isnan() | (rows(score).isnan().any(1) & torch.isfinite(log_prob))
+    if bool(bad.any()):
+        chains = bad.nonzero().flatten().tolist()
+        raise InputValueError(
+            f"the target's log density or score is NaN at the start of chains "
+            f"{chains[:10]}{'...' if len(chains) > 10 else ''}: every proposal from there would "
+            f"be rejected and the chains would not move; check log_prob and score there (-inf "
+            f"marks points outside the support)"
+        )

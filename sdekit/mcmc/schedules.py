@@ -205,6 +205,10 @@ def annealed_langevin(
     ``score_x + σ_L² score`` for free.
     """
     sigmas = _levels(sigmas, positive=True)
+    if any(a <= b for a, b in pairwise(sigmas)):  # α_i = ε σ_i²/σ_L² assumes σ_L the smallest
+        raise InputValueError(
+            f"annealed Langevin needs strictly decreasing sigmas (σ_1 > … > σ_L), got {sigmas}"
+        )
     epsilon = positive_float(step_size, "step_size")
     alphas = [epsilon * (s / sigmas[-1]) ** 2 for s in sigmas]
     return run_schedule(
@@ -373,8 +377,8 @@ def _step_sizes(
             raise InputValueError(
                 f"step_sizes must be {shape}, got shape {tuple(step_sizes.shape)}"
             )
-        if not bool((step_sizes > 0).all()):
-            raise InputValueError("step_sizes must be positive")
+        if not bool((torch.isfinite(step_sizes) & (step_sizes > 0)).all()):
+            raise InputValueError("step_sizes must be finite and positive")
         return step_sizes.to(dtype=x.dtype, device=x.device)
     if isinstance(step_sizes, (int, float)) and not isinstance(step_sizes, bool):
         values = [step_sizes] * n_levels

@@ -50,6 +50,11 @@ class Target:
             raise InputValueError(
                 f"the target's score must return a tensor shaped like x {tuple(x.shape)}, got {got}"
             )
+        if s.dtype != x.dtype or s.device != x.device:  # it would carry the chains with it
+            raise InputValueError(
+                f"the target's score returned {s.dtype} on {s.device} for x of {x.dtype} on "
+                f"{x.device}: return x's (score(x).to(x)), or run the chains in its dtype"
+            )
         return s
 
     def eval_log_prob(self, x: torch.Tensor) -> torch.Tensor:
