@@ -33,6 +33,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -384,7 +385,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     if resumed is None:  # a resumed run's is written once train has checked its config and data
         _write_json(args.out / RUN_FILE, run_info)
     start = time.perf_counter()
-    result = train(config, data, args.out, device=args.device, progress=args.progress)
+    with warnings.catch_warnings():  # a run past --steps is said below, in the command's words
+        warnings.filterwarnings("ignore", message=r".* past steps=")
+        result = train(config, data, args.out, device=args.device, progress=args.progress)
     if resumed is not None:
         _write_json(args.out / RUN_FILE, run_info)
     if result.step > config.steps:

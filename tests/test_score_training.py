@@ -1,5 +1,6 @@
 """Losses and training: DSM and hybrid objectives, checkpoints and exact resumption."""
 
+import dataclasses
 import math
 import os
 import stat
@@ -96,6 +97,41 @@ def test_edm_trains_on_log_uniform_noise_levels_as_ve():
     )
 
 
+def test_edm_levels_are_spaced_in_log_noise_level_as_its_training_times():
+    # evenly in σ, ten levels left nothing between 0.002 and 8.9
+    process = EDMProcess()
+    levels = trainer._levels(TrainConfig(process="edm", levels=10), process, torch.device("cpu"))
+    ratios = levels[:-1] / levels[1:]
+    assert levels[0].item() == pytest.approx(80.0) and levels[-1].item() == pytest.approx(0.002)
+    torch.testing.assert_close(ratios, torch.full_like(ratios, (80 / 0.002) ** (1 / 9)))
+
+
+def test_edm_likelihood_weighting_averages_uniformly_over_its_time():
+    # Times are drawn log-uniform in σ; the bound averages uniformly over σ (EDM's time). The
+    # estimate was 93.8 against the bound's 0.138 before the density ratio; now they agree.
+    process, n, s2 = EDMProcess(), 400_000, 0.25
+    x0 = s2**0.5 * torch.randn(
+        n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+
+    def exact(x, t):
+        return -x / (s2 + t.to(x)[:, None] ** 2)
+
+    def chunks(**kwargs):
+        losses = [
+            dsm_loss(exact, process, part, weighting="likelihood", generator=k, **kwargs).item()
+            for k, part in enumerate(x0.chunk(20))
+        ]
+        mean = sum(losses) / len(losses)
+        return mean, (sum((v - mean) ** 2 for v in losses) / (len(losses) - 1) / len(losses)) ** 0.5
+
+    drawn, drawn_se = chunks()
+    t = process.eps + (process.T - process.eps) * torch.rand(n // 20, dtype=torch.float64,
+                                                             generator=torch.Generator().manual_seed(5))  # fmt: skip
+    uniform, uniform_se = chunks(t=t)
+    assert abs(drawn - uniform) < 5 * math.hypot(drawn_se, uniform_se), (drawn, uniform)
+
+
 def test_levels_that_are_not_noise_levels_of_the_process_are_a_clear_error():
     with pytest.raises(ValueError, match="not noise levels"):
         sample_times(VPSDE(), 8, levels=torch.tensor([0.5, 2.0]))
@@ -183,6 +219,21 @@ def test_config_defaults_follow_the_objective_and_bad_values_are_rejected():
     for name in ("lr", "disc_lr"):
         with pytest.raises(ValueError, match=f"{name} must be a positive"):
             TrainConfig(**{name: -1e-3})
+    # each of these trained on (a negative adv_weight maximised the adversarial term) or failed
+    # later with torch's words
+    for bad, match in [
+        (dict(adv_weight=-1.0), "adv_weight must be a finite number >= 0"),
+        (dict(adv_weight="x"), "adv_weight"),
+        (dict(adv_weight=math.nan), "adv_weight"),
+        (dict(disc_lr=None), "disc_lr must be a positive"),
+        (dict(betas=(1.5, 0.9)), r"betas must be two numbers in \[0, 1\)"),
+        (dict(disc_betas=(0.5,)), "disc_betas"),
+        (dict(levels=2.5), "levels must be None or a positive int"),
+        (dict(levels=True), "levels"),
+        (dict(steps=-1), "steps must be non-negative"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            TrainConfig(**bad)
 
 
 def test_train_config_takes_every_process_of_the_registry_and_only_those():
@@ -320,6 +371,18 @@ def test_resuming_with_a_different_config_is_a_clear_error(tmp_path):
     train(_small_config(steps=4), data, tmp_path, progress=False)
     with pytest.raises(ValueError, match="lr differ"):
         train(_small_config(steps=8, lr=1e-2), data, tmp_path, progress=False)
+
+
+def test_empty_data_and_a_run_past_its_steps_are_named(tmp_path):
+    with pytest.raises(ValueError, match="is empty"):
+        train(TrainConfig(net="mlp", net_kwargs={"dim": 2}, steps=1), torch.zeros(0, 2))
+    config = TrainConfig(net="mlp", net_kwargs={"dim": 2, "hidden": 8, "depth": 1}, steps=4,
+                         batch_size=8, checkpoint_every=4)  # fmt: skip
+    data = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    train(config, data, tmp_path, progress=False)
+    with pytest.warns(UserWarning, match="checkpoint of step 4, past steps=2"):
+        result = train(dataclasses.replace(config, steps=2), data, tmp_path, progress=False)
+    assert result.step == 4
 
 
 def test_too_little_data_for_one_batch_is_a_clear_error():

@@ -9,7 +9,9 @@ is minimised by the true score of ``p_t``. Two weightings:
 
 - ``"sigma2"``: ``lambda = sigma^2``, i.e. ``1/2 || sigma s + z ||^2`` (NCSN, DDPM's "simple" loss);
 - ``"likelihood"``: ``lambda = g(t)^2``, which makes the objective a bound on the negative
-  log-likelihood (Song, Durkan, Murray, Ermon 2021).
+  log-likelihood (Song, Durkan, Murray, Ermon 2021): its time average is uniform over ``[eps,
+  T]``, so times drawn in another time (EDM's log noise level) are weighted by the density
+  ratio, ``dt/du (U - U_eps)/(T - eps)``.
 
 Each sample's loss is summed over its dimensions; the batch is averaged.
 
@@ -103,6 +105,7 @@ class _Noisy(NamedTuple):
     noise: torch.Tensor
     alpha: torch.Tensor
     sigma: torch.Tensor
+    density: torch.Tensor | float = 1.0  # see _uniform_time_weight
 
 
 def _perturb(
@@ -115,13 +118,29 @@ def _perturb(
     if x0.ndim < 2:
         raise InputValueError(f"x0 must have shape (batch, *event), got {tuple(x0.shape)}")
     gen = as_generator(generator, x0.device)
+    density = 1.0
     if t is None:
         t = sample_times(process, x0.shape[0], generator=gen, levels=levels, device=x0.device)
+        if levels is None:
+            density = _uniform_time_weight(process, t)
     t = batch_time(t, x0)
     noise = randn(x0.shape, gen, x0.dtype, x0.device)
     alpha = bcast(process.alpha(t), x0)
     sigma = bcast(process.sigma(t), x0)
-    return _Noisy(t, alpha * x0 + sigma * noise, noise, alpha, sigma)
+    return _Noisy(t, alpha * x0 + sigma * noise, noise, alpha, sigma, density)
+
+
+def _uniform_time_weight(process: ForwardProcess, t: torch.Tensor) -> torch.Tensor | float:
+    """``dt/du · (U − U_eps)/(T − eps)`` for times ``t`` drawn uniformly in the sampling view's
+    time ``u`` (EDM's log σ): the weight that makes their average the uniform average over the
+    process's own time, which the likelihood bound integrates. 1 where the view is the process."""
+    view = process.sampling_view()
+    if view is process:
+        return 1.0
+    with torch.enable_grad():
+        u = view.noise_level_to_t(process.noise_level(t.detach())).requires_grad_(True)
+        (dt_du,) = torch.autograd.grad(process.noise_level_to_t(view.noise_level(u)).sum(), u)
+    return dt_du.to(t.dtype) * ((view.T - view.eps) / (process.T - process.eps))
 
 
 def _dsm(
@@ -131,7 +150,8 @@ def _dsm(
     residual = (noisy.sigma * score + noisy.noise).flatten(1)
     per_sample = 0.5 * residual.pow(2).sum(dim=1)
     if weighting == "likelihood":
-        per_sample = per_sample * (process.diffusion(noisy.t) / noisy.sigma.flatten()) ** 2
+        weight = (process.diffusion(noisy.t) / noisy.sigma.flatten()) ** 2 * noisy.density
+        per_sample = per_sample * weight
     elif weighting != "sigma2":
         raise InputValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
     return per_sample.mean()

@@ -21,6 +21,7 @@ import contextlib
 import copy
 import dataclasses
 import math
+import numbers
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -120,7 +121,10 @@ class TrainConfig:
                 raise InputTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
         for name in ("steps", "batch_size", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < (0 if name == "steps" else 1):
-                raise InputValueError(f"{name} must be positive, got {getattr(self, name)}")
+                kind = (
+                    "non-negative (0: the model as initialised)" if name == "steps" else "positive"
+                )
+                raise InputValueError(f"{name} must be {kind}, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise InputValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.grad_clip is not None and not (
@@ -132,15 +136,37 @@ class TrainConfig:
             )
         for name in ("lr", "disc_lr"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, int | float) and 0 < value < math.inf):
+            if (value is not None or name == "disc_lr") and not _finite(value, above=0):
                 raise InputValueError(f"{name} must be a positive learning rate, got {value!r}")
-        if self.levels is not None and self.levels < 1:
-            raise InputValueError(f"levels must be None or a positive count, got {self.levels}")
+        if not _finite(self.adv_weight, above=None):
+            raise InputValueError(
+                f"adv_weight must be a finite number >= 0 (the adversarial term's weight; a "
+                f"negative one makes the score network maximise it), got {self.adv_weight!r}"
+            )
+        for name in ("betas", "disc_betas"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, tuple | list)
+                and len(value) == 2
+                and all(_finite(b, above=None) and b < 1 for b in value)
+            ):
+                raise InputValueError(f"{name} must be two numbers in [0, 1), got {value!r}")
+        if self.levels is not None and (
+            isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 1
+        ):
+            raise InputValueError(f"levels must be None or a positive int, got {self.levels!r}")
         adversarial = self.objective == "hybrid"
         if self.lr is None:
             self.lr = 1e-4 if adversarial else 2e-4
         self.betas = tuple(self.betas or ((0.0, 0.9) if adversarial else (0.9, 0.999)))
         self.disc_betas = tuple(self.disc_betas)
+
+
+def _finite(value, *, above: float | None) -> bool:
+    """A real number (not a bool), finite, ``> above`` (``>= 0`` for ``above=None``)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        return False
+    return value > above if above is not None else value >= 0
 
 
 @dataclass
@@ -216,9 +242,11 @@ def _as_tensor(data: torch.Tensor | Dataset) -> torch.Tensor:
             f"data of shape {tuple(data.shape)}: it must be (N, *event), one row per item; for "
             f"scalar data use data[:, None]"
         )
+    if len(data) == 0:
+        raise InputValueError(f"data of shape {tuple(data.shape)} is empty: nothing to train on")
     if not bool(torch.isfinite(data).all()):
         raise InputValueError("data holds NaN or Inf values: training on them gives a NaN loss")
-    return data
+    return data.detach()
 
 
 def _item(item) -> torch.Tensor:
@@ -445,7 +473,13 @@ def _levels(
 ) -> torch.Tensor | None:
     if config.levels is None:
         return None
-    return process.sigma(torch.linspace(process.T, process.eps, config.levels, device=device))
+    # evenly in the sampling view's time, as the training times (EDM: in log σ; evenly in σ
+    # left nothing between 0.002 and 8.9 at ten levels)
+    view = process.sampling_view()
+    t = torch.linspace(view.T, view.eps, config.levels, device=device)
+    if view is not process:
+        t = process.noise_level_to_t(view.noise_level(t))
+    return process.sigma(t)
 
 
 def train(
@@ -489,6 +523,12 @@ def train(
         checkpoint = latest_checkpoint(out)
         if checkpoint is not None:
             run.load_state_dict(_read_checkpoint(checkpoint))
+            if run.step > config.steps:
+                warnings.warn(
+                    f"{out} holds a checkpoint of step {run.step}, past steps={config.steps}: "
+                    f"that model is returned untrained further (it is not cut back)",
+                    stacklevel=2,
+                )
     data = data.to(device)
     levels = _levels(config, run.model.process, device)
     batches = _batches(data, config.batch_size, config.seed, run.step)
