@@ -47,6 +47,7 @@ from sdekit_score.training import (
     hybrid_loss,
     latest_checkpoint,
     load_checkpoint,
+    register_net,
     train,
 )
 
@@ -77,6 +78,7 @@ __all__ = [
     "sample",
     "sliced_wasserstein",
     "toy2d",
+    "register_net",
     "train",
     "ForwardProcess",
     "GaussianMixture",

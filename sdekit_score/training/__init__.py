@@ -8,6 +8,7 @@ from sdekit_score.training.trainer import (
     TrainResult,
     latest_checkpoint,
     load_checkpoint,
+    register_net,
     train,
 )
 
@@ -23,5 +24,6 @@ __all__ = [
     "hybrid_loss",
     "latest_checkpoint",
     "load_checkpoint",
+    "register_net",
     "train",
 ]

@@ -52,10 +52,12 @@ __all__ = [
     "checkpoint_file",
     "latest_checkpoint",
     "load_checkpoint",
+    "register_net",
     "train",
 ]
 
-NETS: dict[str, type[nn.Module]] = {"unet": UNet, "mlp": MLP}
+NETS: dict[str, Callable[..., nn.Module]] = {"unet": UNet, "mlp": MLP}
+_BUILT_IN = frozenset(NETS)
 _CHECKPOINT_GLOB = "checkpoint_*.pt"
 # Changing these does not change the run, so a run may be resumed with other values.
 _RESUMABLE_CHANGES = ("steps", "checkpoint_every", "keep_checkpoints")
@@ -110,7 +112,11 @@ class TrainConfig:
     keep_checkpoints: int = 2
 
     def __post_init__(self) -> None:
-        one_of("net", self.net, NETS)
+        if self.net not in NETS:
+            raise InputValueError(
+                f"net={self.net!r}: choose one of {', '.join(NETS)}, or register a network of "
+                f"your own with register_net(name, factory)"
+            )
         one_of("process", self.process, PROCESSES)
         one_of("objective", self.objective, ("dsm", "hybrid"))
         one_of("weighting", self.weighting, WEIGHTINGS)
@@ -192,6 +198,26 @@ def build_process(config: TrainConfig) -> ForwardProcess:
     return make_process(config.process, **config.process_kwargs)
 
 
+def register_net(name: str, factory: Callable[..., nn.Module]) -> None:
+    """Make ``TrainConfig(net=name, net_kwargs=...)`` train ``factory(**net_kwargs)``: a network
+    of your own, called as ``net(x, c)`` (:class:`~sdekit_score.sampling.scores.ScoreModel`),
+    with the trainer's EMA, checkpoints and exact resume. The checkpoint stores the name and
+    ``net_kwargs``: register the same factory under the same name before
+    :func:`load_checkpoint` in another process. Under the hybrid objective its critic is the
+    image critic for data ``(N, C, H, W)`` and the MLP critic for data ``(N, D)``.
+    """
+    if not isinstance(name, str) or not name:
+        raise InputTypeError(f"register_net: name must be a non-empty str, got {name!r}")
+    if not callable(factory):
+        raise InputTypeError(
+            f"register_net: factory must be callable as factory(**net_kwargs) -> nn.Module, "
+            f"got {type(factory).__name__}"
+        )
+    if name in _BUILT_IN:
+        raise InputValueError(f"register_net: {name!r} is a built-in network; choose another name")
+    NETS[name] = factory
+
+
 def build_model(config: TrainConfig) -> ScoreModel:
     """The score model of ``config``, initialised from ``config.seed`` (global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
@@ -200,13 +226,23 @@ def build_model(config: TrainConfig) -> ScoreModel:
     return ScoreModel(net, build_process(config), config.output, config.conditioning)
 
 
-def _build_discriminator(config: TrainConfig) -> nn.Module:
-    """The critic matching ``config.net``: a CNN for the U-Net, an MLP for the MLP."""
+def _build_discriminator(config: TrainConfig, event_shape: tuple[int, ...]) -> nn.Module:
+    """The critic matching ``config.net``: a CNN for the U-Net, an MLP for the MLP; for a
+    registered network, by the data's ``event_shape`` (images or vectors)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed + 1)
         if config.net == "mlp":
             return MLPDiscriminator(config.net_kwargs["dim"], **config.disc_kwargs)
-        return Discriminator(config.net_kwargs.get("channels", 1), **config.disc_kwargs)
+        if config.net == "unet":
+            return Discriminator(config.net_kwargs.get("channels", 1), **config.disc_kwargs)
+        if len(event_shape) == 3:
+            return Discriminator(event_shape[0], **config.disc_kwargs)
+        if len(event_shape) == 1:
+            return MLPDiscriminator(event_shape[0], **config.disc_kwargs)
+        raise InputValueError(
+            f"the hybrid objective's critic takes images (C, H, W) or vectors (D,); data items "
+            f"of shape {event_shape} have neither: train with objective='dsm'"
+        )
 
 
 def _as_tensor(data: torch.Tensor | Dataset) -> torch.Tensor:
@@ -314,7 +350,7 @@ def _update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
 class _Run:
     """The mutable state of one training run: modules, optimisers, RNG states, step and history."""
 
-    def __init__(self, config: TrainConfig, device: torch.device):
+    def __init__(self, config: TrainConfig, device: torch.device, event_shape: tuple[int, ...]):
         self.config = config
         self.device = device
         self.model = build_model(config).to(device)
@@ -322,7 +358,7 @@ class _Run:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=config.betas)
         self.discriminator = self.disc_optimizer = None
         if config.objective == "hybrid":
-            self.discriminator = _build_discriminator(config).to(device)
+            self.discriminator = _build_discriminator(config, event_shape).to(device)
             self.disc_optimizer = torch.optim.Adam(
                 self.discriminator.parameters(), lr=config.disc_lr, betas=config.disc_betas
             )
@@ -511,7 +547,7 @@ def train(
     """
     device = torch.device(device)
     data = _as_tensor(data)
-    run = _Run(config, device)
+    run = _Run(config, device, tuple(data.shape[1:]))
     _check_range(data, run.model.process)
     out = Path(out_dir) if out_dir is not None else None
     checkpoint = None
