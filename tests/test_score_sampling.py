@@ -781,3 +781,25 @@ def test_the_ode_sampler_names_the_fixed_step_samplers_for_a_solver_without_an_e
     # the solve's message asked for dt=..., which the ode sampler does not take
     with pytest.raises(ValueError, match=r"solver='euler' has no error estimate.*'unipc'"):
         ss.sample(lambda x, t: -x, ss.VPSDE(), (4, 2), sampler="ode", solver="euler")
+
+
+@pytest.mark.parametrize("sampler", ["ggf", "adaptive", "ode", "dpm_adaptive"])
+def test_throw_false_keeps_the_samples_that_finished(sampler):
+    # one stalled sample raised and cost the batch (the others were lost)
+    process = ss.VPSDE()
+
+    def stalls_row_2(x, t):
+        score = -x
+        if x.shape[0] == 4:  # the wild row makes its steps tiny, the others stay smooth
+            score = score.clone()
+            score[2] = score[2] * 1e6 * torch.sin(1e4 * t.reshape(-1)[0])
+        return score
+
+    run = dict(sampler=sampler, generator=[torch.Generator().manual_seed(k) for k in range(4)])
+    options = dict(max_steps=2000, compact=False)
+    with pytest.raises(sdekit.SolveError):
+        ss.sample(stalls_row_2, process, (4, 2), **run, **options)
+    x, stats = ss.sample(stalls_row_2, process, (4, 2), **run, **options, throw=False)
+    status = stats["status"].tolist()
+    assert status[:2] + status[3:] == [0, 0, 0] and status[2] in (1, 2)  # DT_MIN or MAX_STEPS
+    assert bool(x[2].isnan().all()) and bool(torch.isfinite(x[[0, 1, 3]]).all())

@@ -166,7 +166,9 @@ def sample(
                     sample=err.sample,
                 ) from err
             raise
-    if not bool(torch.isfinite(x).all()):
+    stopped = stats["status"] != 0 if "status" in stats else None  # NaN by request (throw)
+    finite = _finite_rows(x) if stopped is None else _finite_rows(x) | stopped
+    if not bool(finite.all()):
         checked.raise_if_nonfinite(sampler)
         raise sdekit.SolveError(
             f"sampler {sampler!r} produced non-finite samples (NaN/Inf) from finite score values; "
@@ -281,6 +283,7 @@ def ode(
     solver: str = "dopri5",
     per_sample: bool = True,
     max_steps: int | None = MAX_STEPS,
+    throw: bool = True,
     compact: bool | None = None,
     compile: bool = False,
 ):
@@ -308,11 +311,12 @@ def ode(
         controller=sdekit.IController(rtol=rtol, atol=atol, per_sample=per_sample),
         compact=_compacts(score_fn, callback, compact),
         max_steps=max_steps,
+        throw=flag(throw, "throw"),
         callback=callback,
         progress=progress,
         compile=compile,
     )
-    return sol.ys[-1], _adaptive_stats(sol, x), None
+    return *_finish(sol, x, throw), None
 
 
 def dpmpp_2m(
@@ -469,6 +473,7 @@ def dpm_adaptive(
     h_init: float = 0.05,
     per_sample: bool = True,
     max_steps: int | None = MAX_STEPS,
+    throw: bool = True,
     compact: bool | None = None,
     compile: bool = False,
 ):
@@ -498,11 +503,12 @@ def dpm_adaptive(
         controller=sdekit.PIController(rtol=rtol, atol=atol, factor_max=2.5, per_sample=per_sample),
         compact=_compacts(score_fn, callback, compact),
         max_steps=max_steps,
+        throw=flag(throw, "throw"),
         callback=callback,
         progress=progress,
         compile=compile,
     )
-    return sol.ys[-1], _adaptive_stats(sol, x), None
+    return *_finish(sol, x, throw), None
 
 
 def adaptive(
@@ -520,6 +526,7 @@ def adaptive(
     h_init: float | None = None,
     noise_below: float | None = 0.3,
     max_steps: int | None = MAX_STEPS,
+    throw: bool = True,
     compact: bool | None = None,
     compile: bool = False,
 ):
@@ -567,6 +574,9 @@ def adaptive(
 
     ``max_steps``: attempted steps per sample before a :class:`sdekit.SolveError` (None: no
     limit); the default stops a score that does not fit the process instead of running on.
+    ``throw=False``: a sample that spends its budget (or whose step falls below the minimum)
+    comes back NaN, with ``stats["status"]`` per sample (:class:`sdekit.Status`, 0: finished),
+    instead of the error costing the whole batch; as for every adaptive sampler.
     """
     tol = positive_float(tol, "tol")
     controller = sdekit.PIController(
@@ -588,11 +598,12 @@ def adaptive(
         compact=_compacts(score_fn, callback, compact),
         generator=generator,
         max_steps=max_steps,
+        throw=flag(throw, "throw"),
         callback=callback,
         progress=progress,
         compile=compile,
     )
-    return sol.ys[-1], _adaptive_stats(sol, x), None
+    return *_finish(sol, x, throw), None
 
 
 def ggf(
@@ -614,6 +625,7 @@ def ggf(
     drift_only: bool = False,
     brownian: str = "bridge",
     max_steps: int | None = MAX_STEPS,
+    throw: bool = True,
     compact: bool | None = None,
 ):
     """Gotta Go Fast (Jolicoeur-Martineau et al. 2021): adaptive per-sample reverse-SDE solve.
@@ -672,11 +684,12 @@ def ggf(
         brownian=brownian,
         generator=generator,
         max_steps=max_steps,
+        throw=flag(throw, "throw"),
         compact=_compacts(score_fn, callback, compact),
         callback=callback,
         progress=progress,
     )
-    return sol.ys[-1], _adaptive_stats(sol, x), None
+    return *_finish(sol, x, throw), None
 
 
 def _landing_on_jumps(controller, process, dtype: torch.dtype, tolerance: float):
@@ -1458,6 +1471,20 @@ def _check_shape(shape) -> tuple[int, ...]:
             f"({shape[0]}, 1), and write the score for x of that shape"
         )
     return tuple(shape)
+
+
+def _finish(sol, x: torch.Tensor, throw: bool) -> tuple[torch.Tensor, dict]:
+    """An adaptive solve's final states and per-sample stats. With ``throw=False`` a sample
+    that did not reach the end (its step budget spent, its step size below the minimum) is NaN
+    and ``stats["status"]`` says why (:class:`sdekit.Status`; 0 for the samples that finished),
+    so that one such sample does not cost the others."""
+    y, stats = sol.ys[-1], _adaptive_stats(sol, x)
+    if not throw:
+        status = torch.zeros_like(stats["nfe"]) if sol.status is None else sol.status
+        status = _per_sample(status, x)
+        stats["status"] = status
+        y = torch.where(bcast(status != 0, y), math.nan, y)
+    return y, stats
 
 
 def _adaptive_stats(sol, x: torch.Tensor) -> dict:
