@@ -473,6 +473,12 @@ def cmd_sample(args: argparse.Namespace) -> None:
     resumes; with ``--distributed`` the chunks are shared out across torchrun's processes); then
     (rank 0) write ``samples.pt``, ``stats.json`` and a PNG."""
     run = Run(args.sampler, _check_sampler(args.sampler), parse_options(args.option))
+    if "throw" in run.options:
+        raise CLIError(
+            "--option throw: the command keeps whole chunks (a chunk with a stalled sample fails, "
+            "the finished chunks stay, and a rerun with a larger max_steps resumes); throw=False "
+            "is for sdekit_score.sample in Python"
+        )
     if args.checkpoint is not None and args.process is not None:
         raise CLIError(
             f"--process {args.process}: a checkpoint samples on the process it was trained "

@@ -258,6 +258,10 @@ BAD_INPUT = [
     (["sample", "--target", "gmm2d", "--n", "-5", "--out", "o"], "positive integer"),
     (["sample", "--target", "gmm2d", "--option", "eps_rel", "--out", "o"], "malformed --option"),
     (["sample", "--target", "gmm2d", "--option", "bogus=1", "--out", "o"], "unknown option"),
+    (
+        ["sample", "--target", "gmm2d", "--option", "throw=false", "--out", "o"],
+        "keeps whole chunks",
+    ),
     *(  # sample()'s own arguments gave a TypeError traceback
         (
             ["sample", "--target", "gmm2d", "--option", f"{key}=1", "--out", "o"],
