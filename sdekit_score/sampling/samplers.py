@@ -109,7 +109,9 @@ def sample(
         rejected attempts and the denoising evaluation included. ``stats["nfe_batch"]`` counts
         the calls of the score (each on the whole batch, or on the samples still being stepped)
         and ``stats["nfe_rows"]`` the rows they evaluated: the network's work, which exceeds
-        ``nfe.sum()`` where adaptive samplers evaluate finished samples (ints).
+        ``nfe.sum()`` where adaptive samplers evaluate finished samples (ints). Adaptive
+        samplers add ``accepted`` and ``rejected`` steps per sample, and with ``throw=False``
+        ``status`` (:class:`sdekit.Status` per sample; the samples not finished are NaN).
     """
     one_of("sampler", sampler, SAMPLERS)
     if not isinstance(process, ForwardProcess):
