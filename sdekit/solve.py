@@ -1408,7 +1408,9 @@ class _AdaptiveSteps:
             # the state's shapes stay (no compaction in a loop)
             self.looped_bytes = sum(x.numel() * x.element_size() for x in tree_flatten(looped)[0])
         if self.looped_bytes + (0 if source is None else source.nbytes) > LOOP_BYTES:
-            self.loops = False  # for the rest of the solve: the bridge's buffers only grow
+            # for the rest of the solve: buffers grown this far by rejections are usually a
+            # sign of more to come, and a loop per attempt costs little next to such a state
+            self.loops = False
             return False
         most = (
             LOOP_ATTEMPTS

@@ -71,6 +71,12 @@ def draw(
         (on the CPU), the score evaluations of each sample ``(n,)``, and the run's
         :class:`~sdekit.distributed.Report`; ``None`` on the other ranks.
     """
+    if "throw" in run.options:  # a shard holds finished samples only: NaN rows would stay
+        raise InputValueError(
+            "throw: sharded sampling keeps whole chunks (a chunk with a stalled sample fails, "
+            "the finished chunks stay, and a rerun with a larger max_steps resumes); pass "
+            "throw=False to sdekit_score.sample directly"
+        )
     group = group if group is not None else single()
     batch = batch_size or chunk_size
 

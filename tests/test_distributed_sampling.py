@@ -189,5 +189,8 @@ def test_a_chunk_that_spent_its_budget_names_the_runs_sample_and_a_larger_budget
     assert info.value.sample == 9 and len(list(tmp_path.glob("chunk_*.pt"))) == 2
     x, _, report = draw(200)
     assert report.generated == (2, 3, 4) and x.shape == (20, 2)
+    with pytest.raises(ValueError, match=r"throw: sharded sampling keeps whole chunks"):
+        draw_run = Run("ggf", "ggf", {"throw": False})  # NaN rows would stay in the shards
+        distributed.draw(lambda x, t: -x, process, (2,), draw_run, **args)
     with pytest.raises(Exception, match=r"holds shards of another run"):  # steps do count
         distributed.draw(lambda x, t: -x, process, (2,), Run("em", "em", {"steps": 6}), **args)

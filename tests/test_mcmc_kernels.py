@@ -505,3 +505,22 @@ def test_a_numpy_step_size_is_a_number():
     x, _, _ = ULA()(torch.zeros(4, 1, dtype=F64), gauss.target(), np.float32(0.1),
                     generator=torch.Generator().manual_seed(0))  # fmt: skip
     assert x.shape == (4, 1)
+
+
+def test_a_narrower_score_is_taken_in_the_chains_dtype():
+    # a network under bfloat16 autocast: refused by the dtype check at first, taken in x's now
+    target = Target(score=lambda x: (-x).bfloat16(), log_prob=lambda x: -(x**2).sum(1) / 2)
+    x, _, _ = MALA()(torch.zeros(4, 2), target, 0.1, generator=torch.Generator().manual_seed(0))
+    assert x.dtype == torch.float32
+
+
+def test_under_inference_mode_a_chain_moved_in_place_is_evaluated_again():
+    # inference tensors have no version counter: the cache of the old position was reused
+    gauss = Gaussian([0.0, 0.0], [[1.0, 0.0], [0.0, 1.0]])
+    g = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        x = torch.zeros(4, 2, dtype=F64)
+        x, _, state = MALA()(x, gauss.target(), 0.1, generator=g)
+        x.add_(1.0)
+        _, info, _ = MALA()(x, gauss.target(), 0.1, generator=g, state=state)
+    assert info.evaluations.tolist() == [2, 2, 2, 2]

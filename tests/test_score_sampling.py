@@ -803,3 +803,5 @@ def test_throw_false_keeps_the_samples_that_finished(sampler):
     status = stats["status"].tolist()
     assert status[:2] + status[3:] == [0, 0, 0] and status[2] in (1, 2)  # DT_MIN or MAX_STEPS
     assert bool(x[2].isnan().all()) and bool(torch.isfinite(x[[0, 1, 3]]).all())
+    _, none_stalled = ss.sample(lambda x, t: -x, process, (4, 2), **run, throw=False)
+    assert none_stalled["status"].dtype == stats["status"].dtype == torch.int8

@@ -219,7 +219,7 @@ def test_config_defaults_follow_the_objective_and_bad_values_are_rejected():
     assert TrainConfig(grad_clip=None).grad_clip is None
     for name in ("lr", "disc_lr"):
         with pytest.raises(ValueError, match=f"{name} must be a positive"):
-            TrainConfig(**{name: -1e-3})
+            TrainConfig(objective="hybrid", **{name: -1e-3})
     # each of these trained on (a negative adv_weight maximised the adversarial term) or failed
     # later with torch's words
     for bad, match in [
@@ -228,13 +228,13 @@ def test_config_defaults_follow_the_objective_and_bad_values_are_rejected():
         (dict(adv_weight=math.nan), "adv_weight"),
         (dict(disc_lr=None), "disc_lr must be a positive"),
         (dict(betas=(1.5, 0.9)), r"betas must be two numbers in \[0, 1\)"),
-        (dict(disc_betas=(0.5,)), "disc_betas"),
+        (dict(disc_betas=(0.5,)), "disc_betas"),  # the critic's: checked for hybrid runs
         (dict(levels=2.5), "levels must be None or a positive int"),
         (dict(levels=True), "levels"),
         (dict(steps=-1), "steps must be non-negative"),
     ]:
         with pytest.raises(ValueError, match=match):
-            TrainConfig(**bad)
+            TrainConfig(objective="hybrid", **bad)
 
 
 def test_train_config_takes_every_process_of_the_registry_and_only_those():
@@ -513,3 +513,25 @@ def test_a_registered_network_trains_resumes_and_loads(objective, tmp_path, monk
         register_net("mlp", _Affine)
     with pytest.raises(ValueError, match=r"or register a network of your own"):
         TrainConfig(net="mine")
+
+
+@pytest.mark.parametrize("weighting", ["sigma2", "likelihood"])
+def test_edm_losses_run_under_inference_mode(weighting):
+    # the likelihood's density ratio by reverse mode raised there, for every weighting
+    x0 = torch.randn(64, 2, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        loss = dsm_loss(lambda x, t: -x, EDMProcess(), x0, weighting=weighting, generator=0)
+    assert math.isfinite(loss.item())
+
+
+def test_config_numbers_are_stored_as_python_numbers_and_dsm_ignores_critic_settings(tmp_path):
+    # a NumPy lr was pickled into the checkpoint, which then could not be loaded; a DSM run's
+    # unused critic settings (disc_lr=None in older checkpoints) were refused
+    config = TrainConfig(net="mlp", net_kwargs={"dim": 2, "hidden": 8, "depth": 1}, steps=2,
+                         batch_size=8, lr=np.float32(1e-3), betas=(np.float64(0.9), 0.999),
+                         levels=np.int64(5), disc_lr=None, adv_weight=-1.0)  # fmt: skip
+    assert type(config.lr) is float and type(config.betas[0]) is float
+    assert type(config.levels) is int
+    train(config, torch.randn(32, 2, generator=torch.Generator().manual_seed(0)), tmp_path,
+          progress=False)  # fmt: skip
+    assert isinstance(load_checkpoint(tmp_path), ScoreModel)

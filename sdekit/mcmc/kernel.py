@@ -192,11 +192,14 @@ class ScoreCache:
 
     def holds(self, x: torch.Tensor, target: Target) -> bool:
         """Whether this cache was filled for exactly this tensor, unchanged since (in place
-        too), and this target object."""
-        return self.x is x and _version(x) == self.version and self.target is target
+        too), and this target object. Tensors made under ``torch.inference_mode()`` have no
+        version counter to tell an in-place change: they are never held (one more evaluation
+        per step there; ``torch.no_grad()`` keeps the cache)."""
+        if x.is_inference():
+            return False
+        return self.x is x and x._version == self.version and self.target is target
 
 
 def _version(x: torch.Tensor) -> int:
-    """``x``'s version counter; tensors made under ``torch.inference_mode()`` have none (-1:
-    such a tensor is held as long as it is the same object)."""
+    """``x``'s version counter (-1 for a tensor made under ``torch.inference_mode()``)."""
     return -1 if x.is_inference() else x._version

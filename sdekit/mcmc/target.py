@@ -50,12 +50,14 @@ class Target:
             raise InputValueError(
                 f"the target's score must return a tensor shaped like x {tuple(x.shape)}, got {got}"
             )
-        if s.dtype != x.dtype or s.device != x.device:  # it would carry the chains with it
+        # a wider dtype or another device would carry the chains with it; a narrower one (a
+        # network under autocast) is taken in x's
+        if torch.promote_types(s.dtype, x.dtype) != x.dtype or s.device != x.device:
             raise InputValueError(
                 f"the target's score returned {s.dtype} on {s.device} for x of {x.dtype} on "
                 f"{x.device}: return x's (score(x).to(x)), or run the chains in its dtype"
             )
-        return s
+        return s.to(x.dtype)
 
     def eval_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """``log_prob(x)``, checked to have shape ``(batch,)``."""

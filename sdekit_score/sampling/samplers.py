@@ -1482,8 +1482,8 @@ def _finish(sol, x: torch.Tensor, throw: bool) -> tuple[torch.Tensor, dict]:
     so that one such sample does not cost the others."""
     y, stats = sol.ys[-1], _adaptive_stats(sol, x)
     if not throw:
-        status = torch.zeros_like(stats["nfe"]) if sol.status is None else sol.status
-        status = _per_sample(status, x)
+        status = 0 if sol.status is None else sol.status
+        status = _per_sample(status, x).to(torch.int8)  # as sdekit's Solution.status
         stats["status"] = status
         y = torch.where(bcast(status != 0, y), math.nan, y)
     return y, stats

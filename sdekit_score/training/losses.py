@@ -105,7 +105,7 @@ class _Noisy(NamedTuple):
     noise: torch.Tensor
     alpha: torch.Tensor
     sigma: torch.Tensor
-    density: torch.Tensor | float = 1.0  # see _uniform_time_weight
+    drawn: bool = False  # t drawn uniformly in the sampling view's time (see _uniform_time_weight)
 
 
 def _perturb(
@@ -118,16 +118,14 @@ def _perturb(
     if x0.ndim < 2:
         raise InputValueError(f"x0 must have shape (batch, *event), got {tuple(x0.shape)}")
     gen = as_generator(generator, x0.device)
-    density = 1.0
+    drawn = t is None and levels is None
     if t is None:
         t = sample_times(process, x0.shape[0], generator=gen, levels=levels, device=x0.device)
-        if levels is None:
-            density = _uniform_time_weight(process, t)
     t = batch_time(t, x0)
     noise = randn(x0.shape, gen, x0.dtype, x0.device)
     alpha = bcast(process.alpha(t), x0)
     sigma = bcast(process.sigma(t), x0)
-    return _Noisy(t, alpha * x0 + sigma * noise, noise, alpha, sigma, density)
+    return _Noisy(t, alpha * x0 + sigma * noise, noise, alpha, sigma, drawn)
 
 
 def _uniform_time_weight(process: ForwardProcess, t: torch.Tensor) -> torch.Tensor | float:
@@ -137,9 +135,11 @@ def _uniform_time_weight(process: ForwardProcess, t: torch.Tensor) -> torch.Tens
     view = process.sampling_view()
     if view is process:
         return 1.0
-    with torch.enable_grad():
-        u = view.noise_level_to_t(process.noise_level(t.detach())).requires_grad_(True)
-        (dt_du,) = torch.autograd.grad(process.noise_level_to_t(view.noise_level(u)).sum(), u)
+    u = view.noise_level_to_t(process.noise_level(t.detach()))
+    # forward mode, elementwise: it runs under torch.inference_mode() too (autograd.grad does not)
+    _, dt_du = torch.func.jvp(
+        lambda v: process.noise_level_to_t(view.noise_level(v)), (u,), (torch.ones_like(u),)
+    )
     return dt_du.to(t.dtype) * ((view.T - view.eps) / (process.T - process.eps))
 
 
@@ -150,7 +150,9 @@ def _dsm(
     residual = (noisy.sigma * score + noisy.noise).flatten(1)
     per_sample = 0.5 * residual.pow(2).sum(dim=1)
     if weighting == "likelihood":
-        weight = (process.diffusion(noisy.t) / noisy.sigma.flatten()) ** 2 * noisy.density
+        weight = (process.diffusion(noisy.t) / noisy.sigma.flatten()) ** 2
+        if noisy.drawn:
+            weight = weight * _uniform_time_weight(process, noisy.t)
         per_sample = per_sample * weight
     elif weighting != "sigma2":
         raise InputValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")

@@ -140,16 +140,19 @@ class TrainConfig:
                 f"grad_clip must be a positive finite gradient norm, or None for no clipping, "
                 f"got {self.grad_clip!r} (0 would freeze the model, a negative value reverse it)"
             )
-        for name in ("lr", "disc_lr"):
+        adversarial = self.objective == "hybrid"
+        # the critic's settings only where there is a critic (a DSM run's are unused, and
+        # checkpoints of DSM runs hold whatever was given)
+        for name in ("lr", "disc_lr") if adversarial else ("lr",):
             value = getattr(self, name)
             if (value is not None or name == "disc_lr") and not _finite(value, above=0):
                 raise InputValueError(f"{name} must be a positive learning rate, got {value!r}")
-        if not _finite(self.adv_weight, above=None):
+        if adversarial and not _finite(self.adv_weight, above=None):
             raise InputValueError(
                 f"adv_weight must be a finite number >= 0 (the adversarial term's weight; a "
                 f"negative one makes the score network maximise it), got {self.adv_weight!r}"
             )
-        for name in ("betas", "disc_betas"):
+        for name in ("betas", "disc_betas") if adversarial else ("betas",):
             value = getattr(self, name)
             if value is not None and not (
                 isinstance(value, tuple | list)
@@ -158,14 +161,30 @@ class TrainConfig:
             ):
                 raise InputValueError(f"{name} must be two numbers in [0, 1), got {value!r}")
         if self.levels is not None and (
-            isinstance(self.levels, bool) or not isinstance(self.levels, int) or self.levels < 1
+            isinstance(self.levels, bool)
+            or not isinstance(self.levels, numbers.Integral)
+            or self.levels < 1
         ):
             raise InputValueError(f"levels must be None or a positive int, got {self.levels!r}")
-        adversarial = self.objective == "hybrid"
         if self.lr is None:
             self.lr = 1e-4 if adversarial else 2e-4
         self.betas = tuple(self.betas or ((0.0, 0.9) if adversarial else (0.9, 0.999)))
         self.disc_betas = tuple(self.disc_betas)
+        self._as_builtin_numbers()
+
+    def _as_builtin_numbers(self) -> None:
+        """NumPy's numbers as Python's: the config is stored in checkpoints, which load only
+        builtin types (``torch.load(weights_only=True)``), and Adam takes float betas only."""
+
+        def plain(value):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                return value
+            return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+        for name in ("lr", "disc_lr", "adv_weight", "grad_clip", "ema_decay", "levels"):
+            setattr(self, name, plain(getattr(self, name)))
+        self.betas = tuple(plain(b) for b in self.betas)
+        self.disc_betas = tuple(plain(b) for b in self.disc_betas)
 
 
 def _finite(value, *, above: float | None) -> bool:
