@@ -226,8 +226,6 @@ def solve(
         if controller.adaptive and controller.per_sample:
             stats.update(nfe_batch=0, nfe_rows=0)
         return Solution(ts, y0.unsqueeze(0).expand(n, *y0.shape).clone(), stats)
-    if not controller.adaptive:
-        solver = solver.for_fixed_steps()
     if controller.adaptive:
         if solver.error_order is None:
             adaptive = "'sosri', 'sosra' or 'improved_euler'" if problem.noise else "'dopri5'"
@@ -258,6 +256,7 @@ def solve(
                     stacklevel=2,
                 )
     else:
+        solver = solver.for_fixed_steps()  # no controller reads its error estimate
         grid = controller.grid(t0, t1, dt, stops)
         # Times closer than the precision they came in are one time (a float32 linspace of save
         # times against the float64 grid t0 + k·dt): no step of a few ulps between them.

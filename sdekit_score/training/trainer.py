@@ -133,9 +133,7 @@ class TrainConfig:
                 raise InputValueError(f"{name} must be {kind}, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise InputValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.grad_clip is not None and not (
-            isinstance(self.grad_clip, int | float) and 0 < self.grad_clip < math.inf
-        ):
+        if self.grad_clip is not None and not _finite(self.grad_clip, above=0):
             raise InputValueError(
                 f"grad_clip must be a positive finite gradient norm, or None for no clipping, "
                 f"got {self.grad_clip!r} (0 would freeze the model, a negative value reverse it)"
