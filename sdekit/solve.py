@@ -216,7 +216,7 @@ def solve(
     checked = _CheckedProblem(problem, y0, general, finite=check_finite and not controller.adaptive)
     if general and shape_probe and problem.noise_dim is not None:
         checked.extra_diffusion_calls += 1
-    stops = _stops(t0, t1, save_times, controller.stops)
+    stops = _stops(t0, t1, save_times, controller.stops + controller.step_ts)
     _check_stage_span(solver, t0, t1, controller.stops)
     like = dict(dtype=y0.dtype, device=y0.device)
     if t0 == t1:
@@ -597,7 +597,8 @@ def _check_stage_span(solver, t0: float, t1: float, jump_ts) -> None:
 
 
 def _stops(t0: float, t1: float, save_times, controller_stops) -> list[float]:
-    """Times every step lands on, in the direction of integration: saves, jumps inside, ``t1``."""
+    """Times every step lands on, in the direction of integration: saves, the controller's stops
+    inside (jumps and ``step_ts``), ``t1``."""
     lo, hi = min(t0, t1), max(t0, t1)
     inside = {s for s in controller_stops if lo < s < hi}
     return sorted(set(save_times or ()) | inside | {t1}, reverse=t1 < t0)

@@ -189,6 +189,46 @@ def test_clip_step_size_restarts_first_same_as_last_solvers_after_a_jump():
     assert sol.ys[-1].item() == pytest.approx(-0.5, abs=1e-12)
 
 
+@settings(max_examples=20, deadline=None)
+@given(
+    step_ts=st.lists(st.floats(0.01, 0.99), min_size=1, max_size=6, unique=True),
+    per_sample=st.booleans(),
+)
+def test_clip_step_size_lands_on_step_times_without_restarting(step_ts, per_sample):
+    times = []
+
+    def field(t, y):
+        times.append(t.detach().clone())
+        return -y
+
+    y0 = torch.ones(2, 1, dtype=F64)
+    inner = sk.PIController(rtol=1e-4, atol=1e-4, per_sample=per_sample)
+    landing = sk.ClipStepSize(inner, step_ts=step_ts)
+    sol = sk.solve(sk.ODE(field), y0, 0.0, 1.0, solver="dopri5", controller=landing)
+    visited = torch.cat([t.reshape(-1) for t in times]).tolist()
+    for s in step_ts:  # a stage evaluated exactly at each time: a step started there
+        assert any(v == s for v in visited), s
+    attempts = sol.stats["accepted"] + sol.stats["rejected"]
+    # first same as last carries on across step times: one evaluation at the start only
+    assert torch.equal(torch.as_tensor(sol.stats["nfe_drift"]), 1 + 6 * torch.as_tensor(attempts))
+    torch.testing.assert_close(sol.ys[-1], y0 * math.exp(-1), rtol=1e-3, atol=0)
+    jumping = sk.ClipStepSize(inner, jump_ts=step_ts)
+    restarted = sk.solve(sk.ODE(field), y0, 0.0, 1.0, solver="dopri5", controller=jumping)
+    attempts = restarted.stats["accepted"] + restarted.stats["rejected"]
+    extra = torch.as_tensor(restarted.stats["nfe_drift"]) - 6 * torch.as_tensor(attempts) - 1
+    assert bool((extra == len(step_ts)).all())  # where jump times restart it
+
+
+def test_clip_step_size_step_times_are_checked_and_shown():
+    with pytest.raises(sk.InputValueError, match="step_ts must be finite"):
+        sk.ClipStepSize(sk.IController(), step_ts=[math.inf])
+    with pytest.raises(sk.InputTypeError, match="step_ts must be a sequence of numbers"):
+        sk.ClipStepSize(sk.IController(), step_ts=0.5)
+    both = sk.ClipStepSize(sk.IController(), jump_ts=[0.5], step_ts=[0.25, 0.5])
+    assert both.step_ts == (0.25,)  # a jump time is a landing already
+    assert "step_ts=[0.25]" in repr(both)
+
+
 def test_clip_step_size_wraps_adaptive_controllers_only():
     with pytest.raises(TypeError, match="adaptive controller"):
         sk.ClipStepSize(sk.ConstantStepSize())

@@ -32,7 +32,10 @@ and reads four more declarations:
 - ``per_sample``: one step size and decision per sample instead of one for the batch.
 - ``dt_min``: a rejected step whose next ``|h|`` falls below it ends that sample's solve.
 - ``stops``: times every step must land on exactly (jump times of the problem; save times are
-  added by the loop), in addition to ``t1``.
+  added by the loop), in addition to ``t1``; a solver that carries state across steps starts
+  afresh there.
+- ``step_ts``: more times every step lands on, where the solver carries on as between any two
+  steps (no step straddles one: a grid that bounds the steps).
 
 Wrappers compose: :class:`~sdekit.ClipStepSize` bounds the step of any adaptive controller and adds
 landing times.
@@ -56,6 +59,7 @@ class AbstractStepSizeController:
     host_decisions: bool = False
     dt_min: float = 0.0
     stops: tuple[float, ...] = ()
+    step_ts: tuple[float, ...] = ()
 
     def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):
         raise NotImplementedError

@@ -13,7 +13,7 @@ from .base import AbstractStepSizeController, check_times
 
 class ClipStepSize(AbstractStepSizeController):
     """``controller`` with steps of at most ``dt_max``, a floor ``dt_min`` and steps that land
-    on ``jump_ts``.
+    on ``jump_ts`` and ``step_ts``.
 
     ``dt_max`` clips every proposed step. ``dt_min`` is not a clip: a sample whose step is
     rejected and would shrink below it ends the solve with a
@@ -22,7 +22,10 @@ class ClipStepSize(AbstractStepSizeController):
 
     ``jump_ts`` are times where the problem changes abruptly (a drift switched on, a dose
     given): no step straddles one, and a solver that carries state across steps (first same as
-    last) starts afresh after landing there. Bounds combine with the wrapped controller's own:
+    last) starts afresh after landing there. ``step_ts`` are times every step lands on too,
+    without that restart: a grid no step straddles, which bounds the steps where a bound in
+    ``t`` alone does not fit (e.g. a grid uniform in another variable of time, as the
+    ``adaptive`` score sampler's log-SNR grid). Bounds combine with the wrapped controller's own:
     the tighter wins.
     """
 
@@ -33,6 +36,7 @@ class ClipStepSize(AbstractStepSizeController):
         dt_min: float = 0.0,
         dt_max: float = math.inf,
         jump_ts=(),
+        step_ts=(),
     ):
         if not isinstance(controller, AbstractStepSizeController) or not controller.adaptive:
             raise InputTypeError(
@@ -49,11 +53,14 @@ class ClipStepSize(AbstractStepSizeController):
         self.dt_max = dt_max
         self.stops = tuple(sorted(set(controller.stops) | set(check_times(jump_ts, "jump_ts"))))
         self.jump_ts = self.stops
+        self.step_ts = tuple(
+            sorted(set(controller.step_ts) | set(check_times(step_ts, "step_ts")) - set(self.stops))
+        )
 
     def __repr__(self) -> str:
         return (
             f"ClipStepSize({self.controller!r}, dt_min={self.dt_min}, dt_max={self.dt_max}, "
-            f"jump_ts={list(self.jump_ts)})"
+            f"jump_ts={list(self.jump_ts)}, step_ts={list(self.step_ts)})"
         )
 
     def init(self, solver, y0: torch.Tensor, t0: float, t1: float, dt0: float | None):

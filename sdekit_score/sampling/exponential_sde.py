@@ -43,6 +43,10 @@ polynomial in :math:`\lambda` that stands in for :math:`D` is approximated:
   previous step's change of :math:`D` extrapolated in :math:`\lambda`: one evaluation per step,
   fixed steps.
 
+- :class:`ExponentialMultistepFSAL`: the same steps with :math:`D` evaluated at each step's end
+  (the next step's :math:`D_s`, first same as last), which gives an error estimate: that
+  evaluation against the extrapolation. One evaluation per attempted step, adaptive steps.
+
 When :math:`D` does not depend on :math:`x` (a mode of zero width) the schemes are exact in
 law at any step size, and for a mode much narrower than the noise nearly so (tested: one step
 from ``T`` to ``eps`` keeps its variance to 1e-3): the contraction :math:`-x/\sigma^2` that makes
@@ -76,7 +80,13 @@ from sdekit.batching import bcast
 from sdekit.errors import InputValueError
 from sdekit.solvers import AbstractSolver
 
-__all__ = ["ExponentialEuler", "ExponentialHeun", "ExponentialMultistep", "EXPONENTIAL_SDE_SOLVERS"]
+__all__ = [
+    "ExponentialEuler",
+    "ExponentialHeun",
+    "ExponentialMultistep",
+    "ExponentialMultistepFSAL",
+    "EXPONENTIAL_SDE_SOLVERS",
+]
 
 # Below this x = 2ch the corrector's weight 1 - (1 - e^{-x})/x cancels: its series is used.
 _SERIES_BELOW = 1e-2
@@ -236,8 +246,70 @@ class ExponentialMultistep(_Exponential):
         return y_pred + correction, None, (denoised, h_lambda)
 
 
+class ExponentialMultistepFSAL(_Exponential):
+    r""":class:`ExponentialMultistep`'s steps with an error estimate, for adaptive steps.
+
+    The denoiser is evaluated at the end of each step, :math:`D_t = D(t, x_t)`, which is the
+    next step's :math:`D_s` (first same as last), and the step's error estimate is that
+    evaluation against the extrapolation the step assumed,
+
+    .. math::
+        x_t - \tilde x_t = \alpha_t\Big(1 - \frac{1 - e^{-2h}}{2h}\Big)
+        \Big(\frac{h}{h_{\mathrm{prev}}}(D_s - D_{\mathrm{prev}}) - (D_t - D_s)\Big),
+
+    :math:`\tilde x_t` being exponential Heun's step with :math:`D_t` at the end (module
+    docstring), so the estimate sees where the step went, noise included, where
+    :class:`ExponentialMultistep`'s extrapolation sees only the past. One denoiser evaluation
+    per attempted step, one more at the start (and after a jump time). The first step (no
+    previous one) is exponential Euler's, estimated against exponential Heun's. On a fixed
+    grid the steps are :class:`ExponentialMultistep`'s, which a fixed-step solve runs instead
+    (:meth:`for_fixed_steps`: no evaluation at the end).
+
+    Measured on the benchmark's mixtures under ``sampler="adaptive"``'s control
+    (``docs/benchmarks.md``): fewer evaluations than exponential Heun at equal error (2-D: 106
+    against 148 at ``tol = 0.02``; 3072-D VP: 107 against 124), and at coarse tolerances it
+    keeps the light modes' weights that exponential Heun's steps lose.
+
+    Args:
+        error_in_noise_units: the estimate divided by :math:`\sigma_t`, as
+            :class:`ExponentialHeun`'s.
+    """
+
+    weak_order = 2.0
+    error_order = 1.5
+    nfe_drift = 1
+    nfe_init = 1
+
+    def __init__(self, error_in_noise_units: bool = False):
+        self.error_in_noise_units = error_in_noise_units
+
+    def for_fixed_steps(self) -> ExponentialMultistep:
+        return ExponentialMultistep()
+
+    def init(self, problem, t0, y0):
+        t0 = torch.as_tensor(t0, dtype=y0.dtype, device=y0.device)
+        return problem.denoiser(t0, y0), torch.zeros_like(y0), torch.zeros_like(t0)
+
+    def step(self, problem, t, y, h, inc, state):
+        denoised, denoised_prev, h_prev = state
+        c = _StepCoefficients(problem.process, t, h, y, getattr(problem, "noise_until", None))
+        h_lambda = c.h_lambda.to(h_prev.dtype)
+        ratio = torch.where(
+            h_prev > 0, h_lambda / h_prev.clamp(min=torch.finfo(h_prev.dtype).tiny), 0.0
+        )
+        extrapolated = bcast(ratio.to(y.dtype), y) * (denoised - denoised_prev)
+        y_next = c.decay * y + c.denoised * denoised + c.noise * inc.dW
+        y_next = y_next + c.corrector * extrapolated
+        denoised_next = problem.denoiser(c.t_end, y_next)
+        error = c.corrector * (extrapolated - (denoised_next - denoised))
+        if self.error_in_noise_units:
+            error = error / c.sigma_end
+        return y_next, error, (denoised_next, denoised, h_lambda)
+
+
 EXPONENTIAL_SDE_SOLVERS = {
     "exp_euler": ExponentialEuler,
     "exp_heun": ExponentialHeun,
     "exp_multistep": ExponentialMultistep,
+    "exp_multistep_fsal": ExponentialMultistepFSAL,
 }

@@ -33,7 +33,7 @@ from sdekit_score.sampling.exponential_ode import (
     SinglestepDPMSolverPP,
     UniPC,
 )
-from sdekit_score.sampling.exponential_sde import ExponentialHeun, ExponentialMultistep
+from sdekit_score.sampling.exponential_sde import ExponentialMultistep, ExponentialMultistepFSAL
 from sdekit_score.sampling.precision import AutocastScore, module_of, weights_of
 from sdekit_score.sampling.processes import (
     ForwardProcess,
@@ -526,18 +526,20 @@ def adaptive(
     icoeff: float = 0.5,
     safety: float = 0.8,
     h_init: float | None = None,
+    grid_steps: int | None = 30,
     noise_below: float | None = 0.3,
     max_steps: int | None = MAX_STEPS,
     throw: bool = True,
     compact: bool | None = None,
     compile: bool = False,
 ):
-    """Adaptive reverse-SDE solve: exponential Heun, per-sample steps, one Brownian path.
+    """Adaptive reverse-SDE solve: exponential multistep, per-sample steps, one Brownian path.
 
-    :class:`~sdekit_score.sampling.exponential_sde.ExponentialHeun` (the linear part of the
-    reverse SDE integrated exactly, the denoiser linear in log-SNR; weak order 2) with its
-    exponential Euler embedding, under a per-sample :class:`sdekit.PIController` and the one-path
-    Brownian bridge, so that rejections do not bias the samples. NFE is two per attempted step.
+    :class:`~sdekit_score.sampling.exponential_sde.ExponentialMultistepFSAL` (SDE-DPM-Solver++(2M):
+    the linear part of the reverse SDE integrated exactly, the denoiser extrapolated in log-SNR
+    from the previous step; its error estimate the denoiser at the step's end, which the next
+    step reuses) under a per-sample :class:`sdekit.PIController` and the one-path Brownian
+    bridge, so that rejections do not bias the samples. NFE is one per attempted step, plus one.
 
     The error is measured in units of the noise level at the end of the step,
     ``RMS((x − x̂)/σ(t)) ≤ tol``: what a step may get wrong is a fraction of the noise still to
@@ -545,15 +547,24 @@ def adaptive(
     lets the last, data-dominated steps jump across a mode, and measured on the benchmark's
     2-D mixture it needed about three times the evaluations at equal error).
 
+    ``grid_steps``: every step lands on the points of a ``grid_steps``-step log-SNR grid
+    (:func:`~sdekit_score.sampling.schedules.time_grid`), so no step is longer than the grid's;
+    ``None``: steps as long as the error allows. Step sizes set by each sample's own error are
+    long where that sample's path is smooth, while the modes' weights are decided by the
+    samples near a boundary between modes, at the noise levels where it forms, which a local
+    estimate sees late: on the benchmark's 2-D mixtures at about 50 evaluations, unbounded
+    steps moved 4–8 per mille of mass from light modes to heavy ones, the 30-step grid 1–3
+    (``docs/benchmarks.md``). In high dimension the error keeps the steps shorter than the
+    grid's, which then costs nothing.
+
     Defaults, chosen on the benchmark's exact-score mixtures (``bench/samplers.py``, 2-D and
-    3072-D, VP and VE): ``tol = 0.02`` is the loosest tolerance whose error sat within the noise
-    of exact samples in all four settings, at 103–148 NFE (in 3072-D, 0.03 and looser leave the
-    samples too sharp, and on the digits model every looser tolerance scores a worse FD; in 2-D,
-    ``tol=0.1`` reaches the noise floor at 58–61 NFE but moves 5–10 per mille of mass from light
-    modes to heavy ones, ``docs/benchmarks.md``). The PI
+    3072-D, VP and VE) and the digits model of the main job: ``tol = 0.02`` is the loosest
+    tolerance whose error sat within the noise of exact samples in all four mixture settings;
+    looser tolerances are faster and, in 2-D, stay there (``tol=0.1``: about 55 NFE), but leave
+    3072-D samples too sharp and score worse digits FDs (``docs/benchmarks.md``). The PI
     coefficients ``(0.2, 0.5)`` with ``safety = 0.8`` rejected about 10% of the attempted steps
-    in 3072-D where the standard ``(0.4, 0.3)`` with 0.9 rejected 20–50%, for fewer evaluations
-    at equal error. ``h_init`` defaults to 1% of the time interval.
+    in 3072-D where the standard ``(0.4, 0.3)`` with 0.9 rejected 20–50%; a step grows at most
+    twofold. ``h_init`` defaults to 1% of the time interval.
 
     ``noise_below``: inject noise only at noise levels ``σ/α ≤ noise_below`` (the ``σ`` of EDM
     and k-diffusion; :meth:`~sdekit_score.sampling.processes.ForwardProcess.noise_level`) and
@@ -564,15 +575,14 @@ def adaptive(
     carries the samples towards the model's own erroneous marginals (digits FD 37–40 with noise
     everywhere, 20–23 with it below 0.3, better than the probability-flow ODE's 22–24 at more
     NFE; ``docs/demo.md``), while on the exact-score mixtures it stays at the noise floor with
-    fewer evaluations than noise everywhere (``docs/benchmarks.md``). Below about 0.03 the
-    solve is mostly the flow and, at ``tol = 0.02``, too sharp in 3072-D.
+    fewer evaluations than noise everywhere (``docs/benchmarks.md``).
 
-    ``compile``: run each attempted step (both score evaluations, the bridge, the controller and
+    ``compile``: run each attempted step (the score evaluation, the bridge, the controller and
     the bookkeeping) as one ``torch.compile``d call (:func:`sdekit.solve`'s ``compile``): the
     same steps per sample in float64 (in float32 rounding may turn a decision at the
     tolerance's edge), for a first call that compiles the score network with the step. It
     pays where the sampler's own work is a large part of an attempt (small networks; on a GPU,
-    the launches of about 150 small kernels per attempt). Not with ``callback``.
+    the launches of the many small kernels of an attempt). Not with ``callback``.
 
     ``max_steps``: attempted steps per sample before a :class:`sdekit.SolveError` (None: no
     limit); the default stops a score that does not fit the process instead of running on.
@@ -582,8 +592,17 @@ def adaptive(
     """
     tol = positive_float(tol, "tol")
     controller = sdekit.PIController(
-        rtol=0.0, atol=tol, pcoeff=pcoeff, icoeff=icoeff, safety=safety, per_sample=True
+        rtol=0.0,
+        atol=tol,
+        pcoeff=pcoeff,
+        icoeff=icoeff,
+        safety=safety,
+        factor_max=2.0,
+        per_sample=True,
     )
+    if grid_steps is not None:
+        grid = time_grid(process, positive_int(grid_steps, "grid_steps"), "logsnr")
+        controller = sdekit.ClipStepSize(controller, step_ts=grid[1:-1])
     problem = reverse_sde(process, score_fn, noise_below=noise_below)
     sol = sdekit.solve(
         problem,
@@ -591,7 +610,7 @@ def adaptive(
         process.T,
         process.eps,
         saveat=_on_the_switch(problem, process),
-        solver=ExponentialHeun(error_in_noise_units=True),
+        solver=ExponentialMultistepFSAL(error_in_noise_units=True),
         controller=controller,
         dt=positive_float(h_init, "h_init")
         if h_init is not None
