@@ -204,7 +204,7 @@ def _config_dpm_adaptive(kind, dim, quick):
 
 
 def _config_adaptive(kind, dim, quick):
-    return [(f"tol {t}", {"tol": t}) for t in ((0.05, 0.02) if quick else (0.05, 0.02, 0.01))]
+    return [(f"tol {t}", {"tol": t}) for t in ((0.1, 0.02) if quick else (0.1, 0.05, 0.02, 0.01))]
 
 
 CONFIGS = {
@@ -461,7 +461,7 @@ DIGITS_CONFIGS = {
     "pc": lambda kind, dim, quick: [] if quick else [("1000 steps, 1 corrector", {})],
     "ode": lambda kind, dim, quick: [("dopri5, tol 1e-5", {})],
     "ggf": lambda kind, dim, quick: [(f"eps_rel {e}", {"eps_rel": e}) for e in (0.01, 0.05)],
-    "adaptive": lambda kind, dim, quick: [(f"tol {t}", {"tol": t}) for t in (0.05, 0.02)],
+    "adaptive": lambda kind, dim, quick: [(f"tol {t}", {"tol": t}) for t in (0.1, 0.05, 0.02)],
     "dpmpp_2m": _digits_multistep,
     "dpmpp_3m": _digits_multistep,
     "unipc": _digits_multistep,

@@ -224,7 +224,8 @@ class ExponentialMultistep(_Exponential):
     modes' mass to the heavy ones, 4.8 per mille against 6.2 (VE; 1.6 with noise everywhere) and
     0.7 against 2.8 (VP), exponential Heun's correction coupling the step's own noise through
     :math:`\nabla D`. It has no error estimate: an extrapolation from the past misses the step
-    where a sample settles on a mode, and under adaptive control it moved far more mass.
+    where a sample settles on a mode, and under adaptive control it moved far more mass;
+    :class:`ExponentialMultistepFSAL` takes the same steps with an estimate.
     """
 
     weak_order = 2.0
