@@ -216,7 +216,7 @@ def solve(
     checked = _CheckedProblem(problem, y0, general, finite=check_finite and not controller.adaptive)
     if general and shape_probe and problem.noise_dim is not None:
         checked.extra_diffusion_calls += 1
-    stops = _stops(t0, t1, save_times, controller.stops + controller.step_ts)
+    stops = _stops(t0, t1, save_times, tuple(controller.stops) + tuple(controller.step_ts))
     _check_stage_span(solver, t0, t1, controller.stops)
     like = dict(dtype=y0.dtype, device=y0.device)
     if t0 == t1:

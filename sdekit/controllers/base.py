@@ -24,7 +24,7 @@ The loop then keeps times, steps and decisions in Python floats and reads one nu
 step (the batch's error): beyond the solver's step, an attempt costs the error norm and little
 else.
 
-and reads four more declarations:
+and reads five more declarations:
 
 - ``adaptive``: ``False`` for controllers whose steps are known in advance (every step is accepted
   and ``adapt`` is never called); the loop then runs its fixed-step path on a precomputed grid

@@ -54,7 +54,7 @@ class ClipStepSize(AbstractStepSizeController):
         self.stops = tuple(sorted(set(controller.stops) | set(check_times(jump_ts, "jump_ts"))))
         self.jump_ts = self.stops
         self.step_ts = tuple(
-            sorted(set(controller.step_ts) | set(check_times(step_ts, "step_ts")) - set(self.stops))
+            sorted((set(controller.step_ts) | set(check_times(step_ts, "step_ts"))) - set(self.stops))
         )
 
     def __repr__(self) -> str:

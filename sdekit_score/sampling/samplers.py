@@ -550,12 +550,14 @@ def adaptive(
     ``grid_steps``: every step lands on the points of a ``grid_steps``-step log-SNR grid
     (:func:`~sdekit_score.sampling.schedules.time_grid`), so no step is longer than the grid's;
     ``None``: steps as long as the error allows. Step sizes set by each sample's own error are
-    long where that sample's path is smooth, while the modes' weights are decided by the
-    samples near a boundary between modes, at the noise levels where it forms, which a local
-    estimate sees late: on the benchmark's 2-D mixtures at about 50 evaluations, unbounded
-    steps moved 4–8 per mille of mass from light modes to heavy ones, the 30-step grid 1–3
-    (``docs/benchmarks.md``). In high dimension the error keeps the steps shorter than the
-    grid's, which then costs nothing.
+    long where that sample's path is smooth, and the estimate, made of one evaluation at the
+    step's end, sees late what a long step got wrong: the modes' weights are decided by the
+    samples near a boundary between modes, at the noise levels where it forms. Measured on the
+    benchmark's mixtures (``docs/benchmarks.md``): without the grid, at the default tolerance,
+    2.5–5 per mille of mass moved from light modes to heavy ones in 2-D (at ``tol=0.1``, 8–9)
+    and 3072-D samples came out 4–41 nats too sharp, for 20–30% fewer evaluations; with it,
+    0.5–1.6 per mille and within about 2.5 nats. A 20-step grid lost weights in VE, a 40-step
+    one cost more evaluations for none gained.
 
     Defaults, chosen on the benchmark's exact-score mixtures (``bench/samplers.py``, 2-D and
     3072-D, VP and VE) and the digits model of the main job: ``tol = 0.02`` is the loosest
@@ -564,7 +566,8 @@ def adaptive(
     3072-D samples too sharp and score worse digits FDs (``docs/benchmarks.md``). The PI
     coefficients ``(0.2, 0.5)`` with ``safety = 0.8`` rejected about 10% of the attempted steps
     in 3072-D where the standard ``(0.4, 0.3)`` with 0.9 rejected 20–50%; a step grows at most
-    twofold. ``h_init`` defaults to 1% of the time interval.
+    twofold. ``h_init`` defaults to the grid's first step (without a grid, 1% of the time
+    interval).
 
     ``noise_below``: inject noise only at noise levels ``σ/α ≤ noise_below`` (the ``σ`` of EDM
     and k-diffusion; :meth:`~sdekit_score.sampling.processes.ForwardProcess.noise_level`) and
@@ -600,9 +603,11 @@ def adaptive(
         factor_max=2.0,
         per_sample=True,
     )
+    first_step = (process.T - process.eps) / 100
     if grid_steps is not None:
         grid = time_grid(process, positive_int(grid_steps, "grid_steps"), "logsnr")
         controller = sdekit.ClipStepSize(controller, step_ts=grid[1:-1])
+        first_step = float(grid[0] - grid[1])  # a shorter one leaves a sliver before grid[1]
     problem = reverse_sde(process, score_fn, noise_below=noise_below)
     sol = sdekit.solve(
         problem,
@@ -612,9 +617,7 @@ def adaptive(
         saveat=_on_the_switch(problem, process),
         solver=ExponentialMultistepFSAL(error_in_noise_units=True),
         controller=controller,
-        dt=positive_float(h_init, "h_init")
-        if h_init is not None
-        else (process.T - process.eps) / 100,
+        dt=first_step if h_init is None else positive_float(h_init, "h_init"),
         brownian="bridge",
         compact=_compacts(score_fn, callback, compact),
         generator=generator,
@@ -908,10 +911,11 @@ SAMPLER_INFO = {
         "paper": _DPM_SOLVER_PP,
     },
     "adaptive": {
-        "method": "reverse-time SDE below noise level 0.3 (probability flow above), exponential "
-        "Heun / exponential Euler pair, error in units of the noise level, per-sample PI control, "
-        "one Brownian path",
-        "nfe": "2 per attempted step + 1 (denoising)",
+        "method": "reverse-time SDE below noise level 0.3 (probability flow above), "
+        "SDE-DPM-Solver++(2M) with the denoiser at each step's end as its error estimate (in "
+        "units of the noise level), per-sample PI control, steps landing on a 30-step log-SNR "
+        "grid, one Brownian path",
+        "nfe": "1 per attempted step + 1 (the first step's) + 1 (denoising)",
         "stochastic": True,
         "adaptive": True,
         "paper": "exponential integrator in data prediction after " + _DPM_SOLVER_PP,
