@@ -53,9 +53,8 @@ class ClipStepSize(AbstractStepSizeController):
         self.dt_max = dt_max
         self.stops = tuple(sorted(set(controller.stops) | set(check_times(jump_ts, "jump_ts"))))
         self.jump_ts = self.stops
-        self.step_ts = tuple(
-            sorted((set(controller.step_ts) | set(check_times(step_ts, "step_ts"))) - set(self.stops))
-        )
+        landings = set(controller.step_ts) | set(check_times(step_ts, "step_ts"))
+        self.step_ts = tuple(sorted(landings - set(self.stops)))
 
     def __repr__(self) -> str:
         return (
