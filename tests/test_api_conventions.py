@@ -220,6 +220,17 @@ def test_clip_step_size_lands_on_step_times_without_restarting(step_ts, per_samp
     assert bool((extra == len(step_ts)).all())  # where jump times restart it
 
 
+def test_a_controller_may_declare_its_stops_as_a_list():
+    class Jumping(sk.PIController):
+        stops = [0.5]  # the protocol asks for times, not a tuple
+
+    y0 = torch.ones(2, 1, dtype=F64)
+    controller = Jumping(rtol=1e-8, atol=1e-8)
+    sol = sk.solve(sk.ODE(lambda t, y: -y), y0, 0.0, 1.0, solver="dopri5", controller=controller)
+    torch.testing.assert_close(sol.ys[-1], y0 * math.exp(-1), rtol=1e-6, atol=0)
+    assert int(sol.stats["nfe_drift"] - 6 * (sol.stats["accepted"] + sol.stats["rejected"])) == 2
+
+
 def test_clip_step_size_step_times_are_checked_and_shown():
     with pytest.raises(sk.InputValueError, match="step_ts must be finite"):
         sk.ClipStepSize(sk.IController(), step_ts=[math.inf])
