@@ -378,7 +378,9 @@ def test_a_bfloat16_network_samples_in_float32(sampler):
     low, _ = ss.sample(low_net, process, (4096, D), **run)
     assert low.dtype == torch.float32
     change = float(low.double().var() / ref.double().var() - 1)
-    assert abs(change) < 0.005  # measured below 0.1% (the paired bf16 autocast test above)
+    # bfloat16 rounds the network's output to 2^-8 relative, so the variance may move by up to
+    # about twice that (measured 0.3-0.5% over seeds 3-6; the solve in bfloat16 moved it 260%)
+    assert abs(change) < 2 * 2**-8
     with pytest.raises(InputValueError, match=r"wrap the network in ScoreModel"):
         ss.sample(GaussianScore(process).to(torch.bfloat16), process, (4, D), **run)
 

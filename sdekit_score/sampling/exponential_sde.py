@@ -267,9 +267,10 @@ class ExponentialMultistepFSAL(_Exponential):
     (:meth:`for_fixed_steps`: no evaluation at the end).
 
     Measured on the benchmark's mixtures under ``sampler="adaptive"``'s control
-    (``docs/benchmarks.md``): fewer evaluations than exponential Heun at equal error (2-D: 106
-    against 148 at ``tol = 0.02``; 3072-D VP: 107 against 124), and at coarse tolerances it
-    keeps the light modes' weights that exponential Heun's steps lose.
+    (``docs/benchmarks.md``): fewer evaluations than exponential Heun at about equal error (2-D:
+    104 against 148 at ``tol = 0.02``; 3072-D VP: 104 against 124), and with the sampler's
+    log-SNR grid it keeps, at coarse tolerances, the light modes' weights that exponential
+    Heun's steps lose.
 
     Args:
         error_in_noise_units: the estimate divided by :math:`\sigma_t`, as

@@ -560,10 +560,12 @@ def adaptive(
     one cost more evaluations for none gained.
 
     Defaults, chosen on the benchmark's exact-score mixtures (``bench/samplers.py``, 2-D and
-    3072-D, VP and VE) and the digits model of the main job: ``tol = 0.02`` is the loosest
-    tolerance whose error sat within the noise of exact samples in all four mixture settings;
-    looser tolerances are faster and, in 2-D, stay there (``tol=0.1``: about 55 NFE), but leave
-    3072-D samples too sharp and score worse digits FDs (``docs/benchmarks.md``). The PI
+    3072-D, VP and VE) and the digits model of the main job: at ``tol = 0.02`` (91–105 NFE) the
+    2-D samples sat within the noise of exact ones in ΔNLL, the 3072-D ones 2–3 nats sharper
+    (exponential Heun, the previous scheme, as much at 13–20% more evaluations); looser
+    tolerances are faster and in 2-D and on the digits model as good (``tol=0.1``: about 55 NFE
+    in 2-D, 61 on the digits), but ``tol=0.05`` leaves 3072-D VE samples 4 nats too sharp
+    (``docs/benchmarks.md``). The PI
     coefficients ``(0.2, 0.5)`` with ``safety = 0.8`` rejected about 10% of the attempted steps
     in 3072-D where the standard ``(0.4, 0.3)`` with 0.9 rejected 20–50%; a step grows at most
     twofold. ``h_init`` defaults to the grid's first step (without a grid, 1% of the time
