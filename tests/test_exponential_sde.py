@@ -250,12 +250,15 @@ def test_the_multistep_scheme_has_weak_order_two(name, t1, switch):
     assert slope == pytest.approx(ExponentialMultistep.weak_order, abs=0.2), errors
 
 
-def test_the_multistep_scheme_starts_as_exponential_euler():
-    process = ss.VESDE()
+def _first_step(process):
+    """A problem and the arguments of a first step from t = 0.8 (no previous step)."""
     problem = reverse_sde(process, gaussian_score(process, 0.05))
     y = torch.linspace(-1, 1, 6, dtype=F64).view(3, 2)
-    inc = Increment(torch.full_like(y, 0.1))
-    t = torch.tensor(0.8, dtype=F64)
+    return problem, y, Increment(torch.full_like(y, 0.1)), torch.tensor(0.8, dtype=F64)
+
+
+def test_the_multistep_scheme_starts_as_exponential_euler():
+    problem, y, inc, t = _first_step(ss.VESDE())
     state = ExponentialMultistep().init(problem, t, y)
     first = ExponentialMultistep().step(problem, t, y, -0.3, inc, state)[0]
     torch.testing.assert_close(first, ExponentialEuler().step(problem, t, y, -0.3, inc, None)[0])
@@ -264,11 +267,7 @@ def test_the_multistep_scheme_starts_as_exponential_euler():
 def test_the_fsal_multistep_scheme_starts_as_exponential_euler_against_heun():
     # Without a previous step the extrapolation is zero: the step is exponential Euler's, and
     # the estimate (the denoiser at its end against no change) is exponential Heun's correction.
-    process = ss.VPSDE()
-    problem = reverse_sde(process, gaussian_score(process, 0.05))
-    y = torch.linspace(-1, 1, 6, dtype=F64).view(3, 2)
-    inc = Increment(torch.full_like(y, 0.1))
-    t = torch.tensor(0.8, dtype=F64)
+    problem, y, inc, t = _first_step(ss.VPSDE())
     fsal = ExponentialMultistepFSAL()
     y_next, error, (denoised_end, denoised, _) = fsal.step(
         problem, t, y, -0.3, inc, fsal.init(problem, t, y)
