@@ -562,7 +562,7 @@ def adaptive(
     Defaults, chosen on the benchmark's exact-score mixtures (``bench/samplers.py``, 2-D and
     3072-D, VP and VE) and the digits model of the main job: at ``tol = 0.02`` (91–105 NFE) the
     2-D samples sat within the noise of exact ones in ΔNLL, the 3072-D ones 2–3 nats sharper
-    (exponential Heun, the previous scheme, as much at 13–20% more evaluations); looser
+    (exponential Heun, the previous scheme, as much at 14–19% more evaluations); looser
     tolerances are faster and in 2-D and on the digits model as good (``tol=0.1``: about 55 NFE
     in 2-D, 61 on the digits), but ``tol=0.05`` leaves 3072-D VE samples 4 nats too sharp
     (``docs/benchmarks.md``). The PI
