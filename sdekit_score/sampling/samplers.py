@@ -555,9 +555,10 @@ def adaptive(
     samples near a boundary between modes, at the noise levels where it forms. Measured on the
     benchmark's mixtures (``docs/benchmarks.md``): without the grid, at the default tolerance,
     2.5–5 per mille of mass moved from light modes to heavy ones in 2-D (at ``tol=0.1``, 8–9)
-    and 3072-D samples came out 4–41 nats too sharp, for 20–30% fewer evaluations; with it,
-    0.5–1.6 per mille and within about 2.5 nats. A 20-step grid lost weights in VE, a 40-step
-    one cost more evaluations for none gained.
+    and 3072-D samples came out 4–41 nats too sharp, for 16–26% fewer evaluations; with it, VP's
+    weights stayed within the noise of exact samples and VE's about 3 per mille off (the cost of
+    ``noise_below``, below), and 3072-D within about 3 nats. A 20-step grid lost weights in VE, a
+    40-step one cost more evaluations for none gained.
 
     Defaults, chosen on the benchmark's exact-score mixtures (``bench/samplers.py``, 2-D and
     3072-D, VP and VE) and the digits model of the main job: at ``tol = 0.02`` (91–105 NFE) the
@@ -566,9 +567,9 @@ def adaptive(
     tolerances are faster and in 2-D and on the digits model as good (``tol=0.1``: about 55 NFE
     in 2-D, 61 on the digits), but ``tol=0.05`` leaves 3072-D VE samples 4 nats too sharp
     (``docs/benchmarks.md``). The PI
-    coefficients ``(0.2, 0.5)`` with ``safety = 0.8`` rejected about 10% of the attempted steps
-    in 3072-D where the standard ``(0.4, 0.3)`` with 0.9 rejected 20–50%; a step grows at most
-    twofold. ``h_init`` defaults to the grid's first step (without a grid, 1% of the time
+    coefficients ``(0.2, 0.5)`` with ``safety = 0.8`` reject 4–5% of the attempted steps in
+    3072-D (chosen with exponential Heun, where the standard ``(0.4, 0.3)`` with 0.9 rejected
+    20–50%); a step grows at most twofold. ``h_init`` defaults to the grid's first step (without a grid, 1% of the time
     interval).
 
     ``noise_below``: inject noise only at noise levels ``σ/α ≤ noise_below`` (the ``σ`` of EDM
