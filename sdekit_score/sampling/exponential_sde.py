@@ -147,12 +147,24 @@ class _Exponential(AbstractSolver):
                 "process, score_fn), which carries process and denoiser, or use 'euler'"
             )
 
-    def predict(self, problem, t, y, h, inc):
-        """``(coefficients, D(t, y), exponential Euler prediction)``."""
+    def predict(self, problem, t, y, h, inc, denoised=None):
+        """``(coefficients, D(t, y), exponential Euler prediction)``; ``D(t, y)`` evaluated
+        unless given."""
         c = _StepCoefficients(problem.process, t, h, y, getattr(problem, "noise_until", None))
-        denoised = problem.denoiser(t, y)
+        if denoised is None:
+            denoised = problem.denoiser(t, y)
         y_pred = c.decay * y + c.denoised * denoised + c.noise * inc.dW
         return c, denoised, y_pred
+
+
+def _extrapolation(c: _StepCoefficients, h_prev: torch.Tensor, y: torch.Tensor):
+    """``(h/h_prev broadcast to y, h)``: the factor that extrapolates the previous step's change
+    of the denoiser over this step's ``h`` in lambda (0 without a previous step)."""
+    h_lambda = c.h_lambda.to(h_prev.dtype)
+    ratio = torch.where(
+        h_prev > 0, h_lambda / h_prev.clamp(min=torch.finfo(h_prev.dtype).tiny), 0.0
+    )
+    return bcast(ratio.to(y.dtype), y), h_lambda
 
 
 class ExponentialEuler(_Exponential):
@@ -239,11 +251,8 @@ class ExponentialMultistep(_Exponential):
     def step(self, problem, t, y, h, inc, state):
         denoised_prev, h_prev = state
         c, denoised, y_pred = self.predict(problem, t, y, h, inc)
-        h_lambda = c.h_lambda.to(h_prev.dtype)
-        ratio = torch.where(
-            h_prev > 0, h_lambda / h_prev.clamp(min=torch.finfo(h_prev.dtype).tiny), 0.0
-        )
-        correction = c.corrector * bcast(ratio.to(y.dtype), y) * (denoised - denoised_prev)
+        ratio, h_lambda = _extrapolation(c, h_prev, y)
+        correction = c.corrector * ratio * (denoised - denoised_prev)
         return y_pred + correction, None, (denoised, h_lambda)
 
 
@@ -294,14 +303,10 @@ class ExponentialMultistepFSAL(_Exponential):
 
     def step(self, problem, t, y, h, inc, state):
         denoised, denoised_prev, h_prev = state
-        c = _StepCoefficients(problem.process, t, h, y, getattr(problem, "noise_until", None))
-        h_lambda = c.h_lambda.to(h_prev.dtype)
-        ratio = torch.where(
-            h_prev > 0, h_lambda / h_prev.clamp(min=torch.finfo(h_prev.dtype).tiny), 0.0
-        )
-        extrapolated = bcast(ratio.to(y.dtype), y) * (denoised - denoised_prev)
-        y_next = c.decay * y + c.denoised * denoised + c.noise * inc.dW
-        y_next = y_next + c.corrector * extrapolated
+        c, _, y_pred = self.predict(problem, t, y, h, inc, denoised)
+        ratio, h_lambda = _extrapolation(c, h_prev, y)
+        extrapolated = ratio * (denoised - denoised_prev)
+        y_next = y_pred + c.corrector * extrapolated
         denoised_next = problem.denoiser(c.t_end, y_next)
         error = c.corrector * (extrapolated - (denoised_next - denoised))
         if self.error_in_noise_units:
