@@ -254,8 +254,9 @@ def test_samplers_follow_the_exact_flow_on_image_shapes(kind, sampler, tolerance
     process = PROCESSES[kind]
     shape = (3, 2, 4, 4)
     x, stats = ss.sample(
-        gaussian_score(process), process, shape, sampler=sampler, generator=1, dtype=torch.float64
-    )
+        gaussian_score(process), process, shape, sampler=sampler, generator=1,
+        dtype=torch.float64, init="prior",
+    )  # fmt: skip
     x_T = process.prior_sample(shape, generator=1, dtype=torch.float64)
     expected = ss.probability_flow(process, gaussian_score(process)).denoiser(
         torch.tensor(process.eps), exact_flow(process, x_T)
