@@ -42,8 +42,8 @@ draw. Quality is the demo's digits FD (classifier features, samples denoised and
 data range, against all 1797 digits) and the class TV (total variation between the classifier's
 class proportions of the samples and of the digits); the table gives the mean over seeds with
 the standard error of that mean, and for each run its FD minus that of ``unipc`` with 399 steps
-on the same prior draw (the converged probability flow; paired, so the prior draws' noise
-cancels). ``--dims`` with no value runs the digits block alone.
+on the same prior draw, uncentred (``init="prior"``: the converged probability flow of the
+papers' start; paired, so the prior draws' noise cancels). ``--dims`` with no value runs the digits block alone.
 
     python bench/samplers.py --out DIR [--dims 2 3072] [--processes vp ve] [--seeds 0 1]
                              [--batch-2d 10000] [--batch-hd 1000] [--quick]
@@ -471,7 +471,7 @@ DIGITS_CONFIGS = {
 }
 """Our samplers' settings on the digits model (same signature as ``CONFIGS``)."""
 
-DIGITS_CONVERGED = ("unipc", {"steps": 399, "schedule": "logsnr"})
+DIGITS_CONVERGED = ("unipc", {"steps": 399, "schedule": "logsnr", "init": "prior"})
 
 
 class DigitsScore:

@@ -33,7 +33,7 @@ def test_digits_block_alone_writes_only_into_out_and_pairs_with_the_flow(tmp_pat
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "| unipc | 49 steps, logsnr | 51 |" in result.stdout
+    assert "| unipc | 49 steps, logsnr | 52 |" in result.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
     names = sorted(p.name for p in out.iterdir())
     assert names == ["samplers_digits.json", "samplers_digits.md", "samplers_digits.png"]

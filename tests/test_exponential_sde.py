@@ -341,8 +341,8 @@ def test_dpmpp_2m_sde_samples_images_of_gaussian_data(name, noise_below):
         noise_below=noise_below, generator=0,
     )  # fmt: skip
     lands = noise_below is not None and process.noise_level_range()[0] < noise_below
-    # the centring, the steps, the denoising; the switch is one more step
-    assert stats["nfe"].tolist() == [1 + 50 + 1 + lands] * 256
+    # the centring (two), the steps, the denoising; the switch is one more step
+    assert stats["nfe"].tolist() == [2 + 50 + 1 + lands] * 256
     level = process.noise_level_range()[0]
     expected = variance**2 / (variance + level**2)  # denoised exact samples of p_eps
     n = x.numel()
@@ -395,10 +395,10 @@ def test_adaptive_samples_images_of_gaussian_data(name):
         gaussian_score(process, variance), process, shape, sampler="adaptive", generator=0
     )
     assert x.shape == shape and bool(torch.isfinite(x).all())
-    # one evaluation per attempted step, the centring's, the first step's and the denoising
-    # one; every step lands on the 30-step log-SNR grid: at least 30 attempts
+    # one evaluation per attempted step, two centring the prior draw, the first step's and the
+    # denoising one; every step lands on the 30-step log-SNR grid: at least 30 attempts
     attempts = stats["accepted"] + stats["rejected"]
-    assert stats["nfe"].shape == (64,) and torch.equal(stats["nfe"], attempts + 3)
+    assert stats["nfe"].shape == (64,) and torch.equal(stats["nfe"], attempts + 4)
     assert bool((stats["accepted"] >= 30).all())
     # denoised exact samples of p_eps: N(MEAN, v²/(v + σ̃²)), σ̃ the noise level at eps
     level = process.noise_level_range()[0]

@@ -358,8 +358,10 @@ def test_unknown_option_error_lists_the_samplers_options(ve_score, sampler, bad,
 
 @pytest.mark.parametrize("kind", PROCESSES)
 def test_centred_start_is_the_prior_draw_moved_by_the_denoiser_at_T(kind):
-    # For data N(m, v) per element, D(T, x) = m + α v (x − α m)/(α² v + σ²) at T: the first
-    # evaluation sees the prior draw, the next one that draw moved by α D(T, x).
+    # For data N(m, v) per element, D(T, x) = m + α v (x − α m)/(α² v + σ²) at T: the first two
+    # evaluations see the prior draw and its negative, the next one the draw moved by
+    # α (3 D(T, x) + D(T, −x))/4, which has p_T's mean α m and variance σ² + α² v up to relative
+    # errors of order k = α² v/(α² v + σ²) and k².
     process, m, v = PROCESSES[kind](), 0.3, 0.02
     seen = []
 
@@ -373,9 +375,15 @@ def test_centred_start_is_the_prior_draw_moved_by_the_denoiser_at_T(kind):
     x_T = process.prior_sample(shape, generator=0, dtype=torch.float64)
     T = torch.tensor(process.T, dtype=torch.float64)
     alpha, sigma = process.alpha(T), process.sigma(T)
-    denoised = m + alpha * v * (x_T - alpha * m) / (alpha**2 * v + sigma**2)
-    assert torch.equal(seen[0], x_T)
-    torch.testing.assert_close(seen[1], x_T + alpha * denoised, rtol=1e-12, atol=1e-12)
+
+    def denoised(x):
+        return m + alpha * v * (x - alpha * m) / (alpha**2 * v + sigma**2)
+
+    assert torch.equal(seen[0], x_T) and torch.equal(seen[1], -x_T)
+    centred = x_T + alpha * (3 * denoised(x_T) + denoised(-x_T)) / 4
+    torch.testing.assert_close(seen[2], centred, rtol=1e-12, atol=1e-12)
+    k = alpha**2 * v / (alpha**2 * v + sigma**2)
+    torch.testing.assert_close(centred, x_T * (1 + k / 2) + alpha * m * (1 - k))
 
 
 def test_centring_is_one_evaluation_and_the_default_only_of_the_recommended_samplers(ve_score):
@@ -387,8 +395,8 @@ def test_centring_is_one_evaluation_and_the_default_only_of_the_recommended_samp
         return stats["nfe"].tolist()
 
     assert nfe("em", steps=10) == [11] * 4  # the paper's start: the prior draw
-    assert nfe("em", steps=10, init="centred") == [12] * 4
-    assert nfe("unipc", steps=10) == [12] * 4
+    assert nfe("em", steps=10, init="centred") == [13] * 4
+    assert nfe("unipc", steps=10) == [13] * 4
     assert nfe("unipc", steps=10, init="prior") == [11] * 4
     with pytest.raises(ValueError, match="init='uniform' for sampler 'adaptive': choose 'centred'"):
         ss.sample(score_fn, process, shape, sampler="adaptive", init="uniform")

@@ -95,8 +95,9 @@ def sample(
             (in place) and feed it images ``(batch, C, H, W)`` in that layout.
         **options: the sampler's own options; the defaults are the papers'. ``init``, the
             starting state, is every sampler's: ``"prior"``, the process's prior draw
-            ``N(0, σ_T² I)`` (the papers'); ``"centred"``, that draw moved by ``α_T D(T, x)``
-            onto the mean of ``p_T``, which the prior lacks (one evaluation; the default of
+            ``N(0, σ_T² I)`` (the papers'); ``"centred"``, that draw moved by
+            ``α_T (3 D(T, x) + D(T, −x))/4`` to match the mean and covariance of ``p_T`` to
+            first order, which the prior does not (two evaluations; the default of
             ``adaptive``, ``unipc``, ``dpmpp_2m_sde`` and ``dpm_adaptive``: for VE on data in
             [0, 1] a probability flow from the plain draw moved 2–3 per mille of mass between
             the modes of the benchmark's 2-D mixture, ``docs/benchmarks.md``); ``"uniform"`` on
@@ -161,7 +162,7 @@ def sample(
                 progress=progress,
                 **options,
             )
-            stats["nfe"] = stats["nfe"] + centring
+            stats["nfe"] = stats["nfe"] + 2 * centring
             if denoise:
                 x, extra = _denoise(checked, process, x, last)
                 stats["nfe"] = stats["nfe"] + extra
@@ -428,9 +429,9 @@ def dpmpp_2m_sde(
 
     Measured (``docs/benchmarks.md``): on the digits model of the main job, FD 20.4 at 51 NFE
     (seeds 0 and 1) where noise everywhere plateaus at 35 (k-diffusion's too), as the reverse SDE
-    does on that model at every step count; on the benchmark's 2-D mixtures at 50 steps (16
-    seeds) within the noise of exact samples in the modes' weights in VP (VE: 4.8 per mille of
-    mass moved from light modes to heavy ones, 1.6 with noise everywhere), ΔNLL off by 0.014
+    does on that model at every step count; on the benchmark's 2-D mixtures at 50 steps within
+    the noise of exact samples in the modes' weights (VE: −0.6 ± 0.6 per mille of the light
+    modes' mass over 64 seeds, −2.7 from the plain prior draw, ``init``), ΔNLL off by 0.014
     nats (VP) and at the floor (VE); in 3072-D it needs about 200 steps.
     """
     problem = reverse_sde(process, score_fn, noise_below=noise_below)
@@ -550,7 +551,8 @@ def adaptive(
     the linear part of the reverse SDE integrated exactly, the denoiser extrapolated in log-SNR
     from the previous step; its error estimate the denoiser at the step's end, which the next
     step reuses) under a per-sample :class:`sdekit.PIController` and the one-path Brownian
-    bridge, so that rejections do not bias the samples. NFE is one per attempted step, plus one.
+    bridge, so that rejections do not bias the samples. NFE is one per attempted step, plus one
+    at the start and two that centre the prior draw (``init``, :func:`sample`).
 
     The error is measured in units of the noise level at the end of the step,
     ``RMS((x − x̂)/σ(t)) ≤ tol``: what a step may get wrong is a fraction of the noise still to
@@ -566,18 +568,18 @@ def adaptive(
     samples near a boundary between modes, at the noise levels where it forms. Measured on the
     benchmark's mixtures (``docs/benchmarks.md``): without the grid, at the default tolerance,
     2.5–5 per mille of mass moved from light modes to heavy ones in 2-D (at ``tol=0.1``, 8–9)
-    and 3072-D samples came out 4–41 nats too sharp, for 16–26% fewer evaluations; with it, VP's
-    weights stayed within the noise of exact samples and VE's about 3 per mille off (the cost of
-    ``noise_below``, below), and 3072-D within about 3 nats. A 20-step grid lost weights in VE, a
-    40-step one cost more evaluations for none gained.
+    and 3072-D samples came out 4–41 nats too sharp, for 16–26% fewer evaluations; with it (and
+    the centred start) the weights stayed within the noise of exact samples, and 3072-D within
+    about 3 nats. A 20-step grid lost weights in VE, a 40-step one cost more evaluations for
+    none gained.
 
     Defaults, chosen on the benchmark's exact-score mixtures (``bench/samplers.py``, 2-D and
-    3072-D, VP and VE) and the digits model of the main job: at ``tol = 0.02`` (91–105 NFE) the
-    2-D samples sat within the noise of exact ones in ΔNLL, the 3072-D ones 2–3 nats sharper
-    (exponential Heun, the previous scheme, as much at 14–19% more evaluations); looser
-    tolerances are faster and in 2-D and on the digits model as good (``tol=0.1``: about 55 NFE
-    in 2-D, 61 on the digits), but ``tol=0.05`` leaves 3072-D VE samples 4 nats too sharp
-    (``docs/benchmarks.md``). The PI
+    3072-D, VP and VE) and the digits model of the main job: at ``tol = 0.02`` (93–107 NFE, the
+    two of the centred start included) the 2-D samples sat within the noise of exact ones in
+    ΔNLL and the modes' weights, the 3072-D ones 2–3 nats sharper (exponential Heun, the
+    previous scheme, as much at 14–19% more evaluations); looser tolerances are faster and in
+    2-D and on the digits model as good (``tol=0.1``: about 57 NFE in 2-D, 63 on the digits),
+    but ``tol=0.05`` leaves 3072-D VE samples 4 nats too sharp (``docs/benchmarks.md``). The PI
     coefficients ``(0.2, 0.5)`` with ``safety = 0.8`` reject 4–5% of the attempted steps in
     3072-D (chosen with exponential Heun, where the standard ``(0.4, 0.3)`` with 0.9 rejected
     20–50%); a step grows at most twofold. ``h_init`` defaults to the grid's first step (without a grid, 1% of the time
@@ -901,8 +903,8 @@ SAMPLER_INFO = {
     "unipc": {
         "method": "probability-flow ODE, UniPC predictor-corrector (3rd-order multistep "
         "predictor, corrector at no extra evaluation), log-SNR grid, from the prior draw moved "
-        "onto the mean of p_T (one evaluation)",
-        "nfe": "steps + 2",
+        "matching p_T's mean and covariance (two evaluations)",
+        "nfe": "steps + 3",
         "stochastic": False,
         "adaptive": False,
         "paper": "Zhao et al., *UniPC: A Unified Predictor-Corrector Framework for Fast Sampling "
@@ -911,7 +913,7 @@ SAMPLER_INFO = {
     "dpm_adaptive": {
         "method": "probability-flow ODE, single-step DPM-Solver++ 3(2) pair, PI control, "
         "per-sample steps",
-        "nfe": "3 per attempted step + 1 (centring the prior draw) + 1 (denoising)",
+        "nfe": "3 per attempted step + 2 (centring the prior draw) + 1 (denoising)",
         "stochastic": False,
         "adaptive": True,
         "paper": "Lu et al., *DPM-Solver: A Fast ODE Solver for Diffusion Probabilistic Model "
@@ -920,7 +922,7 @@ SAMPLER_INFO = {
     "dpmpp_2m_sde": {
         "method": "SDE-DPM-Solver++(2M) exponential integrator on the probability flow above "
         "noise level 0.3 and the reverse-time SDE below, log-SNR grid",
-        "nfe": "steps + 3 (one step lands on the noise switch; centring the prior draw; the "
+        "nfe": "steps + 4 (one step lands on the noise switch; two centre the prior draw; the "
         "denoising)",
         "stochastic": True,
         "adaptive": False,
@@ -930,8 +932,8 @@ SAMPLER_INFO = {
         "method": "reverse-time SDE below noise level 0.3 (probability flow above), "
         "SDE-DPM-Solver++(2M) with the denoiser at each step's end as its error estimate (in "
         "units of the noise level), per-sample PI control, steps landing on a 30-step log-SNR "
-        "grid, one Brownian path, from the prior draw moved onto the mean of p_T",
-        "nfe": "1 per attempted step + 1 (centring the prior draw) + 1 (the first step's) + 1 "
+        "grid, one Brownian path, from the prior draw moved to match p_T's mean and covariance",
+        "nfe": "1 per attempted step + 2 (centring the prior draw) + 1 (the first step's) + 1 "
         "(denoising)",
         "stochastic": True,
         "adaptive": True,
@@ -1117,7 +1119,8 @@ def _default_step_lr(step_lr, n_steps_each, defaults: dict, name: str, ladder) -
 
 # Where a sampler does not start from the process's prior draw: the annealed samplers start
 # uniform on the data range, as their papers; the samplers recommended for use (docs/samplers.md)
-# from the draw moved onto the mean of p_T (_centred). The others start as their papers.
+# from the draw moved to match p_T's first two moments (_centred). The others start as their
+# papers.
 _DEFAULT_INIT = {
     "als": "uniform",
     "cas": "uniform",
@@ -1145,19 +1148,27 @@ def _initial_state(sampler, process, shape, init, generator, dtype, device, sigm
 
 
 def _centred(checked, process, x):
-    r"""The prior draw ``x`` moved by :math:`\alpha_T D(T, x)`, onto the mean of :math:`p_T`.
+    r"""The prior draw ``x`` moved to match :math:`p_T`'s mean and covariance to first order.
 
-    :math:`p_T`, the law of :math:`\alpha_T x_0 + \sigma_T z`, has mean :math:`\alpha_T\,
-    \mathrm E[x_0]`, which the prior :math:`N(0, \sigma_T^2 I)` lacks: for VE on data in
-    [0, 1] the data's mean, a hundredth of ``sigma_max`` in 2-D, enough for a probability flow
-    to carry 2–3 per mille of mass from light modes to heavy ones. Tweedie's denoiser at
-    ``T`` is :math:`D(T, x) = \mathrm E[x_0] + \alpha_T\mathrm{Cov}[x_0]\,x/\sigma_T^2 +
-    \dots`, so the moved draws have :math:`p_T`'s mean, and a covariance as far from
-    :math:`p_T`'s as the prior's, the other way (by :math:`\alpha_T^2\mathrm{Cov}[x_0]`,
-    against :math:`\sigma_T^2` a few parts in 100 000 on the VE benchmarks). One evaluation;
-    per sample, so a conditional score moves each draw onto its own condition's mean."""
+    :math:`p_T`, the law of :math:`\alpha_T x_0 + \sigma_T z`, has mean
+    :math:`\alpha_T\mathrm E[x_0]` and covariance :math:`\sigma_T^2 I + \alpha_T^2
+    \mathrm{Cov}[x_0]`, the prior :math:`N(0, \sigma_T^2 I)` neither: for VE on data in [0, 1]
+    the mean is the data's, a hundredth of ``sigma_max`` in 2-D, enough for a probability flow
+    to move 2–3 per mille of mass between modes. Tweedie's denoiser at ``T`` is
+    :math:`D(x) = \mu + K(x - \alpha_T\mu) + \dots` with :math:`\mu = \mathrm E[x_0]` and
+    :math:`K = \alpha_T\mathrm{Cov}[x_0]/\sigma_T^2`, small, so its even part
+    :math:`(D(x) + D(-x))/2` is :math:`(I - \alpha_T K)\mu` and its odd part :math:`Kx`, and
+    :math:`x + \alpha_T(3D(x) + D(-x))/4 = (I + \tfrac12\alpha_T K)x + \alpha_T(I -
+    \alpha_T K)\mu` has mean :math:`\alpha_T\mu` and covariance :math:`\sigma_T^2(I +
+    \tfrac12\alpha_T K)^2 = \sigma_T^2 I + \alpha_T^2\mathrm{Cov}[x_0]` up to relative errors
+    of order :math:`\alpha_T K` (a few in 100 000 on the VE benchmarks) and its square. Two
+    evaluations per sample, at ``x`` and ``-x`` (draws of the prior alike). With a learned score
+    :math:`\mu` and :math:`K` are the network's: the draw starts where the network's own
+    :math:`p_T` has it, and a conditional score moves each draw by its own condition's."""
     t = torch.full(x.shape[:1], process.T, dtype=x.dtype, device=x.device)
-    return x + bcast(process.alpha(t), x) * checked.denoised(x, t, checked(x, t))
+    at_x = checked.denoised(x, t, checked(x, t))
+    at_minus_x = checked.denoised(-x, t, checked(-x, t))
+    return x + bcast(process.alpha(t), x) * (3 * at_x + at_minus_x) / 4
 
 
 def _check_options(run, sampler: str, options: dict) -> None:
