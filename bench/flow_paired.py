@@ -5,8 +5,8 @@ A probability-flow sampler is a deterministic map of its prior draws, so the ΔN
 ``bench/samplers.py``: mean NLL of the denoised samples under the true mixture, minus that of exact
 ``p_eps`` samples) carries those draws' sampling noise (standard error about 0.005–0.01 nats per
 run of 10000 samples in 2-D), which hides differences of a few thousandths between samplers. Here
-every run starts from the prior draw of its seed (``ss.sample`` and ``bench/kdiffusion.py`` draw
-the same ``x_T`` for a seed), and its error is its ΔNLL minus that of the converged flow on the
+every run starts from the plain prior draw of its seed (``init="prior"`` for ours; ``ss.sample``
+and ``bench/kdiffusion.py`` draw the same ``x_T`` for a seed), and its error is its ΔNLL minus that of the converged flow on the
 same draws (``dpmpp_3m`` with ``--converged-steps`` steps; both libraries solve the same ODE). The
 table gives the mean paired error over seeds with its standard error, and the NFE per sample
 (including the denoising evaluation).
@@ -41,17 +41,19 @@ import kdiffusion  # noqa: E402  (bench/kdiffusion.py)
 import samplers as bench  # noqa: E402  (bench/samplers.py: targets, references, runs)
 
 COLUMNS = ["dim", "process", "sampler", "setting", "NFE", "paired error", "±"]
+PLAIN = {"init": "prior"}  # the converged flow's start, and k-diffusion's
 
 
 def rows_to_run(steps, kd) -> list[tuple[str, str, tuple]]:
     """(sampler, setting, how) for every row."""
     runs = [
-        (name, f"{n} steps, {schedule}", ("ours", name, {"steps": n, "schedule": schedule}))
+        (name, f"{n} steps, {schedule}", ("ours", name, dict(steps=n, schedule=schedule, **PLAIN)))
         for name in ("dpmpp_2m", "dpmpp_3m", "unipc")
         for n in steps
         for schedule in ("logsnr", "logsnr_power")
     ]
     for setting, options in bench._config_dpm_adaptive(None, None, False):
+        options = dict(options, **PLAIN)
         runs.append(("dpm_adaptive", setting, ("ours", "dpm_adaptive", options)))
         shared = dict(options, per_sample=False)
         runs.append(("dpm_adaptive", f"{setting}, shared", ("ours", "dpm_adaptive", shared)))

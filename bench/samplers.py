@@ -38,7 +38,7 @@ The last rows of each block give the NFE at which GGF's |ΔNLL| first falls to t
 **The digits model** (``--digits CHECKPOINT``, e.g. the demo's ``runs/demo/model_main``): the
 same samplers (``DIGITS_CONFIGS``, k-diffusion's as above) on a trained score network of the 8x8
 digits, 2000 samples per run (``--digits-n``). Every run of a seed starts from the same prior
-draw. Quality is the demo's digits FD (classifier features, samples denoised and clamped to the
+draw (moved to match ``p_T``'s moments where a sampler starts centred, ``init``). Quality is the demo's digits FD (classifier features, samples denoised and clamped to the
 data range, against all 1797 digits) and the class TV (total variation between the classifier's
 class proportions of the samples and of the digits); the table gives the mean over seeds with
 the standard error of that mean, and for each run its FD minus that of ``unipc`` with 399 steps

@@ -32,7 +32,7 @@ from sdekit.errors import InputValueError
 from sdekit.solution import SolveError
 from sdekit_score.app.demo import Run
 from sdekit_score.sampling.processes import ForwardProcess
-from sdekit_score.sampling.samplers import ScoreFn, sample
+from sdekit_score.sampling.samplers import DEFAULT_INIT, ScoreFn, sample
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "draw", "launch"]
 
@@ -111,11 +111,14 @@ def draw(
             nfe.append(stats["nfe"])
         return {"samples": torch.cat(samples), "nfe": torch.cat(nfe)}
 
+    # max_steps decides only whether a chunk fails, not what a finished one holds: a rerun with
+    # another budget resumes (its failure message asks for a larger one)
+    options = {k: v for k, v in run.options.items() if k != "max_steps"}
+    if DEFAULT_INIT.get(run.sampler) == "centred":  # the start is what the shards hold too
+        options.setdefault("init", "centred")
     config = {
         "sampler": run.sampler,
-        # max_steps decides only whether a chunk fails, not what a finished one holds: a rerun
-        # with another budget resumes (its failure message asks for a larger one)
-        "options": {k: v for k, v in run.options.items() if k != "max_steps"},
+        "options": options,
         "event_shape": list(event_shape),
         "batch_size": batch,
         "denoise": denoise,

@@ -194,3 +194,23 @@ def test_a_chunk_that_spent_its_budget_names_the_runs_sample_and_a_larger_budget
         distributed.draw(lambda x, t: -x, process, (2,), draw_run, **args)
     with pytest.raises(Exception, match=r"holds shards of another run"):  # steps do count
         distributed.draw(lambda x, t: -x, process, (2,), Run("em", "em", {"steps": 6}), **args)
+
+
+def test_the_samplers_default_start_is_part_of_the_run(tmp_path):
+    # unipc starts centred unless told otherwise: shards of a run from the plain prior draw are
+    # not those of the default run, and naming the default start resumes the default run.
+    process = ss.VESDE()
+
+    def draw(directory, **options):
+        run = Run("unipc", "unipc", {"steps": 3, **options})
+        score = lambda x, t: -x / process.sigma(t)[:, None] ** 2  # noqa: E731
+        return distributed.draw(
+            score, process, (2,), run, n=8, directory=directory, seed=3, chunk_size=4,
+            denoise=False,
+        )  # fmt: skip
+
+    draw(tmp_path / "plain", init="prior")
+    with pytest.raises(Exception, match=r"holds shards of another run"):
+        draw(tmp_path / "plain")
+    draw(tmp_path / "default")
+    assert draw(tmp_path / "default", init="centred")[2].generated == ()

@@ -95,9 +95,9 @@ def sample(
             (in place) and feed it images ``(batch, C, H, W)`` in that layout.
         **options: the sampler's own options; the defaults are the papers'. ``init``, the
             starting state, is every sampler's: ``"prior"``, the process's prior draw
-            ``N(0, σ_T² I)`` (the papers'); ``"centred"``, that draw moved by
-            ``α_T (3 D(T, x) + D(T, −x))/4`` to match the mean and covariance of ``p_T`` to
-            first order, which the prior does not (two evaluations; the default of
+            ``N(0, σ_T² I)`` (``N(0, I)`` for VP and sub-VP; the papers'); ``"centred"``, that
+            draw moved by ``α_T (3 D(T, x) + D(T, −x))/4`` to match the mean and covariance of
+            ``p_T`` to first order, which the prior does not (two evaluations; the default of
             ``adaptive``, ``unipc``, ``dpmpp_2m_sde`` and ``dpm_adaptive``: for VE on data in
             [0, 1] a probability flow from the plain draw moved 2–3 per mille of mass between
             the modes of the benchmark's 2-D mixture, ``docs/benchmarks.md``); ``"uniform"`` on
@@ -114,7 +114,8 @@ def sample(
 
     Returns:
         ``(x, stats)``; ``stats["nfe"]`` is a ``(batch,)`` tensor of score evaluations per sample,
-        rejected attempts and the denoising evaluation included. ``stats["nfe_batch"]`` counts
+        rejected attempts, the centring's two (``init="centred"``) and the denoising evaluation
+        included. ``stats["nfe_batch"]`` counts
         the calls of the score (each on the whole batch, or on the samples still being stepped)
         and ``stats["nfe_rows"]`` the rows they evaluated: the network's work, which exceeds
         ``nfe.sum()`` where adaptive samplers evaluate finished samples (ints). Adaptive
@@ -143,7 +144,7 @@ def sample(
         user_time, process = score_fn.time, view
     generator = as_generator(generator, device)
     run = SAMPLERS[sampler]
-    init = options.pop("init", _DEFAULT_INIT.get(sampler, "prior"))
+    init = options.pop("init", DEFAULT_INIT.get(sampler, "prior"))
     _check_options(run, sampler, options)
     checked = _Checked(score_fn, process, user_time)
     sigma_max = options.get("sigma_max")
@@ -428,7 +429,8 @@ def dpmpp_2m_sde(
     everywhere (``noise_below=None`` here). A step lands on the switch (one more step).
 
     Measured (``docs/benchmarks.md``): on the digits model of the main job, FD 20.4 at 51 NFE
-    (seeds 0 and 1) where noise everywhere plateaus at 35 (k-diffusion's too), as the reverse SDE
+    from the plain prior draw (seeds 0 and 1; from the centred start, its default since, about 2
+    better at 53) where noise everywhere plateaus at 35 (k-diffusion's too), as the reverse SDE
     does on that model at every step count; on the benchmark's 2-D mixtures at 50 steps within
     the noise of exact samples in the modes' weights (VE: −0.6 ± 0.6 per mille of the light
     modes' mass over 64 seeds, −2.7 from the plain prior draw, ``init``), ΔNLL off by 0.014
@@ -502,7 +504,7 @@ def dpm_adaptive(
     tenfold left the estimate's range of validity (measured on the 2-D mixture: ΔNLL 45 nats at
     rtol 0.05 with an integral controller, 0.06 with this one). The default tolerances are the
     loosest measured to reach the noise of exact samples on the 3072-D mixtures (VP: 2.0 nats
-    at 98 evaluations, VE: 1.0 at 72; noise 1.5); at ``rtol=1e-2, atol=1e-3`` VP is 6.3 nats too
+    at 98 evaluations, VE: 1.0 at 72, from the plain prior draw; noise 1.5); at ``rtol=1e-2, atol=1e-3`` VP is 6.3 nats too
     sharp at 50. ``compile``: each attempted step one compiled call, as :func:`adaptive`'s.
     ``max_steps``: attempted steps per sample before a :class:`sdekit.SolveError` (None: no
     limit), as for every adaptive sampler.
@@ -1117,15 +1119,14 @@ def _default_step_lr(step_lr, n_steps_each, defaults: dict, name: str, ladder) -
     return defaults[n_steps_each] * (float(ladder[-1]) / 0.01) ** 2
 
 
-# Where a sampler does not start from the process's prior draw: the annealed samplers start
-# uniform on the data range, as their papers; the samplers recommended for use (docs/samplers.md)
-# from the draw moved to match p_T's first two moments (_centred). The others start as their
-# papers.
-_DEFAULT_INIT = {
+DEFAULT_INIT = {
     "als": "uniform",
     "cas": "uniform",
     **dict.fromkeys(("adaptive", "unipc", "dpmpp_2m_sde", "dpm_adaptive"), "centred"),
 }
+"""The samplers whose default ``init`` is not ``"prior"``: the annealed ones start uniform on the
+data range, as their papers; the ones recommended for use (``docs/samplers.md``) from the draw
+moved to match ``p_T``'s first two moments (:func:`_centred`)."""
 
 
 def _initial_state(sampler, process, shape, init, generator, dtype, device, sigma_max):
@@ -1150,6 +1151,10 @@ def _initial_state(sampler, process, shape, init, generator, dtype, device, sigm
 def _centred(checked, process, x):
     r"""The prior draw ``x`` moved to match :math:`p_T`'s mean and covariance to first order.
 
+    The draw is first scaled to the standard deviation :math:`\sigma_T` (VP's and sub-VP's
+    priors are :math:`N(0, I)`, a few in 100 000 wider; VE's and EDM's are
+    :math:`N(0, \sigma_T^2 I)`).
+
     :math:`p_T`, the law of :math:`\alpha_T x_0 + \sigma_T z`, has mean
     :math:`\alpha_T\mathrm E[x_0]` and covariance :math:`\sigma_T^2 I + \alpha_T^2
     \mathrm{Cov}[x_0]`, the prior :math:`N(0, \sigma_T^2 I)` neither: for VE on data in [0, 1]
@@ -1166,6 +1171,7 @@ def _centred(checked, process, x):
     :math:`\mu` and :math:`K` are the network's: the draw starts where the network's own
     :math:`p_T` has it, and a conditional score moves each draw by its own condition's."""
     t = torch.full(x.shape[:1], process.T, dtype=x.dtype, device=x.device)
+    x = x * (bcast(process.sigma(t), x) / process.prior_std)  # VP's prior: σ_T² = 1 − α_T²
     at_x = checked.denoised(x, t, checked(x, t))
     at_minus_x = checked.denoised(-x, t, checked(-x, t))
     return x + bcast(process.alpha(t), x) * (3 * at_x + at_minus_x) / 4
