@@ -504,10 +504,10 @@ def dpm_adaptive(
     tenfold left the estimate's range of validity (measured on the 2-D mixture: ΔNLL 45 nats at
     rtol 0.05 with an integral controller, 0.06 with this one). The default tolerances are the
     loosest measured to reach the noise of exact samples on the 3072-D mixtures (VP: 2.0 nats
-    at 98 evaluations, VE: 1.0 at 72, from the plain prior draw; noise 1.5); at ``rtol=1e-2, atol=1e-3`` VP is 6.3 nats too
-    sharp at 50. ``compile``: each attempted step one compiled call, as :func:`adaptive`'s.
-    ``max_steps``: attempted steps per sample before a :class:`sdekit.SolveError` (None: no
-    limit), as for every adaptive sampler.
+    at 98 evaluations, VE: 1.0 at 72, from the plain prior draw; noise 1.5); at
+    ``rtol=1e-2, atol=1e-3`` VP is 6.3 nats too sharp at 50. ``compile``: each attempted step
+    one compiled call, as :func:`adaptive`'s. ``max_steps``: attempted steps per sample before a
+    :class:`sdekit.SolveError` (None: no limit), as for every adaptive sampler.
     """
     sol = sdekit.solve(
         probability_flow(process, score_fn),
@@ -905,7 +905,7 @@ SAMPLER_INFO = {
     "unipc": {
         "method": "probability-flow ODE, UniPC predictor-corrector (3rd-order multistep "
         "predictor, corrector at no extra evaluation), log-SNR grid, from the prior draw moved "
-        "matching p_T's mean and covariance (two evaluations)",
+        "to match p_T's mean and covariance (two evaluations)",
         "nfe": "steps + 3",
         "stochastic": False,
         "adaptive": False,
