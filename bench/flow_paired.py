@@ -3,13 +3,13 @@ the same prior draws.
 
 A probability-flow sampler is a deterministic map of its prior draws, so the ΔNLL of one run (see
 ``bench/samplers.py``: mean NLL of the denoised samples under the true mixture, minus that of exact
-``p_eps`` samples) carries those draws' sampling noise (standard error about 0.005–0.01 nats per
-run of 10000 samples in 2-D), which hides differences of a few thousandths between samplers. Here
-every run starts from the plain prior draw of its seed (``init="prior"`` for ours; ``ss.sample``
-and ``bench/kdiffusion.py`` draw the same ``x_T`` for a seed), and its error is its ΔNLL minus that of the converged flow on the
-same draws (``dpmpp_3m`` with ``--converged-steps`` steps; both libraries solve the same ODE). The
-table gives the mean paired error over seeds with its standard error, and the NFE per sample
-(including the denoising evaluation).
+``p_eps`` samples) carries those draws' sampling noise (standard error about 0.005–0.01 nats per run
+of 10000 samples in 2-D), which hides differences of a few thousandths between samplers. Here every
+run starts from the plain prior draw of its seed (``init="prior"`` for ours; ``ss.sample`` and
+``bench/kdiffusion.py`` draw the same ``x_T`` for a seed), and its error is its ΔNLL minus that of
+the converged flow on the same draws (``dpmpp_3m`` with ``--converged-steps`` steps; both libraries
+solve the same ODE). The table gives the mean paired error over seeds with its standard error, and
+the NFE per sample (including the denoising evaluation).
 
 Rows: ours ``dpmpp_2m``, ``dpmpp_3m`` and ``unipc`` at ``--steps`` on the uniform log-SNR grid
 (their default) and on ``"logsnr_power"``, ours ``dpm_adaptive`` (per sample and shared) and

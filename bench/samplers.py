@@ -35,15 +35,16 @@ seeds, "±" the standard error of that mean, and "spread" the standard deviation
 The last rows of each block give the NFE at which GGF's |ΔNLL| first falls to that of EM at
 500/1000/2000 steps (linear in log NFE between the two GGF settings that bracket it).
 
-**The digits model** (``--digits CHECKPOINT``, e.g. the demo's ``runs/demo/model_main``): the
-same samplers (``DIGITS_CONFIGS``, k-diffusion's as above) on a trained score network of the 8x8
-digits, 2000 samples per run (``--digits-n``). Every run of a seed starts from the same prior
-draw (moved to match ``p_T``'s moments where a sampler starts centred, ``init``). Quality is the demo's digits FD (classifier features, samples denoised and clamped to the
-data range, against all 1797 digits) and the class TV (total variation between the classifier's
-class proportions of the samples and of the digits); the table gives the mean over seeds with
-the standard error of that mean, and for each run its FD minus that of ``unipc`` with 399 steps
-on the same prior draw, uncentred (``init="prior"``: the converged probability flow of the
-papers' start; paired, so the prior draws' noise cancels). ``--dims`` with no value runs the digits block alone.
+**The digits model** (``--digits CHECKPOINT``, e.g. the demo's ``runs/demo/model_main``): the same
+samplers (``DIGITS_CONFIGS``, k-diffusion's as above) on a trained score network of the 8x8 digits,
+2000 samples per run (``--digits-n``). Every run of a seed starts from the same prior draw (moved to
+match ``p_T``'s moments where a sampler starts centred, ``init``). Quality is the demo's digits FD
+(classifier features, samples denoised and clamped to the data range, against all 1797 digits) and
+the class TV (total variation between the classifier's class proportions of the samples and of the
+digits); the table gives the mean over seeds with the standard error of that mean, and for each run
+its FD minus that of ``unipc`` with 399 steps on the same prior draw, uncentred (``init="prior"``:
+the converged probability flow of the papers' start; paired, so the prior draws' noise cancels).
+``--dims`` with no value runs the digits block alone.
 
     python bench/samplers.py --out DIR [--dims 2 3072] [--processes vp ve] [--seeds 0 1]
                              [--batch-2d 10000] [--batch-hd 1000] [--quick]

@@ -232,12 +232,13 @@ class ExponentialMultistep(_Exponential):
     first step, or after a restart) the step is exponential Euler's.
 
     Measured against exponential Heun on fixed grids of the benchmark's 2-D mixtures at about 50
-    evaluations (``docs/benchmarks.md``; noise below level 0.3, from the plain prior draw): it
-    moves less of the light modes' mass to the heavy ones, 4.8 per mille against 6.2 (VE, of
-    which about 2 is the prior's missing mean; 1.6 with noise everywhere) and 0.7 against 2.8
-    (VP), exponential Heun's correction coupling the step's own noise through :math:`\nabla D`. It has no error estimate: an extrapolation from the past misses the step
-    where a sample settles on a mode, and under adaptive control it moved far more mass;
-    :class:`ExponentialMultistepFSAL` takes the same steps with an estimate.
+    evaluations (``docs/benchmarks.md``; noise below level 0.3, from the plain prior draw): it moves
+    less of the light modes' mass to the heavy ones, 4.8 per mille against 6.2 (VE, of which about 2
+    is the prior's missing mean; 1.6 with noise everywhere) and 0.7 against 2.8 (VP), exponential
+    Heun's correction coupling the step's own noise through :math:`\nabla D`. It has no error
+    estimate: an extrapolation from the past misses the step where a sample settles on a mode, and
+    under adaptive control it moved far more mass; :class:`ExponentialMultistepFSAL` takes the same
+    steps with an estimate.
     """
 
     weak_order = 2.0
